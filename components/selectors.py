@@ -1,0 +1,31 @@
+"""Reads of components and tags."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from components.models import Component, Tag
+from mltrace_site.exceptions import COMPONENT_NOT_FOUND, NotFound
+
+
+def component_list(*, tag: str = "", owner: str = "") -> QuerySet[Component]:
+    """Components with this tag and/or owner (all when both are empty), by name."""
+    components = Component.objects.prefetch_related(Prefetch("tags", queryset=Tag.objects.order_by("name")))
+    if tag:
+        components = components.filter(tags__name=tag)
+    if owner:
+        components = components.filter(owner=owner)
+    return components.order_by("name")
+
+
+def component_get(*, name: str) -> Component:
+    """The component of this name, tags prefetched. Raises NotFound."""
+    component = component_list().filter(name=name).first()
+    if component is None:
+        raise NotFound(COMPONENT_NOT_FOUND.format(name=name))
+    return component
+
+
+def tag_list() -> QuerySet[Tag]:
+    """Every tag, by name."""
+    return Tag.objects.order_by("name")

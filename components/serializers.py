@@ -1,0 +1,109 @@
+"""Input and output shapes of the component endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from components.models import COMPONENT_NAME_MAX_LENGTH, OWNER_MAX_LENGTH, TAG_NAME_MAX_LENGTH
+from mltrace_site.timestamps import iso_utc
+
+COMPONENT_NAME_SLASH = "A component name cannot contain '/'."
+
+
+def validate_component_name(value: str) -> str:
+    if "/" in value:
+        raise serializers.ValidationError(COMPONENT_NAME_SLASH)
+    return value
+
+
+class ComponentNameField(serializers.CharField):
+    """1-255 characters, no '/', kept exactly as sent (no whitespace trimming)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", COMPONENT_NAME_MAX_LENGTH)
+        kwargs.setdefault("trim_whitespace", False)
+        kwargs.setdefault("allow_blank", False)
+        super().__init__(**kwargs)
+        self.validators.append(validate_component_name)
+
+
+class TagNameField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", TAG_NAME_MAX_LENGTH)
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+
+def unique_in_order(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+class TagListField(serializers.ListField):
+    child = TagNameField()
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_length", 1000)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        return unique_in_order(super().to_internal_value(data))
+
+
+class ComponentCreateSerializer(serializers.Serializer):
+    name = ComponentNameField()
+    description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    owner = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=OWNER_MAX_LENGTH, trim_whitespace=False
+    )
+    tags = TagListField(required=False, default=list)
+
+
+class ComponentUpdateSerializer(serializers.Serializer):
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    owner = serializers.CharField(
+        required=False, allow_blank=True, max_length=OWNER_MAX_LENGTH, trim_whitespace=False
+    )
+
+
+class ComponentTagsSerializer(serializers.Serializer):
+    tags = TagListField(allow_empty=False)
+
+
+class ComponentFilterSerializer(serializers.Serializer):
+    tag = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    owner = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+
+
+class ComponentSerializer(serializers.Serializer):
+    """A committed component."""
+
+    name = serializers.CharField()
+    description = serializers.CharField()
+    owner = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField(), help_text="Sorted by name.")
+    run_count = serializers.IntegerField(help_text="Committed runs of this component.")
+    last_run_at = serializers.DateTimeField(
+        allow_null=True, help_text="The latest start_timestamp among its committed runs."
+    )
+    created_at = serializers.DateTimeField(help_text="When the write that created it was accepted.")
+
+
+class ComponentAcceptedSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The accepted write's id (acceptance order).")
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=["queued", "committed", "failed"])
+
+
+def component_to_dict(component: Any) -> dict[str, Any]:
+    """A component with its tags prefetched (component_list orders them by name)."""
+    return {
+        "name": component.name,
+        "description": component.description,
+        "owner": component.owner,
+        "tags": [tag.name for tag in component.tags.all()],
+        "run_count": component.run_count,
+        "last_run_at": iso_utc(component.last_run_at),
+        "created_at": iso_utc(component.created_at),
+    }

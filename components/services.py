@@ -1,0 +1,88 @@
+"""Every write to components and tags."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+
+from components.models import Component, Tag
+from mltrace_site.exceptions import COMPONENT_NOT_FOUND, NotFound
+
+
+def tags_get_or_create(names: list[str]) -> list[Tag]:
+    """Returns the tags of these names, creating the missing ones."""
+    if not names:
+        return []
+    existing = {tag.name: tag for tag in Tag.objects.filter(name__in=names)}
+    missing = [Tag(name=name) for name in dict.fromkeys(names) if name not in existing]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        existing.update({tag.name: tag for tag in Tag.objects.filter(name__in=[t.name for t in missing])})
+    return [existing[name] for name in dict.fromkeys(names)]
+
+
+def component_tags_add(*, component: Component, tags: list[str]) -> Component:
+    """Adds tags to a component (existing ones are kept); returns the component."""
+    if tags:
+        component.tags.add(*tags_get_or_create(tags))
+    return component
+
+
+@transaction.atomic
+def component_upsert(
+    *,
+    name: str,
+    description: str = "",
+    owner: str = "",
+    tags: list[str] | None = None,
+    accepted_at: dt.datetime,
+) -> tuple[Component, bool]:
+    """Creates a component, or updates an existing one as mltrace's API describes.
+
+    An existing component gets the given tags added, and its description and owner replaced
+    where the new value is non-empty. Returns (component, created).
+    """
+    component = Component.objects.filter(name=name).first()
+    created = component is None
+    if component is None:
+        component = Component.objects.create(
+            name=name, description=description, owner=owner, created_at=accepted_at
+        )
+    else:
+        changed = []
+        if description and description != component.description:
+            component.description = description
+            changed.append("description")
+        if owner and owner != component.owner:
+            component.owner = owner
+            changed.append("owner")
+        if changed:
+            component.save(update_fields=changed)
+    component_tags_add(component=component, tags=tags or [])
+    return component, created
+
+
+def component_get_or_create(*, name: str, accepted_at: dt.datetime) -> Component:
+    """The component of this name, created with empty description and owner if missing."""
+    component = Component.objects.filter(name=name).first()
+    if component is None:
+        component = Component.objects.create(name=name, created_at=accepted_at)
+    return component
+
+
+def component_update(*, name: str, description: str | None = None, owner: str | None = None) -> Component:
+    """Replaces the description and/or owner of a component. Raises NotFound."""
+    component = Component.objects.filter(name=name).first()
+    if component is None:
+        raise NotFound(COMPONENT_NOT_FOUND.format(name=name))
+    changed = []
+    if description is not None:
+        component.description = description
+        changed.append("description")
+    if owner is not None:
+        component.owner = owner
+        changed.append("owner")
+    if changed:
+        component.save(update_fields=changed)
+    return component

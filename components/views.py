@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from components.selectors import component_get, component_list, tag_list
+from components.serializers import (
+    ComponentAcceptedSerializer,
+    ComponentCreateSerializer,
+    ComponentFilterSerializer,
+    ComponentSerializer,
+    ComponentTagsSerializer,
+    ComponentUpdateSerializer,
+    component_to_dict,
+)
+from components.services import component_tags_add, component_update
+from mltrace_site.api import ERRORS, SYNC_PARAMETER, accept_writes, wants_sync
+from mltrace_site.pagination import LimitCursorPagination, parse_limit
+from runs.models import Write
+from runs.serializers import HistoryQuerySerializer, RunPageSerializer
+from runs.views import run_page_response
+
+COMPONENT_NAME = OpenApiParameter(
+    "name", str, OpenApiParameter.PATH, description="Component name: 1-255 characters, no '/'."
+)
+LIMIT = OpenApiParameter("limit", int, description="Page size, default 50, capped at 1000.")
+
+
+class ComponentViewSet(viewsets.ViewSet):
+    lookup_field = "name"
+    lookup_value_regex = "[^/]+"
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    @extend_schema(
+        parameters=[ComponentFilterSerializer, LIMIT, OpenApiParameter("cursor", str)],
+        responses={200: ComponentSerializer(many=True), **ERRORS},
+        summary="List components, filtered by tag and/or owner",
+    )
+    def list(self, request: Request) -> Response:
+        filters = ComponentFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        paginator = LimitCursorPagination()
+        page = paginator.paginate_queryset(component_list(**filters.validated_data), request, view=self)
+        return paginator.get_paginated_response([component_to_dict(c) for c in page])
+
+    @extend_schema(
+        request=ComponentCreateSerializer,
+        parameters=[SYNC_PARAMETER],
+        responses={
+            202: OpenApiResponse(
+                ComponentAcceptedSerializer, "Accepted; committed later in acceptance order."
+            ),
+            201: OpenApiResponse(ComponentSerializer, "?sync=true: created."),
+            200: OpenApiResponse(
+                ComponentSerializer,
+                "?sync=true: existed; tags added, description/owner replaced where non-empty.",
+            ),
+            **ERRORS,
+        },
+        summary="Create a component, or add tags to and update an existing one",
+    )
+    def create(self, request: Request) -> Response:
+        serializer = ComponentCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        payload = dict(serializer.validated_data)
+        if wants_sync(request):
+            from runs.services import writes_commit_now
+
+            ((_, component, created),) = writes_commit_now(kind=Write.Kind.COMPONENT, payloads=[payload])
+            body = component_to_dict(component_get(name=component.name))
+            return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        ((write_id, write_status),) = accept_writes(request, kind=Write.Kind.COMPONENT, payloads=[payload])
+        return Response(
+            {"id": write_id, "name": payload["name"], "status": write_status},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+    @extend_schema(parameters=[COMPONENT_NAME], responses={200: ComponentSerializer, **ERRORS})
+    def retrieve(self, request: Request, name: str) -> Response:
+        return Response(component_to_dict(component_get(name=name)))
+
+    @extend_schema(
+        parameters=[COMPONENT_NAME],
+        request=ComponentUpdateSerializer,
+        responses={200: ComponentSerializer, **ERRORS},
+        summary="Replace the description and/or owner",
+    )
+    def partial_update(self, request: Request, name: str) -> Response:
+        serializer = ComponentUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        component_update(name=name, **serializer.validated_data)
+        return Response(component_to_dict(component_get(name=name)))
+
+    @extend_schema(
+        parameters=[COMPONENT_NAME],
+        request=ComponentTagsSerializer,
+        responses={200: ComponentSerializer, **ERRORS},
+        summary="Add tags to a component",
+    )
+    @action(detail=True, methods=["post"])
+    def tags(self, request: Request, name: str) -> Response:
+        serializer = ComponentTagsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        component_tags_add(component=component_get(name=name), tags=serializer.validated_data["tags"])
+        return Response(component_to_dict(component_get(name=name)))
+
+    @extend_schema(
+        parameters=[
+            COMPONENT_NAME,
+            HistoryQuerySerializer,
+            OpenApiParameter("limit", int, description="Page size, default 10 (as mltrace), capped at 1000."),
+        ],
+        responses={200: RunPageSerializer, **ERRORS},
+        summary="Committed runs of the component, newest start_timestamp first",
+    )
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, name: str) -> Response:
+        component = component_get(name=name)
+        query = HistoryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return run_page_response(
+            request,
+            query.validated_data,
+            limit=parse_limit(request, default=10),
+            component=component.name,
+            date_lower=query.validated_data.get("date_lower"),
+            date_upper=query.validated_data.get("date_upper"),
+        )
+
+
+TAG_PAGE = inline_serializer(
+    "TagPage",
+    {
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": serializers.ListField(child=serializers.CharField()),
+    },
+)
+
+
+class TagViewSet(viewsets.ViewSet):
+    @extend_schema(
+        parameters=[LIMIT, OpenApiParameter("cursor", str)],
+        responses={200: TAG_PAGE, **ERRORS},
+        summary="All tag names",
+    )
+    def list(self, request: Request) -> Response:
+        paginator = LimitCursorPagination()
+        page = paginator.paginate_queryset(tag_list(), request, view=self)
+        return paginator.get_paginated_response([tag.name for tag in page])

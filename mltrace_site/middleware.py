@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from mltrace_site.exceptions import BODY_TOO_LARGE
+
+
+class BodySizeLimitMiddleware:
+    """Answers 413 for a body over MLTRACE_MAX_BODY_BYTES, before anything reads it.
+
+    Django's WSGI request reads exactly Content-Length bytes (none without the header), so the
+    declared length is the size of the body the views will see.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > settings.MLTRACE_MAX_BODY_BYTES:
+            body = {"detail": BODY_TOO_LARGE.format(limit=settings.MLTRACE_MAX_BODY_BYTES)}
+            return HttpResponse(json.dumps(body), status=413, content_type="application/json")
+        return self.get_response(request)

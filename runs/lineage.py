@@ -1,0 +1,243 @@
+"""Lineage reads: trace, web trace and review, as set-based queries.
+
+mltrace walks a trace one run at a time, a query per hop. Here one recursive CTE returns the
+dependency edges of everything upstream of a run, and the walk happens in memory, so the
+number of queries does not grow with the depth of the pipeline.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection
+
+from mltrace_site.exceptions import OUTPUT_NOT_FOUND, NotFound
+from runs.models import IOPointer, PointerType, Run, RunDependency, RunOutput, pointer_name_hash
+from runs.selectors import runs_by_id, runs_to_dicts
+
+EDGE_TABLE = RunDependency._meta.db_table
+
+UPSTREAM_EDGES = f"""
+WITH RECURSIVE upstream(id) AS (
+    SELECT CAST(%s AS BIGINT)
+    UNION
+    SELECT d.depends_on_id FROM {EDGE_TABLE} d JOIN upstream u ON d.run_id = u.id
+)
+SELECT d.run_id, d.depends_on_id FROM {EDGE_TABLE} d WHERE d.run_id IN (SELECT id FROM upstream)
+"""
+
+# With a depth bound the walk keeps the hop count; a run reached at several depths is
+# expanded from each, which the bound keeps small.
+UPSTREAM_EDGES_BOUNDED = f"""
+WITH RECURSIVE upstream(id, depth) AS (
+    SELECT CAST(%s AS BIGINT), 0
+    UNION
+    SELECT d.depends_on_id, u.depth + 1
+    FROM {EDGE_TABLE} d JOIN upstream u ON d.run_id = u.id
+    WHERE u.depth + 1 < %s
+)
+SELECT DISTINCT d.run_id, d.depends_on_id
+FROM {EDGE_TABLE} d WHERE d.run_id IN (SELECT id FROM upstream)
+"""
+
+ICONS = {PointerType.DATA: "database", PointerType.MODEL: "function", PointerType.ENDPOINT: "flow-end"}
+
+
+def trace_root(output_id: str) -> int:
+    """The committed run with the latest start_timestamp (then highest id) that output this name.
+
+    Raises NotFound.
+    """
+    run_id = (
+        Run.objects.filter(outputs__name_hash=pointer_name_hash(output_id), outputs__name=output_id)
+        .order_by("-start_timestamp", "-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if run_id is None:
+        raise NotFound(OUTPUT_NOT_FOUND.format(name=output_id))
+    return run_id
+
+
+def upstream_edges(root: int, depth: int | None = None) -> dict[int, list[int]]:
+    """Dependencies (ascending) of every run upstream of root, within depth hops if given."""
+    if depth == 0:
+        return {}
+    with connection.cursor() as cursor:
+        if depth is None:
+            cursor.execute(UPSTREAM_EDGES, [root])
+        else:
+            cursor.execute(UPSTREAM_EDGES_BOUNDED, [root, depth])
+        rows = cursor.fetchall()
+    edges: dict[int, list[int]] = defaultdict(list)
+    for run_id, depends_on_id in sorted(rows):
+        edges[run_id].append(depends_on_id)
+    return edges
+
+
+def shortest_depths(root: int, edges: dict[int, list[int]], depth: int | None) -> dict[int, int]:
+    depths = {root: 0}
+    queue = deque([root])
+    while queue:
+        node = queue.popleft()
+        if depth is not None and depths[node] >= depth:
+            continue
+        for dep in edges.get(node, ()):
+            if dep not in depths:
+                depths[dep] = depths[node] + 1
+                queue.append(dep)
+    return depths
+
+
+def trace_order(root: int, edges: dict[int, list[int]], depths: dict[int, int]) -> list[int]:
+    """Depth-first pre-order, dependencies in ascending id, each run once at its shortest depth.
+
+    A run is entered from a parent one hop nearer the root; the first such parent in the walk
+    owns it, so the list reads as a tree.
+    """
+    order: list[int] = []
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        order.append(node)
+        children = [
+            dep for dep in edges.get(node, ()) if depths.get(dep) == depths[node] + 1 and dep not in seen
+        ]
+        stack.extend(reversed(children))
+    return order
+
+
+def trace(*, output_id: str, depth: int | None = None) -> dict[str, Any]:
+    """The trace of an output: nodes at their shortest depth in pre-order, and their edges."""
+    root = trace_root(output_id)
+    edges = upstream_edges(root, depth)
+    depths = shortest_depths(root, edges, depth)
+    order = trace_order(root, edges, depths)
+    runs = runs_by_id(order)
+    bodies = dict(zip(order, runs_to_dicts([runs[i] for i in order]), strict=True))
+    included = set(order)
+    return {
+        "output_id": output_id,
+        "root": root,
+        "nodes": [{"depth": depths[i], "run": bodies[i]} for i in order],
+        "edges": [[i, dep] for i in order for dep in edges.get(i, ()) if dep in included],
+    }
+
+
+def outputs_by_run(run_ids: Iterable[int]) -> dict[int, list[IOPointer]]:
+    outputs: dict[int, list[IOPointer]] = defaultdict(list)
+    for link in RunOutput.objects.filter(run_id__in=list(run_ids)).select_related("pointer"):
+        outputs[link.run_id].append(link.pointer)
+    return outputs
+
+
+def web_trace(*, output_id: str, depth: int | None = None) -> list[dict[str, Any]]:
+    """mltrace's web_trace tree: a list with one nested node for the output's latest run.
+
+    Children: outputs sorted by name, then dependencies by ascending id. A run met again
+    through another path appears as a leaf with no children.
+    """
+    root = trace_root(output_id)
+    edges = upstream_edges(root, depth)
+    depths = shortest_depths(root, edges, depth)
+    runs = runs_by_id(list(depths))
+    outputs = outputs_by_run(depths)
+
+    def node(run_id: int) -> dict[str, Any]:
+        run = runs[run_id]
+        return {
+            "id": f"componentrun_{run_id}",
+            "label": run.component.name,
+            "hasCaret": True,
+            "isExpanded": True,
+            "stale": run.stale,
+            "childNodes": [],
+        }
+
+    tree = node(root)
+    expanded: set[int] = set()
+    # (node body, run id, hops from root); iterative so a 10,000-run chain cannot overflow.
+    stack: list[tuple[dict[str, Any], int, int]] = [(tree, root, 0)]
+    while stack:
+        body, run_id, hops = stack.pop()
+        if run_id in expanded:
+            continue
+        expanded.add(run_id)
+        parent = body["id"]
+        for pointer in sorted(outputs[run_id], key=lambda p: (p.name, p.value)):
+            child = {
+                "id": f"iopointer_{pointer.name}",
+                "label": pointer.name,
+                "hasCaret": False,
+                "parent": parent,
+            }
+            if pointer.pointer_type in ICONS:
+                child["icon"] = ICONS[pointer.pointer_type]
+            body["childNodes"].append(child)
+        if depth is not None and hops >= depth:
+            continue
+        pending = []
+        for dep in edges.get(run_id, ()):
+            child = node(dep)
+            body["childNodes"].append(child)
+            pending.append((child, dep, hops + 1))
+        # Pre-order: the first dependency is expanded first; later meetings stay leaves.
+        for item in reversed(pending):
+            stack.append(item)
+    return [tree]
+
+
+def review() -> dict[str, Any]:
+    """Flagged output names, and the runs in their traces counted once per flagged output.
+
+    Runs are sorted by count descending, then id descending. A flagged name that no committed
+    run output has no trace and adds nothing.
+    """
+    flagged = sorted(set(IOPointer.objects.filter(flag=True).values_list("name", flat=True)))
+    if not flagged:
+        return {"flagged": [], "runs": []}
+    producers = RunOutput.objects.filter(pointer__flag=True).values_list(
+        "pointer__name", "run_id", "run__start_timestamp"
+    )
+    latest: dict[str, tuple[Any, int]] = {}
+    for name, run_id, start in producers:
+        if name not in latest or (start, run_id) > latest[name]:
+            latest[name] = (start, run_id)
+    roots = [(index, latest[name][1]) for index, name in enumerate(flagged) if name in latest]
+    counts = traces_membership(roots)
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], -item[0]))
+    runs = runs_by_id([run_id for run_id, _ in ranked])
+    bodies = runs_to_dicts([runs[run_id] for run_id, _ in ranked])
+    return {
+        "flagged": flagged,
+        "runs": [{"run": body, "count": count} for body, (_, count) in zip(bodies, ranked, strict=True)],
+    }
+
+
+def traces_membership(roots: list[tuple[int, int]]) -> dict[int, int]:
+    """For (trace number, root run) pairs: each run upstream of any root, with how many traces
+    hold it. One recursive query per 5,000 roots."""
+    counts: dict[int, int] = defaultdict(int)
+    for offset in range(0, len(roots), 5000):
+        chunk = roots[offset : offset + 5000]
+        values = ", ".join(["(CAST(%s AS BIGINT), CAST(%s AS BIGINT))"] * len(chunk))
+        sql = f"""
+        WITH RECURSIVE reach(origin, id) AS (
+            SELECT * FROM (VALUES {values}) AS seeds
+            UNION
+            SELECT r.origin, d.depends_on_id FROM {EDGE_TABLE} d JOIN reach r ON d.run_id = r.id
+        )
+        SELECT id, COUNT(*) FROM reach GROUP BY id
+        """
+        params = [value for pair in chunk for value in pair]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for run_id, count in cursor.fetchall():
+                counts[run_id] += count
+    return counts

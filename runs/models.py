@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import hashlib
+
+from django.db import models
+
+from components.models import Component
+
+POINTER_NAME_MAX_LENGTH = 1024
+GIT_HASH_MAX_LENGTH = 255
+
+
+class PointerType(models.TextChoices):
+    DATA = "DATA"
+    MODEL = "MODEL"
+    ENDPOINT = "ENDPOINT"
+    UNKNOWN = "UNKNOWN"
+
+
+def pointer_name_hash(name: str) -> int:
+    """A signed 64-bit digest of a pointer name, indexed in place of the name itself.
+
+    A name may be 1,024 characters of up to 4 bytes each, more than a PostgreSQL btree entry
+    holds, so lookups go through this column and then compare the name.
+    """
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def pointer_key(name: str, value: str) -> str:
+    """The unique digest of a pointer's identity, (name, value)."""
+    return hashlib.sha256(name.encode() + b"\x00" + value.encode()).hexdigest()
+
+
+class Write(models.Model):
+    """An accepted write. Its id is the acceptance order shared by every component and run."""
+
+    class Kind(models.TextChoices):
+        COMPONENT = "component"
+        RUN = "run"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        COMMITTED = "committed"
+        FAILED = "failed"
+
+    id = models.BigAutoField(primary_key=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # The validated payload, kept until the write is committed; a failed write keeps it.
+    payload = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    accepted_at = models.DateTimeField()
+    committed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The committer scans the queue in acceptance order; committed writes drop out.
+            models.Index(fields=["id"], name="write_queued_idx", condition=models.Q(status="queued")),
+            models.Index(fields=["id"], name="write_failed_idx", condition=models.Q(status="failed")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} write {self.id} ({self.status})"
+
+
+class IOPointer(models.Model):
+    name = models.TextField()
+    value = models.TextField(blank=True, default="")
+    pointer_type = models.CharField(max_length=16, choices=PointerType.choices, default=PointerType.UNKNOWN)
+    flag = models.BooleanField(default=False)
+    name_hash = models.BigIntegerField(db_index=True)
+    key = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = "IO pointer"
+        indexes = [
+            models.Index(fields=["name_hash"], name="iopointer_flagged_idx", condition=models.Q(flag=True)),
+        ]
+
+    def __str__(self) -> str:
+        return self.name if not self.value else f"{self.name} ({self.value})"
+
+
+class Run(models.Model):
+    # Not an auto field: a run's id is the id of the write that carried it.
+    id = models.BigIntegerField(primary_key=True)
+    component = models.ForeignKey(Component, on_delete=models.PROTECT, related_name="runs", db_index=False)
+    start_timestamp = models.DateTimeField()
+    end_timestamp = models.DateTimeField()
+    notes = models.TextField(blank=True, default="")
+    git_hash = models.CharField(max_length=GIT_HASH_MAX_LENGTH, blank=True, default="")
+    git_tags = models.JSONField(default=list, blank=True)
+    code_snapshot = models.TextField(blank=True, default="")
+    test_results = models.JSONField(null=True, blank=True)
+    stale = models.JSONField(default=list, blank=True)
+    unresolved_dependencies = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField()
+    dependencies = models.ManyToManyField(
+        "self", symmetrical=False, through="RunDependency", related_name="dependents"
+    )
+    inputs = models.ManyToManyField(IOPointer, through="RunInput", related_name="consumers")
+    outputs = models.ManyToManyField(IOPointer, through="RunOutput", related_name="producers")
+
+    class Meta:
+        indexes = [
+            # history, explicit dependencies and staleness counts: runs of one component by start
+            models.Index(fields=["component", "start_timestamp", "id"], name="run_component_start_idx"),
+            # recent runs across components
+            models.Index(fields=["start_timestamp", "id"], name="run_start_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.id} of {self.component_id}"
+
+
+class RunInput(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, db_index=False)
+    pointer = models.ForeignKey(IOPointer, on_delete=models.PROTECT, db_index=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "pointer"], name="runinput_unique")]
+        indexes = [models.Index(fields=["pointer", "run"], name="runinput_pointer_idx")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} read pointer {self.pointer_id}"
+
+
+class RunOutput(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, db_index=False)
+    pointer = models.ForeignKey(IOPointer, on_delete=models.PROTECT, db_index=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "pointer"], name="runoutput_unique")]
+        # latest producer of a pointer: max(run) per pointer is one index probe
+        indexes = [models.Index(fields=["pointer", "run"], name="runoutput_pointer_idx")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} wrote pointer {self.pointer_id}"
+
+
+class RunDependency(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)
+    depends_on = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="+", db_index=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "depends_on"], name="rundependency_unique")]
+        indexes = [models.Index(fields=["depends_on", "run"], name="rundependency_upstream_idx")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} depends on run {self.depends_on_id}"

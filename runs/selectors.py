@@ -1,0 +1,115 @@
+"""Reads of runs, pointers and the accepted-write log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from mltrace_site.exceptions import NOT_A_RUN, RUN_NOT_FOUND, NotFound
+from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write
+from runs.serializers import pending_write_to_dict, run_to_dict
+
+# Bound on ids in one IN (...) list: SQLite allows 32,766 parameters.
+IN_CHUNK = 10_000
+
+
+def chunked(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for offset in range(0, len(ids), IN_CHUNK):
+        yield ids[offset : offset + IN_CHUNK]
+
+
+def runs_to_dicts(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """The API shape of committed runs (component selected), in three queries per 10,000.
+
+    Inputs and outputs keep the order the run listed them in.
+    """
+    ids = [run.id for run in runs]
+    inputs: dict[int, list[IOPointer]] = defaultdict(list)
+    outputs: dict[int, list[IOPointer]] = defaultdict(list)
+    dependencies: dict[int, list[int]] = defaultdict(list)
+    for chunk in chunked(ids):
+        for link in RunInput.objects.filter(run_id__in=chunk).select_related("pointer").order_by("id"):
+            inputs[link.run_id].append(link.pointer)
+        for link in RunOutput.objects.filter(run_id__in=chunk).select_related("pointer").order_by("id"):
+            outputs[link.run_id].append(link.pointer)
+        edges = (
+            RunDependency.objects.filter(run_id__in=chunk)
+            .order_by("depends_on_id")
+            .values_list("run_id", "depends_on_id")
+        )
+        for run_id, depends_on_id in edges:
+            dependencies[run_id].append(depends_on_id)
+    return [
+        run_to_dict(run, inputs=inputs[run.id], outputs=outputs[run.id], dependencies=dependencies[run.id])
+        for run in runs
+    ]
+
+
+def runs_by_id(ids: Sequence[int]) -> dict[int, Run]:
+    """Committed runs by id, component selected."""
+    found: dict[int, Run] = {}
+    for chunk in chunked(list(ids)):
+        found.update({run.id: run for run in Run.objects.filter(id__in=chunk).select_related("component")})
+    return found
+
+
+def run_get(*, run_id: int) -> dict[str, Any]:
+    """A run by id: committed, or the queued or failed write that carries it. Raises NotFound."""
+    run = Run.objects.filter(id=run_id).select_related("component").first()
+    if run is not None:
+        return runs_to_dicts([run])[0]
+    write = Write.objects.filter(id=run_id).first()
+    if write is None:
+        raise NotFound(RUN_NOT_FOUND.format(id=run_id))
+    if write.kind != Write.Kind.RUN:
+        raise NotFound(NOT_A_RUN.format(id=run_id))
+    return pending_write_to_dict(write)
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[Run]
+    has_more: bool
+
+
+def run_page(
+    *,
+    component: str = "",
+    before: Run | None = None,
+    after: Run | None = None,
+    date_lower: dt.datetime | None = None,
+    date_upper: dt.datetime | None = None,
+    limit: int,
+) -> RunPage:
+    """Committed runs, newest start_timestamp first (then highest id), by keyset.
+
+    before/after: only runs that come after/before that run in this order. Date bounds are
+    inclusive.
+    """
+    runs: QuerySet[Run] = Run.objects.select_related("component")
+    if component:
+        runs = runs.filter(component__name=component)
+    if date_lower is not None:
+        runs = runs.filter(start_timestamp__gte=date_lower)
+    if date_upper is not None:
+        runs = runs.filter(start_timestamp__lte=date_upper)
+    if before is not None:
+        runs = runs.filter(
+            Q(start_timestamp__lt=before.start_timestamp)
+            | Q(start_timestamp=before.start_timestamp, id__lt=before.id)
+        )
+    if after is not None:
+        # The page just above `after`: walk up in ascending order, then turn it around.
+        newer = runs.filter(
+            Q(start_timestamp__gt=after.start_timestamp)
+            | Q(start_timestamp=after.start_timestamp, id__gt=after.id)
+        ).order_by("start_timestamp", "id")[: limit + 1]
+        found = list(newer)
+        return RunPage(runs=list(reversed(found[:limit])), has_more=len(found) > limit)
+    found = list(runs.order_by("-start_timestamp", "-id")[: limit + 1])
+    return RunPage(runs=found[:limit], has_more=len(found) > limit)

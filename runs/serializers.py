@@ -1,0 +1,351 @@
+"""Input and output shapes of the run, lineage and queue endpoints.
+
+Input serializers validate everything checkable from the payload alone and return the
+normalized payload that is stored with the accepted write and later committed. Output
+serializers document the shapes for the OpenAPI schema; the dicts themselves are built by
+the `*_to_dict` functions here, which stay cheap for traces of thousands of runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from components.serializers import ComponentNameField, unique_in_order
+from mltrace_site.timestamps import iso_utc
+from runs.models import GIT_HASH_MAX_LENGTH, POINTER_NAME_MAX_LENGTH, PointerType, Run, Write
+
+DEFAULT_STALENESS_THRESHOLD = 60 * 60 * 24 * 30
+END_BEFORE_START = "end_timestamp must not be earlier than start_timestamp."
+POINTER_SHAPE = "Expected a pointer name (string) or an object with name, value and pointer_type."
+NULL_CHARACTER = "Null characters (\\u0000) are not allowed."
+
+
+def infer_pointer_type(name: str) -> str:
+    """mltrace's inference of a pointer's type from its name, case-insensitive."""
+    lowered = name.lower()
+    if "data" in lowered:
+        return PointerType.DATA
+    if "model" in lowered:
+        return PointerType.MODEL
+    extension = lowered.split(".")[-1]
+    if extension in ("csv", "pq", "parquet", "txt", "md", "rtf", "tsv", "xml", "pdf", "mlt"):
+        return PointerType.DATA
+    if extension in ("h5", "hdf5", "joblib", "pkl", "pickle", "ckpt", "mlmodel"):
+        return PointerType.MODEL
+    return PointerType.UNKNOWN
+
+
+def has_null_character(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(has_null_character(item) for item in value)
+    if isinstance(value, dict):
+        return any(has_null_character(k) or has_null_character(v) for k, v in value.items())
+    return False
+
+
+class PointerObjectSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=POINTER_NAME_MAX_LENGTH, trim_whitespace=False)
+    value = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    pointer_type = serializers.ChoiceField(choices=PointerType.choices, required=False)
+
+
+class PointerField(serializers.Field):
+    """An IO pointer: a name, or {"name", "value", "pointer_type"}.
+
+    The type, when absent, is inferred from the name now; it applies only if the commit
+    creates the pointer (an existing (name, value) keeps its type, as in mltrace).
+    """
+
+    default_error_messages = {"invalid": POINTER_SHAPE}
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        if isinstance(data, str):
+            data = {"name": data}
+        elif not isinstance(data, dict):
+            self.fail("invalid")
+        inner = PointerObjectSerializer(data=data)
+        if not inner.is_valid():
+            raise serializers.ValidationError(inner.errors)
+        pointer = inner.validated_data
+        name = pointer["name"]
+        return {
+            "name": name,
+            "value": pointer["value"],
+            "pointer_type": pointer.get("pointer_type") or infer_pointer_type(name),
+        }
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class PointerListField(serializers.ListField):
+    child = PointerField()
+
+    def to_internal_value(self, data: Any) -> list[dict[str, str]]:
+        pointers = super().to_internal_value(data)
+        # A run lists a pointer once, however often it was sent (mltrace keeps a set).
+        unique: dict[tuple[str, str], dict[str, str]] = {}
+        for pointer in pointers:
+            unique.setdefault((pointer["name"], pointer["value"]), pointer)
+        return list(unique.values())
+
+
+class DependencyListField(serializers.ListField):
+    child = ComponentNameField()
+
+    def to_internal_value(self, data: Any) -> list[str]:
+        return unique_in_order(super().to_internal_value(data))
+
+
+class RunCreateSerializer(serializers.Serializer):
+    component = ComponentNameField(help_text="Created if missing (empty description).")
+    start_timestamp = serializers.DateTimeField(help_text="ISO 8601; without a zone it is UTC.")
+    end_timestamp = serializers.DateTimeField(help_text="ISO 8601; not earlier than start_timestamp.")
+    inputs = PointerListField(required=False, default=list, max_length=settings.MLTRACE_MAX_POINTERS_PER_RUN)
+    outputs = PointerListField(required=False, default=list, max_length=settings.MLTRACE_MAX_POINTERS_PER_RUN)
+    dependencies = DependencyListField(
+        required=False, default=list, help_text="Component names; upstream is each one's latest earlier run."
+    )
+    infer_dependencies = serializers.BooleanField(
+        required=False, default=True, help_text="Upstream includes the latest earlier producer of each input."
+    )
+    staleness_threshold = serializers.IntegerField(
+        required=False,
+        default=DEFAULT_STALENESS_THRESHOLD,
+        min_value=0,
+        max_value=2**53,
+        help_text="Seconds; a dependency older than this is reported stale.",
+    )
+    notes = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    git_hash = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=GIT_HASH_MAX_LENGTH, trim_whitespace=False
+    )
+    git_tags = serializers.ListField(
+        child=serializers.CharField(max_length=255, trim_whitespace=False), required=False, default=list
+    )
+    code_snapshot = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    test_results = serializers.JSONField(required=False, allow_null=True, default=None)
+
+    def validate_test_results(self, value: Any) -> Any:
+        if has_null_character(value):
+            raise serializers.ValidationError(NULL_CHARACTER)
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["end_timestamp"] < attrs["start_timestamp"]:
+            raise serializers.ValidationError({"end_timestamp": [END_BEFORE_START]})
+        return attrs
+
+
+def run_payload(validated: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-storable payload of a validated run: timestamps as UTC ISO strings."""
+    payload = dict(validated)
+    for key in ("start_timestamp", "end_timestamp"):
+        payload[key] = validated[key].astimezone(dt.UTC).isoformat()
+    return payload
+
+
+class RunListSerializer(serializers.ListSerializer):
+    """Validates a batch with one child serializer and names the failing indexes."""
+
+    def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if isinstance(exc.detail, list):
+                raise serializers.ValidationError(
+                    {str(index): errors for index, errors in enumerate(exc.detail) if errors}
+                ) from None
+            raise
+
+
+class RunBatchSerializer(serializers.Serializer):
+    runs = RunListSerializer(
+        child=RunCreateSerializer(),
+        allow_empty=False,
+        max_length=settings.MLTRACE_MAX_BATCH_RUNS,
+        help_text="At most MLTRACE_MAX_BATCH_RUNS (1,000) runs; a 400 names the failing indexes.",
+    )
+
+
+class RunUpdateSerializer(serializers.Serializer):
+    notes = serializers.CharField(allow_blank=True, trim_whitespace=False)
+
+
+class PointerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    value = serializers.CharField()
+    pointer_type = serializers.ChoiceField(choices=PointerType.choices)
+    flag = serializers.BooleanField()
+
+
+class RunSerializer(serializers.Serializer):
+    """A run. A queued write shows only id and status; a failed one adds its error."""
+
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Write.Status.choices)
+    error = serializers.CharField(allow_null=True)
+    component = serializers.CharField()
+    start_timestamp = serializers.DateTimeField()
+    end_timestamp = serializers.DateTimeField()
+    inputs = PointerSerializer(many=True)
+    outputs = PointerSerializer(many=True)
+    dependencies = serializers.ListField(child=serializers.IntegerField(), help_text="Run ids, ascending.")
+    stale = serializers.ListField(child=serializers.CharField(), help_text="Staleness messages.")
+    unresolved_dependencies = serializers.ListField(child=serializers.CharField())
+    notes = serializers.CharField()
+    git_hash = serializers.CharField()
+    git_tags = serializers.ListField(child=serializers.CharField())
+    code_snapshot = serializers.CharField()
+    test_results = serializers.JSONField(allow_null=True)
+    created_at = serializers.DateTimeField(help_text="When the write was accepted.")
+
+
+class RunAcceptedSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="The accepted write's id; the run keeps it.")
+    status = serializers.ChoiceField(choices=Write.Status.choices)
+
+
+class RunBatchAcceptedSerializer(serializers.Serializer):
+    runs = RunAcceptedSerializer(many=True)
+
+
+class RunBatchCommittedSerializer(serializers.Serializer):
+    runs = RunSerializer(many=True)
+
+
+def pointer_to_dict(pointer: Any) -> dict[str, Any]:
+    return {
+        "name": pointer.name,
+        "value": pointer.value,
+        "pointer_type": pointer.pointer_type,
+        "flag": pointer.flag,
+    }
+
+
+def run_to_dict(
+    run: Run, *, inputs: list[Any], outputs: list[Any], dependencies: list[int]
+) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "status": Write.Status.COMMITTED,
+        "error": None,
+        "component": run.component.name,
+        "start_timestamp": iso_utc(run.start_timestamp),
+        "end_timestamp": iso_utc(run.end_timestamp),
+        "inputs": [pointer_to_dict(p) for p in inputs],
+        "outputs": [pointer_to_dict(p) for p in outputs],
+        "dependencies": dependencies,
+        "stale": run.stale,
+        "unresolved_dependencies": run.unresolved_dependencies,
+        "notes": run.notes,
+        "git_hash": run.git_hash,
+        "git_tags": run.git_tags,
+        "code_snapshot": run.code_snapshot,
+        "test_results": run.test_results,
+        "created_at": iso_utc(run.created_at),
+    }
+
+
+def pending_write_to_dict(write: Write) -> dict[str, Any]:
+    """A run write that is not committed: queued, or failed with its error."""
+    body: dict[str, Any] = {"id": write.id, "status": write.status}
+    if write.status == Write.Status.FAILED:
+        body["error"] = write.error
+    payload = write.payload or {}
+    for key in ("component", "start_timestamp", "end_timestamp"):
+        if key in payload:
+            body[key] = payload[key]
+    body["created_at"] = iso_utc(write.accepted_at)
+    return body
+
+
+MAX_BIGINT = 2**63 - 1
+UNFLAG_NEEDS_TARGET = 'Give "output_id", or "all": true.'
+
+
+class RunPageQuerySerializer(serializers.Serializer):
+    before = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_BIGINT, help_text="Only runs after this run in the list."
+    )
+    after = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_BIGINT, help_text="Only runs before this run in the list."
+    )
+
+
+class RunListQuerySerializer(RunPageQuerySerializer):
+    component = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+
+
+class HistoryQuerySerializer(RunPageQuerySerializer):
+    date_lower = serializers.DateTimeField(
+        required=False, help_text="Inclusive; ISO 8601, UTC without a zone."
+    )
+    date_upper = serializers.DateTimeField(
+        required=False, help_text="Inclusive; ISO 8601, UTC without a zone."
+    )
+
+
+class TraceQuerySerializer(serializers.Serializer):
+    output_id = serializers.CharField(max_length=POINTER_NAME_MAX_LENGTH, trim_whitespace=False)
+    depth = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    format = serializers.ChoiceField(choices=["json", "tree"], required=False, default="json")
+
+
+class FlagSerializer(serializers.Serializer):
+    output_id = serializers.CharField(max_length=POINTER_NAME_MAX_LENGTH, trim_whitespace=False)
+
+
+class UnflagSerializer(serializers.Serializer):
+    output_id = serializers.CharField(
+        required=False, max_length=POINTER_NAME_MAX_LENGTH, trim_whitespace=False
+    )
+    all = serializers.BooleanField(required=False, default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("output_id") and not attrs["all"]:
+            raise serializers.ValidationError({"output_id": [UNFLAG_NEEDS_TARGET]})
+        return attrs
+
+
+class FlagResultSerializer(serializers.Serializer):
+    output_id = serializers.CharField(required=False)
+    flag = serializers.BooleanField(help_text="The flag the pointers now carry.")
+    pointers = serializers.IntegerField(help_text="How many pointers changed or were set.")
+
+
+class TraceNodeSerializer(serializers.Serializer):
+    depth = serializers.IntegerField(help_text="Hops from the root on the shortest path.")
+    run = RunSerializer()
+
+
+class TraceSerializer(serializers.Serializer):
+    output_id = serializers.CharField()
+    root = serializers.IntegerField()
+    nodes = TraceNodeSerializer(many=True, help_text="Depth-first pre-order, dependencies in ascending id.")
+    edges = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        help_text="[run id, id of the run it depends on], both in nodes.",
+    )
+
+
+class ReviewRunSerializer(serializers.Serializer):
+    run = RunSerializer()
+    count = serializers.IntegerField(help_text="Flagged outputs whose trace holds this run.")
+
+
+class ReviewSerializer(serializers.Serializer):
+    flagged = serializers.ListField(child=serializers.CharField(), help_text="Flagged output names, sorted.")
+    runs = ReviewRunSerializer(many=True, help_text="By count descending, then id descending.")
+
+
+class RunPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = RunSerializer(many=True)

@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mltrace_site.api import ERRORS, SYNC_PARAMETER, accept_writes, wants_sync
+from mltrace_site.exceptions import RUN_NOT_FOUND, NotFound
+from mltrace_site.pagination import page_url, parse_limit
+from runs import lineage
+from runs.models import Run, Write
+from runs.selectors import run_get, run_page, runs_to_dicts
+from runs.serializers import (
+    MAX_BIGINT,
+    FlagResultSerializer,
+    FlagSerializer,
+    ReviewSerializer,
+    RunAcceptedSerializer,
+    RunBatchAcceptedSerializer,
+    RunBatchCommittedSerializer,
+    RunBatchSerializer,
+    RunCreateSerializer,
+    RunListQuerySerializer,
+    RunPageSerializer,
+    RunSerializer,
+    RunUpdateSerializer,
+    TraceQuerySerializer,
+    TraceSerializer,
+    UnflagSerializer,
+    run_payload,
+)
+from runs.services import pointers_flag, pointers_unflag_all, run_notes_update, writes_commit_now
+
+RUN_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The run's id (its write's id).")
+LIMIT = OpenApiParameter("limit", int, description="Page size, default 50, capped at 1000.")
+
+
+def keyset_run(field: str, run_id: int | None) -> Run | None:
+    if run_id is None:
+        return None
+    run = Run.objects.filter(id=run_id).first()
+    if run is None:
+        raise serializers.ValidationError({field: [RUN_NOT_FOUND.format(id=run_id)]})
+    return run
+
+
+def run_page_response(request: Request, query: dict[str, Any], *, limit: int, **filters: Any) -> Response:
+    """A page of committed runs, newest first, with before/after links."""
+    before = keyset_run("before", query.get("before"))
+    after = keyset_run("after", query.get("after"))
+    page = run_page(before=before, after=after, limit=limit, **filters)
+    runs = page.runs
+    more_older = page.has_more if after is None else True
+    more_newer = page.has_more if after is not None else before is not None
+    return Response(
+        {
+            "next": page_url(request, before=runs[-1].id, after=None) if runs and more_older else None,
+            "previous": page_url(request, after=runs[0].id, before=None) if runs and more_newer else None,
+            "results": runs_to_dicts(runs),
+        }
+    )
+
+
+class RunViewSet(viewsets.ViewSet):
+    lookup_value_regex = "[0-9]+"
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    @extend_schema(
+        parameters=[RunListQuerySerializer, LIMIT],
+        responses={200: RunPageSerializer, **ERRORS},
+        summary="Recent committed runs, newest start_timestamp first (mltrace's recent)",
+    )
+    def list(self, request: Request) -> Response:
+        query = RunListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return run_page_response(
+            request,
+            query.validated_data,
+            limit=parse_limit(request),
+            component=query.validated_data["component"],
+        )
+
+    @extend_schema(
+        request=RunCreateSerializer,
+        parameters=[SYNC_PARAMETER],
+        responses={
+            202: OpenApiResponse(RunAcceptedSerializer, "Accepted; Location: /api/v1/runs/{id}/."),
+            201: OpenApiResponse(RunSerializer, "?sync=true: committed."),
+            **ERRORS,
+        },
+        summary="Log a component run",
+    )
+    def create(self, request: Request) -> Response:
+        serializer = RunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        payload = run_payload(serializer.validated_data)
+        if wants_sync(request):
+            ((write, _, _),) = writes_commit_now(kind=Write.Kind.RUN, payloads=[payload])
+            return Response(
+                run_get(run_id=write.id),
+                status=status.HTTP_201_CREATED,
+                headers={"Location": f"/api/v1/runs/{write.id}/"},
+            )
+        ((write_id, write_status),) = accept_writes(request, kind=Write.Kind.RUN, payloads=[payload])
+        return Response(
+            {"id": write_id, "status": write_status},
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": f"/api/v1/runs/{write_id}/"},
+        )
+
+    @extend_schema(
+        request=RunBatchSerializer,
+        parameters=[SYNC_PARAMETER],
+        responses={
+            202: OpenApiResponse(RunBatchAcceptedSerializer, "All accepted, ids in list order."),
+            201: OpenApiResponse(RunBatchCommittedSerializer, "?sync=true: all committed."),
+            **ERRORS,
+        },
+        summary="Log up to 1,000 runs at once, all or none",
+    )
+    @action(detail=False, methods=["post"])
+    def batch(self, request: Request) -> Response:
+        serializer = RunBatchSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        payloads = [run_payload(run) for run in serializer.validated_data["runs"]]
+        if wants_sync(request):
+            committed = writes_commit_now(kind=Write.Kind.RUN, payloads=payloads)
+            runs = [run for _, run, _ in committed]
+            return Response({"runs": runs_to_dicts(runs)}, status=status.HTTP_201_CREATED)
+        accepted = accept_writes(request, kind=Write.Kind.RUN, payloads=payloads)
+        return Response(
+            {"runs": [{"id": write_id, "status": write_status} for write_id, write_status in accepted]},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+    @extend_schema(
+        parameters=[RUN_ID],
+        responses={200: OpenApiResponse(RunSerializer, "Queued writes show id and status."), **ERRORS},
+    )
+    def retrieve(self, request: Request, pk: str) -> Response:
+        run_id = int(pk)
+        if run_id > MAX_BIGINT:
+            raise NotFound(RUN_NOT_FOUND.format(id=run_id))
+        return Response(run_get(run_id=run_id))
+
+    @extend_schema(
+        parameters=[RUN_ID],
+        request=RunUpdateSerializer,
+        responses={200: RunSerializer, **ERRORS},
+        summary="Replace the notes of a committed run",
+    )
+    def partial_update(self, request: Request, pk: str) -> Response:
+        run_id = int(pk)
+        if run_id > MAX_BIGINT:
+            raise NotFound(RUN_NOT_FOUND.format(id=run_id))
+        serializer = RunUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run_notes_update(run_id=run_id, notes=serializer.validated_data["notes"])
+        return Response(run_get(run_id=run_id))
+
+
+class TraceView(APIView):
+    @extend_schema(
+        parameters=[TraceQuerySerializer],
+        responses={
+            200: OpenApiResponse(
+                TraceSerializer,
+                "format=tree gives mltrace's web_trace shape instead: a list with one nested node "
+                '{"id": "componentrun_{id}", "label", "hasCaret", "isExpanded", "stale", "childNodes"}.',
+            ),
+            **ERRORS,
+        },
+        summary="Trace an output back through the runs that produced it",
+    )
+    def get(self, request: Request) -> Response:
+        query = TraceQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        if params["format"] == "tree":
+            return Response(lineage.web_trace(output_id=params["output_id"], depth=params.get("depth")))
+        return Response(lineage.trace(output_id=params["output_id"], depth=params.get("depth")))
+
+
+class FlagView(APIView):
+    @extend_schema(
+        request=FlagSerializer,
+        responses={200: FlagResultSerializer, **ERRORS},
+        summary="Flag every pointer of this name",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = FlagSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        name = serializer.validated_data["output_id"]
+        count = pointers_flag(name=name, flag=True)
+        return Response({"output_id": name, "flag": True, "pointers": count})
+
+
+class UnflagView(APIView):
+    @extend_schema(
+        request=UnflagSerializer,
+        responses={200: FlagResultSerializer, **ERRORS},
+        summary='Unflag the pointers of a name, or every pointer with {"all": true}',
+    )
+    def post(self, request: Request) -> Response:
+        serializer = UnflagSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        name = serializer.validated_data.get("output_id")
+        if name:
+            count = pointers_flag(name=name, flag=False)
+            return Response({"output_id": name, "flag": False, "pointers": count})
+        return Response({"flag": False, "pointers": pointers_unflag_all()})
+
+
+class ReviewView(APIView):
+    @extend_schema(responses={200: ReviewSerializer, **ERRORS}, summary="Review flagged outputs")
+    def get(self, request: Request) -> Response:
+        return Response(lineage.review())

@@ -1,0 +1,50 @@
+"""Payloads and shortcuts for the API tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+from rest_framework.test import APIClient
+
+BASE_TIME = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+_clock = itertools.count()
+
+
+def moment(seconds: float = 0) -> str:
+    return (BASE_TIME + dt.timedelta(seconds=seconds)).isoformat()
+
+
+def next_moment() -> dt.datetime:
+    """A strictly later time on every call, like mltrace's set_start_timestamp()."""
+    return BASE_TIME + dt.timedelta(seconds=next(_clock))
+
+
+def run_payload(
+    component: str, *, inputs: list[Any] = (), outputs: list[Any] = (), **fields: Any
+) -> dict[str, Any]:
+    start = fields.pop("start", None) or next_moment()
+    end = fields.pop("end", None) or start
+    payload = {
+        "component": component,
+        "start_timestamp": start.isoformat() if isinstance(start, dt.datetime) else start,
+        "end_timestamp": end.isoformat() if isinstance(end, dt.datetime) else end,
+        "inputs": list(inputs),
+        "outputs": list(outputs),
+    }
+    payload.update(fields)
+    return payload
+
+
+def log_run(api: APIClient, component: str, **kwargs: Any) -> dict[str, Any]:
+    """Logs a run synchronously and returns its body; fails the test on anything but 201."""
+    response = api.post("/api/v1/runs/?sync=true", run_payload(component, **kwargs), format="json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def create_component(api: APIClient, name: str, **fields: Any) -> dict[str, Any]:
+    response = api.post("/api/v1/components/?sync=true", {"name": name, **fields}, format="json")
+    assert response.status_code in (200, 201), response.content
+    return response.json()
