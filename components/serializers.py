@@ -7,8 +7,12 @@ from typing import Any
 from rest_framework import serializers
 
 from components.models import COMPONENT_NAME_MAX_LENGTH, OWNER_MAX_LENGTH, TAG_NAME_MAX_LENGTH
+from mltrace_site.fields import StrictCharField
 from mltrace_site.timestamps import iso_utc
 
+# The states of an accepted write (runs.models.Write.Status), named here to keep this app free
+# of imports from runs.
+WRITE_STATUSES = [("queued", "Queued"), ("committed", "Committed"), ("failed", "Failed")]
 COMPONENT_NAME_SLASH = "A component name cannot contain '/'."
 
 
@@ -18,21 +22,19 @@ def validate_component_name(value: str) -> str:
     return value
 
 
-class ComponentNameField(serializers.CharField):
+class ComponentNameField(StrictCharField):
     """1-255 characters, no '/', kept exactly as sent (no whitespace trimming)."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", COMPONENT_NAME_MAX_LENGTH)
-        kwargs.setdefault("trim_whitespace", False)
         kwargs.setdefault("allow_blank", False)
         super().__init__(**kwargs)
         self.validators.append(validate_component_name)
 
 
-class TagNameField(serializers.CharField):
+class TagNameField(StrictCharField):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", TAG_NAME_MAX_LENGTH)
-        kwargs.setdefault("trim_whitespace", False)
         super().__init__(**kwargs)
 
 
@@ -53,16 +55,16 @@ class TagListField(serializers.ListField):
 
 class ComponentCreateSerializer(serializers.Serializer):
     name = ComponentNameField()
-    description = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
-    owner = serializers.CharField(
+    description = StrictCharField(required=False, allow_blank=True, default="")
+    owner = StrictCharField(
         required=False, allow_blank=True, default="", max_length=OWNER_MAX_LENGTH, trim_whitespace=False
     )
     tags = TagListField(required=False, default=list)
 
 
 class ComponentUpdateSerializer(serializers.Serializer):
-    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    owner = serializers.CharField(
+    description = StrictCharField(required=False, allow_blank=True)
+    owner = StrictCharField(
         required=False, allow_blank=True, max_length=OWNER_MAX_LENGTH, trim_whitespace=False
     )
 
@@ -72,17 +74,17 @@ class ComponentTagsSerializer(serializers.Serializer):
 
 
 class ComponentFilterSerializer(serializers.Serializer):
-    tag = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
-    owner = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    tag = StrictCharField(required=False, allow_blank=True, default="")
+    owner = StrictCharField(required=False, allow_blank=True, default="")
 
 
 class ComponentSerializer(serializers.Serializer):
     """A committed component."""
 
-    name = serializers.CharField()
-    description = serializers.CharField()
-    owner = serializers.CharField()
-    tags = serializers.ListField(child=serializers.CharField(), help_text="Sorted by name.")
+    name = StrictCharField()
+    description = StrictCharField()
+    owner = StrictCharField()
+    tags = serializers.ListField(child=StrictCharField(), help_text="Sorted by name.")
     run_count = serializers.IntegerField(help_text="Committed runs of this component.")
     last_run_at = serializers.DateTimeField(
         allow_null=True, help_text="The latest start_timestamp among its committed runs."
@@ -92,8 +94,8 @@ class ComponentSerializer(serializers.Serializer):
 
 class ComponentAcceptedSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="The accepted write's id (acceptance order).")
-    name = serializers.CharField()
-    status = serializers.ChoiceField(choices=["queued", "committed", "failed"])
+    name = StrictCharField()
+    status = serializers.ChoiceField(choices=WRITE_STATUSES)
 
 
 def component_to_dict(component: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ number of queries does not grow with the depth of the pipeline.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from typing import Any
@@ -241,3 +242,34 @@ def traces_membership(roots: list[tuple[int, int]]) -> dict[int, int]:
             for run_id, count in cursor.fetchall():
                 counts[run_id] += count
     return counts
+
+
+def tree_to_json(nodes: list[dict[str, Any]]) -> str:
+    """JSON text of web_trace's nested nodes, written without recursion.
+
+    A chain of runs nests two levels per hop; json.dumps recurses per level and fails past
+    about a thousand, so the nesting is unrolled on an explicit stack.
+    """
+    out: list[str] = ["["]
+    stack: list[Any] = ["]"]
+    for index in reversed(range(len(nodes))):
+        stack.append(nodes[index])
+        if index:
+            stack.append(", ")
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        children = item.get("childNodes")
+        if not children:
+            out.append(json.dumps(item))
+            continue
+        head = json.dumps({key: value for key, value in item.items() if key != "childNodes"})
+        out.append(head[:-1] + ', "childNodes": [')
+        stack.append("]}")
+        for index in reversed(range(len(children))):
+            stack.append(children[index])
+            if index:
+                stack.append(", ")
+    return "".join(out)

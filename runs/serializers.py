@@ -12,9 +12,11 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from components.serializers import ComponentNameField, unique_in_order
+from mltrace_site.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from mltrace_site.timestamps import iso_utc
 from runs.models import GIT_HASH_MAX_LENGTH, POINTER_NAME_MAX_LENGTH, PointerType, Run, Write
 
@@ -50,11 +52,29 @@ def has_null_character(value: Any) -> bool:
 
 
 class PointerObjectSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=POINTER_NAME_MAX_LENGTH, trim_whitespace=False)
-    value = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    name = StrictCharField(max_length=POINTER_NAME_MAX_LENGTH)
+    value = StrictCharField(required=False, allow_blank=True, default="")
     pointer_type = serializers.ChoiceField(choices=PointerType.choices, required=False)
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "maxLength": POINTER_NAME_MAX_LENGTH, "minLength": 1},
+            {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "maxLength": POINTER_NAME_MAX_LENGTH, "minLength": 1},
+                    "value": {"type": "string", "default": ""},
+                    "pointer_type": {"type": "string", "enum": PointerType.values},
+                },
+                "required": ["name"],
+            },
+        ],
+        "description": "A pointer name, or {name, value, pointer_type}; the type is inferred "
+        "from the name when absent.",
+    }
+)
 class PointerField(serializers.Field):
     """An IO pointer: a name, or {"name", "value", "pointer_type"}.
 
@@ -112,24 +132,22 @@ class RunCreateSerializer(serializers.Serializer):
     dependencies = DependencyListField(
         required=False, default=list, help_text="Component names; upstream is each one's latest earlier run."
     )
-    infer_dependencies = serializers.BooleanField(
+    infer_dependencies = StrictBooleanField(
         required=False, default=True, help_text="Upstream includes the latest earlier producer of each input."
     )
-    staleness_threshold = serializers.IntegerField(
+    staleness_threshold = StrictIntegerField(
         required=False,
         default=DEFAULT_STALENESS_THRESHOLD,
         min_value=0,
         max_value=2**53,
         help_text="Seconds; a dependency older than this is reported stale.",
     )
-    notes = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
-    git_hash = serializers.CharField(
+    notes = StrictCharField(required=False, allow_blank=True, default="")
+    git_hash = StrictCharField(
         required=False, allow_blank=True, default="", max_length=GIT_HASH_MAX_LENGTH, trim_whitespace=False
     )
-    git_tags = serializers.ListField(
-        child=serializers.CharField(max_length=255, trim_whitespace=False), required=False, default=list
-    )
-    code_snapshot = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    git_tags = serializers.ListField(child=StrictCharField(max_length=255), required=False, default=list)
+    code_snapshot = StrictCharField(required=False, allow_blank=True, default="")
     test_results = serializers.JSONField(required=False, allow_null=True, default=None)
 
     def validate_test_results(self, value: Any) -> Any:
@@ -175,12 +193,12 @@ class RunBatchSerializer(serializers.Serializer):
 
 
 class RunUpdateSerializer(serializers.Serializer):
-    notes = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    notes = StrictCharField(allow_blank=True)
 
 
 class PointerSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    value = serializers.CharField()
+    name = StrictCharField()
+    value = StrictCharField()
     pointer_type = serializers.ChoiceField(choices=PointerType.choices)
     flag = serializers.BooleanField()
 
@@ -190,19 +208,19 @@ class RunSerializer(serializers.Serializer):
 
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=Write.Status.choices)
-    error = serializers.CharField(allow_null=True)
-    component = serializers.CharField()
+    error = StrictCharField(allow_null=True)
+    component = StrictCharField()
     start_timestamp = serializers.DateTimeField()
     end_timestamp = serializers.DateTimeField()
     inputs = PointerSerializer(many=True)
     outputs = PointerSerializer(many=True)
     dependencies = serializers.ListField(child=serializers.IntegerField(), help_text="Run ids, ascending.")
-    stale = serializers.ListField(child=serializers.CharField(), help_text="Staleness messages.")
-    unresolved_dependencies = serializers.ListField(child=serializers.CharField())
-    notes = serializers.CharField()
-    git_hash = serializers.CharField()
-    git_tags = serializers.ListField(child=serializers.CharField())
-    code_snapshot = serializers.CharField()
+    stale = serializers.ListField(child=StrictCharField(), help_text="Staleness messages.")
+    unresolved_dependencies = serializers.ListField(child=StrictCharField())
+    notes = StrictCharField()
+    git_hash = StrictCharField()
+    git_tags = serializers.ListField(child=StrictCharField())
+    code_snapshot = StrictCharField()
     test_results = serializers.JSONField(allow_null=True)
     created_at = serializers.DateTimeField(help_text="When the write was accepted.")
 
@@ -280,7 +298,7 @@ class RunPageQuerySerializer(serializers.Serializer):
 
 
 class RunListQuerySerializer(RunPageQuerySerializer):
-    component = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    component = StrictCharField(required=False, allow_blank=True, default="")
 
 
 class HistoryQuerySerializer(RunPageQuerySerializer):
@@ -293,20 +311,18 @@ class HistoryQuerySerializer(RunPageQuerySerializer):
 
 
 class TraceQuerySerializer(serializers.Serializer):
-    output_id = serializers.CharField(max_length=POINTER_NAME_MAX_LENGTH, trim_whitespace=False)
+    output_id = StrictCharField(max_length=POINTER_NAME_MAX_LENGTH)
     depth = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
     format = serializers.ChoiceField(choices=["json", "tree"], required=False, default="json")
 
 
 class FlagSerializer(serializers.Serializer):
-    output_id = serializers.CharField(max_length=POINTER_NAME_MAX_LENGTH, trim_whitespace=False)
+    output_id = StrictCharField(max_length=POINTER_NAME_MAX_LENGTH)
 
 
 class UnflagSerializer(serializers.Serializer):
-    output_id = serializers.CharField(
-        required=False, max_length=POINTER_NAME_MAX_LENGTH, trim_whitespace=False
-    )
-    all = serializers.BooleanField(required=False, default=False)
+    output_id = StrictCharField(required=False, max_length=POINTER_NAME_MAX_LENGTH, trim_whitespace=False)
+    all = StrictBooleanField(required=False, default=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("output_id") and not attrs["all"]:
@@ -315,7 +331,7 @@ class UnflagSerializer(serializers.Serializer):
 
 
 class FlagResultSerializer(serializers.Serializer):
-    output_id = serializers.CharField(required=False)
+    output_id = StrictCharField(required=False)
     flag = serializers.BooleanField(help_text="The flag the pointers now carry.")
     pointers = serializers.IntegerField(help_text="How many pointers changed or were set.")
 
@@ -326,7 +342,7 @@ class TraceNodeSerializer(serializers.Serializer):
 
 
 class TraceSerializer(serializers.Serializer):
-    output_id = serializers.CharField()
+    output_id = StrictCharField()
     root = serializers.IntegerField()
     nodes = TraceNodeSerializer(many=True, help_text="Depth-first pre-order, dependencies in ascending id.")
     edges = serializers.ListField(
@@ -341,7 +357,7 @@ class ReviewRunSerializer(serializers.Serializer):
 
 
 class ReviewSerializer(serializers.Serializer):
-    flagged = serializers.ListField(child=serializers.CharField(), help_text="Flagged output names, sorted.")
+    flagged = serializers.ListField(child=StrictCharField(), help_text="Flagged output names, sorted.")
     runs = ReviewRunSerializer(many=True, help_text="By count descending, then id descending.")
 
 

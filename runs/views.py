@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -182,7 +183,8 @@ class TraceView(APIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         if params["format"] == "tree":
-            return Response(lineage.web_trace(output_id=params["output_id"], depth=params.get("depth")))
+            tree = lineage.web_trace(output_id=params["output_id"], depth=params.get("depth"))
+            return HttpResponse(lineage.tree_to_json(tree), content_type="application/json")
         return Response(lineage.trace(output_id=params["output_id"], depth=params.get("depth")))
 
 

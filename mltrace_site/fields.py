@@ -1,0 +1,39 @@
+"""Serializer fields that refuse mistyped JSON instead of coercing it.
+
+DRF's CharField turns 5 into "5" and its IntegerField turns "5" into 5; a lineage record
+should hold what the client meant, so a wrong JSON type is a 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+NOT_A_STRING = "Must be a string."
+NOT_AN_INTEGER = "Must be an integer."
+
+
+class StrictCharField(serializers.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError(NOT_A_STRING, code="invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            raise serializers.ValidationError(NOT_AN_INTEGER, code="invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            raise serializers.ValidationError("Must be true or false.", code="invalid")
+        return data

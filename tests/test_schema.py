@@ -1,0 +1,63 @@
+"""The OpenAPI schema documents every path, method and error of API.md."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.django_db
+
+CONTRACT = {
+    "/api/v1/components/": {"get", "post"},
+    "/api/v1/components/{name}/": {"get", "patch"},
+    "/api/v1/components/{name}/tags/": {"post"},
+    "/api/v1/components/{name}/history/": {"get"},
+    "/api/v1/tags/": {"get"},
+    "/api/v1/runs/": {"get", "post"},
+    "/api/v1/runs/batch/": {"post"},
+    "/api/v1/runs/{id}/": {"get", "patch"},
+    "/api/v1/trace/": {"get"},
+    "/api/v1/flag/": {"post"},
+    "/api/v1/unflag/": {"post"},
+    "/api/v1/review/": {"get"},
+}
+
+
+@pytest.fixture
+def schema(anon):
+    response = anon.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    import json
+
+    return json.loads(response.content)
+
+
+def test_the_schema_has_every_path_and_method_of_the_contract(schema):
+    documented = {path: set(ops) - {"parameters"} for path, ops in schema["paths"].items()}
+
+    for path, methods in CONTRACT.items():
+        assert path in documented, path
+        assert methods <= documented[path], path
+
+
+def test_every_operation_documents_its_errors(schema):
+    for path, ops in schema["paths"].items():
+        for method, op in ops.items():
+            assert {"400", "401", "404"} <= set(op["responses"]), (method, path)
+
+
+def test_writes_document_202_and_the_sync_answers(schema):
+    runs = schema["paths"]["/api/v1/runs/"]["post"]
+    components = schema["paths"]["/api/v1/components/"]["post"]
+    batch = schema["paths"]["/api/v1/runs/batch/"]["post"]
+
+    assert {"202", "201", "400", "413"} <= set(runs["responses"])
+    assert {"202", "201", "200"} <= set(components["responses"])
+    assert {"202", "201"} <= set(batch["responses"])
+    assert "sync" in {p["name"] for p in runs["parameters"]}
+
+
+def test_the_docs_page_renders(anon):
+    response = anon.get("/api/docs/")
+
+    assert response.status_code == 200
+    assert b"swagger" in response.content.lower()
