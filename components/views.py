@@ -17,10 +17,19 @@ from components.serializers import (
     component_to_dict,
 )
 from components.services import component_tags_add, component_update
-from mltrace_site.api import ERRORS, SYNC_PARAMETER, accept_writes, wants_sync
+from mltrace_site.api import (
+    ERRORS,
+    IDEMPOTENCY_KEY_PARAMETER,
+    SYNC_PARAMETER,
+    WRITE_ERRORS,
+    idempotency_from,
+    respond,
+    wants_sync,
+)
 from mltrace_site.pagination import LimitCursorPagination, parse_limit
 from runs.models import Write
 from runs.serializers import HistoryQuerySerializer, RunPageSerializer
+from runs.services import Answer, writes_accept, writes_commit_now
 from runs.views import run_page_response
 
 COMPONENT_NAME = OpenApiParameter(
@@ -48,7 +57,7 @@ class ComponentViewSet(viewsets.ViewSet):
 
     @extend_schema(
         request=ComponentCreateSerializer,
-        parameters=[SYNC_PARAMETER],
+        parameters=[SYNC_PARAMETER, IDEMPOTENCY_KEY_PARAMETER],
         responses={
             202: OpenApiResponse(
                 ComponentAcceptedSerializer, "Accepted; committed later in acceptance order."
@@ -58,7 +67,7 @@ class ComponentViewSet(viewsets.ViewSet):
                 ComponentSerializer,
                 "?sync=true: existed; tags added, description/owner replaced where non-empty.",
             ),
-            **ERRORS,
+            **WRITE_ERRORS,
         },
         summary="Create a component, or add tags to and update an existing one",
     )
@@ -66,17 +75,27 @@ class ComponentViewSet(viewsets.ViewSet):
         serializer = ComponentCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         payload = dict(serializer.validated_data)
+        idempotency = idempotency_from(request)
         if wants_sync(request):
-            from runs.services import writes_commit_now
 
-            ((_, component, created),) = writes_commit_now(kind=Write.Kind.COMPONENT, payloads=[payload])
-            body = component_to_dict(component_get(name=component.name))
-            return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
-        ((write_id, write_status),) = accept_writes(request, kind=Write.Kind.COMPONENT, payloads=[payload])
-        return Response(
-            {"id": write_id, "name": payload["name"], "status": write_status},
-            status=status.HTTP_202_ACCEPTED,
+            def committed(results: list) -> Answer:
+                ((_, component, created),) = results
+                code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+                return Answer(code, component_to_dict(component_get(name=component.name)))
+
+            answer = writes_commit_now(
+                kind=Write.Kind.COMPONENT, payloads=[payload], answer=committed, idempotency=idempotency
+            )
+            return respond(answer)
+
+        def accepted(writes: list[Write]) -> Answer:
+            body = {"id": writes[0].id, "name": payload["name"], "status": Write.Status.QUEUED}
+            return Answer(status.HTTP_202_ACCEPTED, body)
+
+        answer = writes_accept(
+            kind=Write.Kind.COMPONENT, payloads=[payload], answer=accepted, idempotency=idempotency
         )
+        return respond(answer)
 
     @extend_schema(parameters=[COMPONENT_NAME], responses={200: ComponentSerializer, **ERRORS})
     def retrieve(self, request: Request, name: str) -> Response:

@@ -1,18 +1,31 @@
-"""What every API view shares: the sync switch, the accept door and the documented errors."""
+"""What every API view shares: the sync switch, idempotency keys, answers and documented errors."""
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import json
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
+from rest_framework.response import Response
+
+from mltrace_site.exceptions import IDEMPOTENCY_KEY_INVALID
+from runs.services import Answer, Idempotency
 
 SYNC_PARAMETER = OpenApiParameter(
     "sync",
     bool,
     description="true: commit before answering and return the committed object (201, or 200 "
     "where nothing new was created). Default: record the write, queue it, answer 202.",
+)
+IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    description="A retried write with the same key gets the first answer again (same id) and "
+    "creates nothing; the same key with a different request is a 409. Keys are kept "
+    "MLTRACE_IDEMPOTENCY_TTL_HOURS (24 h) per user.",
 )
 
 ERROR_DETAIL = inline_serializer("ErrorDetail", {"detail": serializers.CharField()})
@@ -24,6 +37,11 @@ ERRORS = {
     401: OpenApiResponse(ERROR_DETAIL, "No valid token or admin session."),
     404: OpenApiResponse(ERROR_DETAIL, "Unknown object."),
     413: OpenApiResponse(ERROR_DETAIL, "Body over MLTRACE_MAX_BODY_BYTES (default 10 MiB)."),
+    503: OpenApiResponse(ERROR_DETAIL, "The database is unavailable; nothing was recorded. See Retry-After."),
+}
+WRITE_ERRORS = {
+    **ERRORS,
+    409: OpenApiResponse(ERROR_DETAIL, "The Idempotency-Key was used before with a different request."),
 }
 
 
@@ -31,5 +49,24 @@ def wants_sync(request: Request) -> bool:
     return request.query_params.get("sync", "").strip().lower() in ("1", "true", "yes")
 
 
-def accept_writes(request: Request, *, kind: str, payloads: list[dict[str, Any]]) -> list[tuple[int, str]]:
-    raise NotImplementedError
+def idempotency_from(request: Request) -> Idempotency | None:
+    """The request's Idempotency-Key with a digest of what it asks, or None without one."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not (1 <= len(key) <= 255) or not key.isascii() or not key.isprintable():
+        raise serializers.ValidationError({"Idempotency-Key": [IDEMPOTENCY_KEY_INVALID]})
+    canonical = json.dumps(request.data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    digest = hashlib.sha256(
+        f"{request.method} {request.path} sync={wants_sync(request)}\n{canonical}".encode()
+    ).hexdigest()
+    return Idempotency(user_id=request.user.pk, key=key, fingerprint=digest)
+
+
+def respond(answer: Answer, *, location: str | None = None) -> Response:
+    headers = {}
+    if location:
+        headers["Location"] = location
+    if answer.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(answer.body, status=answer.status_code, headers=headers)

@@ -6,12 +6,17 @@ Every error body of the API is either {"detail": message} or DRF's field errors
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
 
 BODY_TOO_LARGE = "Request body is larger than {limit} bytes."
 COMPONENT_NOT_FOUND = "Component {name!r} does not exist."
@@ -20,6 +25,9 @@ OUTPUT_NOT_FOUND = "No committed run has an output named {name!r}."
 POINTER_NOT_FOUND = "No IO pointer is named {name!r}."
 DEPENDENCY_UNRESOLVED = "Component {name!r} has no run accepted before this one."
 NOT_A_RUN = "Write {id} is a component write, not a run."
+IDEMPOTENCY_KEY_REUSED = "This Idempotency-Key was already used with a different request."
+IDEMPOTENCY_KEY_INVALID = "An Idempotency-Key is 1 to 255 printable ASCII characters."
+DATABASE_UNAVAILABLE = "The write could not be recorded: the database is unavailable. Retry later."
 
 
 class MltraceError(Exception):
@@ -46,6 +54,10 @@ class InvalidInput(MltraceError):
     status_code = status.HTTP_400_BAD_REQUEST
 
 
+class Conflict(MltraceError):
+    status_code = status.HTTP_409_CONFLICT
+
+
 class DependencyUnresolved(InvalidInput):
     """An explicit dependency names a component with no earlier run (a 400 on the sync path)."""
 
@@ -60,6 +72,14 @@ class DependencyUnresolved(InvalidInput):
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, MltraceError):
         return Response(exc.body(), status=exc.status_code)
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is down or a lock wait timed out: nothing was recorded, try again.
+        logger.warning("answering 503: %s", exc)
+        return Response(
+            {"detail": DATABASE_UNAVAILABLE},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(settings.MLTRACE_RETRY_AFTER_SECONDS)},
+        )
     response = exception_handler(exc, context)
     if response is not None and isinstance(exc, APIException):
         data = response.data

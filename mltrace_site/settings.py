@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "django_q",
     "mltrace_site",
     "components",
     "runs",
@@ -102,7 +103,11 @@ TEMPLATES = [
 VAR_DIR = Path(env_str("MLTRACE_VAR_DIR", str(BASE_DIR / "var")))
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        )
+    }
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -179,3 +184,42 @@ LOGGING = {
 # Sane limits on one write; a payload over them is a 400.
 MLTRACE_MAX_POINTERS_PER_RUN = env_int("MLTRACE_MAX_POINTERS_PER_RUN", 10_000, minimum=1)
 MLTRACE_MAX_BATCH_RUNS = env_int("MLTRACE_MAX_BATCH_RUNS", 1000, minimum=1)
+
+# --- Asynchronous writes -------------------------------------------------------------------
+# REDIS_URL unset: django-q's ORM broker keeps the task queue in the database (embedded default).
+REDIS_URL = env_str("REDIS_URL", "")
+# Queued writes are committed this many per transaction, in acceptance order.
+MLTRACE_COMMIT_BATCH = env_int("MLTRACE_COMMIT_BATCH", 500, minimum=1)
+# Every MLTRACE_SWEEP_SECONDS each cluster looks for writes queued longer than
+# MLTRACE_SWEEP_AFTER_SECONDS (their task was lost: Redis flushed, worker killed) and
+# enqueues a commit for them.
+MLTRACE_SWEEP_SECONDS = env_int("MLTRACE_SWEEP_SECONDS", 5, minimum=1)
+MLTRACE_SWEEP_AFTER_SECONDS = env_int("MLTRACE_SWEEP_AFTER_SECONDS", 10, minimum=0)
+# How long an accept waits for the acceptance lock before answering 503.
+MLTRACE_ACCEPT_LOCK_TIMEOUT_MS = env_int("MLTRACE_ACCEPT_LOCK_TIMEOUT_MS", 5000, minimum=1)
+# How long a ?sync=true write waits for the committer before answering 503.
+MLTRACE_SYNC_LOCK_TIMEOUT_MS = env_int("MLTRACE_SYNC_LOCK_TIMEOUT_MS", 30000, minimum=1)
+MLTRACE_RETRY_AFTER_SECONDS = env_int("MLTRACE_RETRY_AFTER_SECONDS", 5, minimum=1)
+# Idempotency keys are remembered this long.
+MLTRACE_IDEMPOTENCY_TTL_HOURS = env_int("MLTRACE_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
+
+Q_CLUSTER = {
+    "name": env_str("MLTRACE_QUEUE_NAME", "mltrace"),
+    "workers": env_int("MLTRACE_WORKERS", 2, minimum=1),
+    # A commit task drains at most what was queued when it was enqueued, in batches.
+    "timeout": env_int("MLTRACE_TASK_TIMEOUT", 300, minimum=1),
+    "retry": env_int("MLTRACE_TASK_TIMEOUT", 300, minimum=1) + 60,
+    "max_attempts": 1,
+    # The accepted-write log is the record of every write; django-q keeps only failures.
+    "save_limit": -1,
+    "ack_failures": True,
+    "catch_up": False,
+    "poll": 0.2,
+    "broker_class": (
+        "mltrace_site.brokers.SweepingRedis" if REDIS_URL else "mltrace_site.brokers.SweepingORM"
+    ),
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"

@@ -5,7 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from components.views import ComponentViewSet, TagViewSet
 from mltrace_site import health
-from runs.views import FlagView, ReviewView, RunViewSet, TraceView, UnflagView
+from runs.views import FlagView, QueueView, ReviewView, RunViewSet, TraceView, UnflagView
 
 router = SimpleRouter()
 router.register("components", ComponentViewSet, basename="component")
@@ -18,6 +18,7 @@ api_v1 = [
     path("flag/", FlagView.as_view(), name="flag"),
     path("unflag/", UnflagView.as_view(), name="unflag"),
     path("review/", ReviewView.as_view(), name="review"),
+    path("queue/", QueueView.as_view(), name="queue"),
 ]
 
 urlpatterns = [

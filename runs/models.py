@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.conf import settings
 from django.db import models
 
 from components.models import Component
@@ -61,6 +62,24 @@ class Write(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} write {self.id} ({self.status})"
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a write sent with an Idempotency-Key header, replayed on retries."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # sha256 of the method, path and body; the same key with another body is a conflict.
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotencykey_unique")]
+
+    def __str__(self) -> str:
+        return self.key
 
 
 class IOPointer(models.Model):

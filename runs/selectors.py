@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from mltrace_site.exceptions import NOT_A_RUN, RUN_NOT_FOUND, NotFound
 from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write
@@ -113,3 +114,15 @@ def run_page(
         return RunPage(runs=list(reversed(found[:limit])), has_more=len(found) > limit)
     found = list(runs.order_by("-start_timestamp", "-id")[: limit + 1])
     return RunPage(runs=found[:limit], has_more=len(found) > limit)
+
+
+def queue_stats() -> dict[str, Any]:
+    """Pending and failed accepted writes, and how long the oldest pending one has waited."""
+    queued = Write.objects.filter(status=Write.Status.QUEUED)
+    oldest = queued.order_by("id").values_list("accepted_at", flat=True).first()
+    age = None if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
+    return {
+        "pending": queued.count(),
+        "failed": Write.objects.filter(status=Write.Status.FAILED).count(),
+        "oldest_pending_age_seconds": age,
+    }

@@ -365,3 +365,13 @@ class RunPageSerializer(serializers.Serializer):
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
     results = RunSerializer(many=True)
+
+
+class QueueSerializer(serializers.Serializer):
+    pending = serializers.IntegerField(help_text="Accepted writes not committed yet.")
+    failed = serializers.IntegerField(
+        help_text="Writes whose commit failed; manage.py retry_failed requeues them."
+    )
+    oldest_pending_age_seconds = serializers.FloatField(
+        allow_null=True, help_text="Seconds the oldest pending write has waited; null when none."
+    )

@@ -10,16 +10,25 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from mltrace_site.api import ERRORS, SYNC_PARAMETER, accept_writes, wants_sync
+from mltrace_site.api import (
+    ERRORS,
+    IDEMPOTENCY_KEY_PARAMETER,
+    SYNC_PARAMETER,
+    WRITE_ERRORS,
+    idempotency_from,
+    respond,
+    wants_sync,
+)
 from mltrace_site.exceptions import RUN_NOT_FOUND, NotFound
 from mltrace_site.pagination import page_url, parse_limit
 from runs import lineage
 from runs.models import Run, Write
-from runs.selectors import run_get, run_page, runs_to_dicts
+from runs.selectors import queue_stats, run_get, run_page, runs_to_dicts
 from runs.serializers import (
     MAX_BIGINT,
     FlagResultSerializer,
     FlagSerializer,
+    QueueSerializer,
     ReviewSerializer,
     RunAcceptedSerializer,
     RunBatchAcceptedSerializer,
@@ -35,7 +44,14 @@ from runs.serializers import (
     UnflagSerializer,
     run_payload,
 )
-from runs.services import pointers_flag, pointers_unflag_all, run_notes_update, writes_commit_now
+from runs.services import (
+    Answer,
+    pointers_flag,
+    pointers_unflag_all,
+    run_notes_update,
+    writes_accept,
+    writes_commit_now,
+)
 
 RUN_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The run's id (its write's id).")
 LIMIT = OpenApiParameter("limit", int, description="Page size, default 50, capped at 1000.")
@@ -67,6 +83,26 @@ def run_page_response(request: Request, query: dict[str, Any], *, limit: int, **
     )
 
 
+def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool) -> Answer:
+    """Accepts runs (202), or commits them first with ?sync=true (201)."""
+    idempotency = idempotency_from(request)
+    if wants_sync(request):
+
+        def committed(results: list) -> Answer:
+            bodies = runs_to_dicts([run for _, run, _ in results])
+            return Answer(status.HTTP_201_CREATED, {"runs": bodies} if batch else bodies[0])
+
+        return writes_commit_now(
+            kind=Write.Kind.RUN, payloads=payloads, answer=committed, idempotency=idempotency
+        )
+
+    def accepted(writes: list[Write]) -> Answer:
+        bodies = [{"id": write.id, "status": Write.Status.QUEUED} for write in writes]
+        return Answer(status.HTTP_202_ACCEPTED, {"runs": bodies} if batch else bodies[0])
+
+    return writes_accept(kind=Write.Kind.RUN, payloads=payloads, answer=accepted, idempotency=idempotency)
+
+
 class RunViewSet(viewsets.ViewSet):
     lookup_value_regex = "[0-9]+"
     http_method_names = ["get", "post", "patch", "head", "options"]
@@ -88,39 +124,27 @@ class RunViewSet(viewsets.ViewSet):
 
     @extend_schema(
         request=RunCreateSerializer,
-        parameters=[SYNC_PARAMETER],
+        parameters=[SYNC_PARAMETER, IDEMPOTENCY_KEY_PARAMETER],
         responses={
             202: OpenApiResponse(RunAcceptedSerializer, "Accepted; Location: /api/v1/runs/{id}/."),
             201: OpenApiResponse(RunSerializer, "?sync=true: committed."),
-            **ERRORS,
+            **WRITE_ERRORS,
         },
         summary="Log a component run",
     )
     def create(self, request: Request) -> Response:
         serializer = RunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        payload = run_payload(serializer.validated_data)
-        if wants_sync(request):
-            ((write, _, _),) = writes_commit_now(kind=Write.Kind.RUN, payloads=[payload])
-            return Response(
-                run_get(run_id=write.id),
-                status=status.HTTP_201_CREATED,
-                headers={"Location": f"/api/v1/runs/{write.id}/"},
-            )
-        ((write_id, write_status),) = accept_writes(request, kind=Write.Kind.RUN, payloads=[payload])
-        return Response(
-            {"id": write_id, "status": write_status},
-            status=status.HTTP_202_ACCEPTED,
-            headers={"Location": f"/api/v1/runs/{write_id}/"},
-        )
+        answer = submit_runs(request, [run_payload(serializer.validated_data)], batch=False)
+        return respond(answer, location=f"/api/v1/runs/{answer.body['id']}/")
 
     @extend_schema(
         request=RunBatchSerializer,
-        parameters=[SYNC_PARAMETER],
+        parameters=[SYNC_PARAMETER, IDEMPOTENCY_KEY_PARAMETER],
         responses={
             202: OpenApiResponse(RunBatchAcceptedSerializer, "All accepted, ids in list order."),
             201: OpenApiResponse(RunBatchCommittedSerializer, "?sync=true: all committed."),
-            **ERRORS,
+            **WRITE_ERRORS,
         },
         summary="Log up to 1,000 runs at once, all or none",
     )
@@ -129,15 +153,7 @@ class RunViewSet(viewsets.ViewSet):
         serializer = RunBatchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         payloads = [run_payload(run) for run in serializer.validated_data["runs"]]
-        if wants_sync(request):
-            committed = writes_commit_now(kind=Write.Kind.RUN, payloads=payloads)
-            runs = [run for _, run, _ in committed]
-            return Response({"runs": runs_to_dicts(runs)}, status=status.HTTP_201_CREATED)
-        accepted = accept_writes(request, kind=Write.Kind.RUN, payloads=payloads)
-        return Response(
-            {"runs": [{"id": write_id, "status": write_status} for write_id, write_status in accepted]},
-            status=status.HTTP_202_ACCEPTED,
-        )
+        return respond(submit_runs(request, payloads, batch=True))
 
     @extend_schema(
         parameters=[RUN_ID],
@@ -222,3 +238,9 @@ class ReviewView(APIView):
     @extend_schema(responses={200: ReviewSerializer, **ERRORS}, summary="Review flagged outputs")
     def get(self, request: Request) -> Response:
         return Response(lineage.review())
+
+
+class QueueView(APIView):
+    @extend_schema(responses={200: QueueSerializer, **ERRORS}, summary="The accepted-write queue")
+    def get(self, request: Request) -> Response:
+        return Response(queue_stats())

@@ -1,0 +1,44 @@
+"""django-q brokers that also sweep the accepted-write log for writes whose task was lost.
+
+django-q's Redis broker keeps no delivery receipts: a task in flight is gone when a worker is
+killed, when Redis is flushed or restarts empty. The accepted write itself is safe in the
+database, so what is needed is a periodic look for writes queued too long. django-q's own
+scheduler runs at most once a minute; the pusher process, though, calls `dequeue()` at least
+every second, so the sweep rides on that loop and runs every MLTRACE_SWEEP_SECONDS.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django_q.brokers.orm import ORM
+from django_q.brokers.redis_broker import Redis
+
+logger = logging.getLogger(__name__)
+
+
+class SweepMixin:
+    _last_sweep = float("-inf")
+
+    def dequeue(self) -> Any:
+        now = time.monotonic()
+        if now - self._last_sweep >= settings.MLTRACE_SWEEP_SECONDS:
+            self._last_sweep = now
+            from runs.tasks import enqueue_sweep_if_overdue
+
+            try:
+                enqueue_sweep_if_overdue(broker=self)
+            except Exception:  # the database may be down: log, keep pulling tasks
+                logger.exception("sweep of the accepted-write log failed; trying again later")
+        return super().dequeue()
+
+
+class SweepingRedis(SweepMixin, Redis):
+    pass
+
+
+class SweepingORM(SweepMixin, ORM):
+    pass

@@ -1,0 +1,288 @@
+"""Asynchronous writes: the 202 door, idempotency, refusals and visible state.
+
+The guarantees under failure (killed workers, lost Redis, unreachable database) are in
+test_durability.py; equality with synchronous ingestion is in test_ordering.py.
+"""
+
+from __future__ import annotations
+
+import psycopg2
+import pytest
+from django.core.management import call_command
+
+from components.models import Component
+from mltrace_site.exceptions import DATABASE_UNAVAILABLE, IDEMPOTENCY_KEY_REUSED
+from runs.models import IdempotencyKey, Run, Write
+from runs.services import ACCEPT_LOCK_KEY
+from tests.factories import run_payload
+from tests.live import wait_until
+
+
+def committed(api, run_id: int, timeout: float = 30) -> dict:
+    def check():
+        body = api.get(f"/api/v1/runs/{run_id}/").json()
+        return body if body["status"] == "committed" else None
+
+    return wait_until(check, timeout=timeout, what=f"run {run_id} to be committed")
+
+
+@pytest.mark.django_db
+def test_a_run_is_accepted_with_202_and_shows_as_queued(api):
+    response = api.post("/api/v1/runs/", run_payload("etl", outputs=["clean.csv"]), format="json")
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body == {"id": body["id"], "status": "queued"}
+    assert response["Location"] == f"/api/v1/runs/{body['id']}/"
+    queued = api.get(f"/api/v1/runs/{body['id']}/")
+    assert queued.status_code == 200
+    assert queued.json()["status"] == "queued"
+    assert queued.json()["component"] == "etl"
+    assert not Run.objects.exists()
+    assert Write.objects.get().payload["outputs"] == [
+        {"name": "clean.csv", "value": "", "pointer_type": "DATA"}
+    ]
+
+
+@pytest.mark.django_db
+def test_a_component_is_accepted_with_202(api):
+    response = api.post("/api/v1/components/", {"name": "etl", "tags": ["a"]}, format="json")
+
+    assert response.status_code == 202
+    assert response.json() == {"id": Write.objects.get().id, "name": "etl", "status": "queued"}
+    assert not Component.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_queue_endpoint_counts_pending_and_failed_writes(api):
+    assert api.get("/api/v1/queue/").json() == {"pending": 0, "failed": 0, "oldest_pending_age_seconds": None}
+    for _ in range(3):
+        api.post("/api/v1/runs/", run_payload("etl"), format="json")
+    Write.objects.filter(id=Write.objects.order_by("id").first().id).update(status="failed", error="boom")
+
+    body = api.get("/api/v1/queue/").json()
+
+    assert body["pending"] == 2
+    assert body["failed"] == 1
+    assert 0 <= body["oldest_pending_age_seconds"] < 60
+
+
+@pytest.mark.django_db
+def test_ids_are_one_sequence_across_sync_and_async_writes(api):
+    a = api.post("/api/v1/runs/", run_payload("etl"), format="json").json()["id"]
+    b = api.post("/api/v1/runs/?sync=true", run_payload("etl"), format="json").json()["id"]
+    c = api.post("/api/v1/components/", {"name": "x"}, format="json").json()["id"]
+
+    assert a < b < c
+    # The synchronous write committed the queued one before itself.
+    assert Write.objects.get(id=a).status == "committed"
+
+
+def test_bad_input_never_reaches_the_queue(api, live_db, web_broker):
+    responses = [
+        api.post("/api/v1/runs/", {"component": "etl"}, format="json"),
+        api.post("/api/v1/runs/batch/", {"runs": [run_payload("ok"), {"component": "x"}]}, format="json"),
+        api.post("/api/v1/components/", {"name": "a/b"}, format="json"),
+        api.post("/api/v1/runs/", b"{", content_type="application/json"),
+    ]
+
+    assert [r.status_code for r in responses] == [400, 400, 400, 400]
+    assert all("id" not in r.json() for r in responses)
+    assert not Write.objects.exists()
+    assert web_broker.queue_size() == 0
+
+
+def test_an_accepted_write_is_enqueued_after_its_transaction_commits(api, live_db, web_broker):
+    response = api.post("/api/v1/runs/batch/", {"runs": [run_payload("a"), run_payload("b")]}, format="json")
+
+    assert response.status_code == 202
+    assert [r["status"] for r in response.json()["runs"]] == ["queued", "queued"]
+    # One task per request, for the last id: a commit task drains everything before it.
+    assert web_broker.queue_size() == 1
+
+
+@pytest.mark.django_db
+def test_a_retried_write_with_the_same_idempotency_key_gets_the_first_answer(api):
+    payload = run_payload("etl", outputs=["clean.csv"])
+
+    first = api.post("/api/v1/runs/", payload, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    again = api.post("/api/v1/runs/", payload, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+
+    assert first.status_code == again.status_code == 202
+    assert again.json() == first.json()
+    assert again["Location"] == first["Location"]
+    assert again["Idempotent-Replayed"] == "true"
+    assert Write.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_same_idempotency_key_with_another_body_is_409(api):
+    api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+
+    response = api.post("/api/v1/runs/", run_payload("train"), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+
+    assert response.status_code == 409
+    assert response.json() == {"detail": IDEMPOTENCY_KEY_REUSED}
+    assert Write.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_idempotency_keys_replay_sync_writes_and_batches(api):
+    batch = {"runs": [run_payload("a"), run_payload("b")]}
+    first = api.post("/api/v1/runs/batch/?sync=true", batch, format="json", HTTP_IDEMPOTENCY_KEY="b-1")
+    again = api.post("/api/v1/runs/batch/?sync=true", batch, format="json", HTTP_IDEMPOTENCY_KEY="b-1")
+    component = {"name": "etl", "tags": ["x"]}
+    c1 = api.post("/api/v1/components/", component, format="json", HTTP_IDEMPOTENCY_KEY="c-1")
+    c2 = api.post("/api/v1/components/", component, format="json", HTTP_IDEMPOTENCY_KEY="c-1")
+
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert Run.objects.count() == 2
+    assert c1.json() == c2.json()
+    assert Write.objects.filter(kind="component").count() == 1
+
+
+@pytest.mark.django_db
+def test_idempotency_keys_belong_to_their_user(api, django_user_model):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    other = APIClient()
+    other.credentials(
+        HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=django_user_model.objects.create(username='bob')).key}"
+    )
+
+    a = api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="same")
+    b = other.post("/api/v1/runs/", run_payload("train"), format="json", HTTP_IDEMPOTENCY_KEY="same")
+
+    assert (a.status_code, b.status_code) == (202, 202)
+    assert a.json()["id"] != b.json()["id"]
+
+
+@pytest.mark.django_db
+def test_a_refused_write_does_not_use_up_its_idempotency_key(api):
+    bad = api.post("/api/v1/runs/", {"component": "etl"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    good = api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k")
+
+    assert (bad.status_code, good.status_code) == (400, 202)
+    assert not IdempotencyKey.objects.filter(status_code=400).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["", "x" * 256, "ключ"])
+def test_a_malformed_idempotency_key_is_400(api, key):
+    response = api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()
+    assert not Write.objects.exists()
+
+
+def test_a_write_that_cannot_be_recorded_is_503_with_retry_after_and_leaves_nothing(api, live_db, settings):
+    settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS = 200
+    # Another session holds the accept lock: this write cannot get an id in time.
+    holder = psycopg2.connect(
+        dbname=live_db["NAME"],
+        user=live_db["USER"],
+        host=live_db["HOST"] or "127.0.0.1",
+        port=live_db["PORT"] or 5432,
+    )
+    try:
+        holder.cursor().execute("SELECT pg_advisory_lock(%s)", [ACCEPT_LOCK_KEY])
+        response = api.post(
+            "/api/v1/runs/batch/", {"runs": [run_payload("a"), run_payload("b")]}, format="json"
+        )
+    finally:
+        holder.close()
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == str(settings.MLTRACE_RETRY_AFTER_SECONDS)
+    assert response.json() == {"detail": DATABASE_UNAVAILABLE}
+    assert not Write.objects.exists()
+    assert api.post("/api/v1/runs/", run_payload("a"), format="json").status_code == 202
+
+
+@pytest.mark.django_db
+def test_a_failed_write_keeps_its_payload_and_error_and_retry_failed_requeues_it(api, capsys):
+    accepted = api.post("/api/v1/runs/", run_payload("etl", outputs=["clean.csv"]), format="json").json()
+    write = Write.objects.get(id=accepted["id"])
+    # A payload the committer cannot read (as one written by an older version might be).
+    broken = dict(write.payload)
+    del broken["component"]
+    Write.objects.filter(id=write.id).update(payload=broken)
+
+    from runs.tasks import commit_writes
+
+    commit_writes(write.id)
+
+    failed = api.get(f"/api/v1/runs/{write.id}/").json()
+    assert failed["status"] == "failed"
+    assert "KeyError" in failed["error"]
+    assert Write.objects.get(id=write.id).payload == broken
+    assert api.get("/api/v1/queue/").json()["failed"] == 1
+
+    Write.objects.filter(id=write.id).update(payload=write.payload)
+    call_command("retry_failed")
+    assert f"requeued 1 failed writes: {write.id}" in capsys.readouterr().out
+    assert Write.objects.get(id=write.id).status == "queued"
+    commit_writes(write.id)
+
+    run = api.get(f"/api/v1/runs/{write.id}/").json()
+    assert run["status"] == "committed"
+    assert run["outputs"][0]["name"] == "clean.csv"
+
+
+@pytest.mark.django_db
+def test_one_failing_write_does_not_hold_back_the_others(api):
+    ids = [
+        api.post("/api/v1/runs/", run_payload("etl", outputs=[f"o{i}"]), format="json").json()["id"]
+        for i in range(3)
+    ]
+    Write.objects.filter(id=ids[1]).update(payload={"garbage": True})
+
+    from runs.tasks import commit_writes
+
+    commit_writes(ids[-1])
+
+    assert [Write.objects.get(id=i).status for i in ids] == ["committed", "failed", "committed"]
+    assert list(Run.objects.order_by("id").values_list("id", flat=True)) == [ids[0], ids[2]]
+
+
+@pytest.mark.django_db
+def test_an_async_run_with_an_unknown_explicit_dependency_lists_it_unresolved(api):
+    accepted = api.post("/api/v1/runs/", run_payload("train", dependencies=["etl", "nothing"]), format="json")
+    api.post("/api/v1/runs/?sync=true", run_payload("other"), format="json")  # commits the queue first
+
+    run = api.get(f"/api/v1/runs/{accepted.json()['id']}/").json()
+
+    assert accepted.status_code == 202
+    assert run["status"] == "committed"
+    assert run["unresolved_dependencies"] == ["etl", "nothing"]
+    assert run["dependencies"] == []
+
+
+def test_a_worker_commits_an_accepted_write_and_logs_it(api, cluster):
+    producer = api.post("/api/v1/runs/", run_payload("etl", outputs=["clean.csv"]), format="json").json()
+    consumer = api.post("/api/v1/runs/", run_payload("train", inputs=["clean.csv"]), format="json").json()
+
+    run = committed(api, consumer["id"])
+
+    assert run["dependencies"] == [producer["id"]]
+    wait_until(
+        lambda: f"committed run write {consumer['id']} in" in cluster.output(),
+        timeout=10,
+        what="the commit log line",
+    )
+
+
+def test_the_batch_endpoint_accepts_1000_runs_in_one_request(api, cluster):
+    runs = [run_payload("infer", inputs=["model.pkl"], outputs=[f"pred_{i}"]) for i in range(1000)]
+
+    response = api.post("/api/v1/runs/batch/", {"runs": runs}, format="json")
+
+    assert response.status_code == 202
+    ids = [r["id"] for r in response.json()["runs"]]
+    assert ids == sorted(ids) and len(set(ids)) == 1000
+    wait_until(lambda: Run.objects.count() == 1000, timeout=120, what="1000 runs committed")
+    assert api.get("/api/v1/queue/").json()["pending"] == 0
+    assert Write.objects.filter(status="committed").count() == 1000
