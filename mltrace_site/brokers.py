@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from django import db
 from django.conf import settings
 from django_q.brokers.orm import ORM
 from django_q.brokers.redis_broker import Redis
@@ -30,6 +31,9 @@ class SweepMixin:
             from runs.tasks import enqueue_sweep_if_overdue
 
             try:
+                # Outside a request nothing drops a connection that broke (the database went
+                # away); do it here, as django-q does before each task, so this reconnects.
+                db.close_old_connections()
                 enqueue_sweep_if_overdue(broker=self)
             except Exception:  # the database may be down: log, keep pulling tasks
                 logger.exception("sweep of the accepted-write log failed; trying again later")

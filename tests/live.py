@@ -190,6 +190,9 @@ class TcpProxy:
 
     def cut(self) -> None:
         if self.listener:
+            # shutdown wakes the thread blocked in accept(); close alone would leave it listening.
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
             self.listener.close()
             self.listener = None
         with self.lock:
@@ -201,3 +204,41 @@ class TcpProxy:
 
     def restore(self) -> None:
         self.start()
+
+
+class HttpResponse:
+    def __init__(self, status_code: int, headers: Any, body: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.body = body
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+def http(
+    method: str, url: str, *, json_body: Any = None, headers: dict[str, str] | None = None
+) -> HttpResponse:
+    """One HTTP request with the standard library; errors come back as responses."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    data = None if json_body is None else json.dumps(json_body).encode()
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return HttpResponse(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as error:
+        return HttpResponse(error.code, error.headers, error.read())
+
+
+def serves(url: str) -> bool:
+    try:
+        return http("GET", url).status_code == 200
+    except OSError:
+        return False

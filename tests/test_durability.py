@@ -1,0 +1,210 @@
+"""A 202 is never lost: killed workers, stopped clusters, lost Redis, unreachable database.
+
+Every test here runs a real `manage.py qcluster` (2 workers) against the test database and a
+private redis-server, and ends by checking that every accepted write was committed exactly
+once: each write committed, one run per run write, run counts that match.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg2
+import pytest
+from django.db.models import Sum
+from rest_framework.authtoken.models import Token
+
+from components.models import Component
+from runs.models import Run, Write
+from runs.services import COMMIT_LOCK_KEY
+from tests.conftest import database_url
+from tests.factories import run_payload
+from tests.live import ROOT, Cluster, TcpProxy, free_port, http, serves, wait_until
+
+pytestmark = pytest.mark.live
+
+
+def post_batch(api, size: int, *, outputs: int = 5, component: str = "infer") -> list[int]:
+    runs = [
+        run_payload(
+            component,
+            inputs=["model.pkl"],
+            outputs=[f"pred_{time.monotonic_ns()}_{i}_{j}" for j in range(outputs)],
+        )
+        for i in range(size)
+    ]
+    response = api.post("/api/v1/runs/batch/", {"runs": runs}, format="json")
+    assert response.status_code == 202, response.content
+    return [r["id"] for r in response.json()["runs"]]
+
+
+def all_committed_exactly_once(accepted: list[int], timeout: float = 90) -> None:
+    wait_until(
+        lambda: Write.objects.filter(id__in=accepted, status="committed").count() == len(accepted),
+        timeout=timeout,
+        what=f"{len(accepted)} accepted writes to be committed",
+    )
+    assert Run.objects.filter(id__in=accepted).count() == len(accepted)
+    assert Run.objects.count() == Write.objects.filter(kind="run", status="committed").count()
+    # A commit applied twice would have counted its run twice.
+    assert Component.objects.aggregate(total=Sum("run_count"))["total"] == Run.objects.count()
+    assert not Write.objects.filter(status="failed").exists()
+
+
+def commit_lock_holder(db: dict) -> int | None:
+    """The OS pid of the process whose transaction holds the commit lock, if any."""
+    with (
+        psycopg2.connect(
+            dbname=db["NAME"], user=db["USER"], host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432
+        ) as connection,
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            """SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+               WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted""",
+            [COMMIT_LOCK_KEY],
+        )
+        row = cursor.fetchone()
+    connection.close()
+    if row is None or " pid " not in row[0]:
+        return None
+    return int(row[0].rsplit(" ", 1)[1])
+
+
+def test_a_worker_killed_mid_commit_loses_nothing(api, live_db, cluster):
+    accepted = post_batch(api, 1000) + post_batch(api, 1000)
+
+    holder = wait_until(
+        lambda: commit_lock_holder(live_db), timeout=30, interval=0.01, what="a commit in progress"
+    )
+    os.kill(holder, signal.SIGKILL)
+    pending_at_kill = Write.objects.filter(id__in=accepted, status="queued").count()
+
+    assert pending_at_kill > 0
+    all_committed_exactly_once(accepted)
+    wait_until(
+        lambda: "reincarnated worker" in cluster.output(),
+        timeout=10,
+        what="the cluster to replace the worker",
+    )
+
+
+def test_a_cluster_killed_and_restarted_loses_nothing(api, live_db, cluster):
+    accepted = post_batch(api, 1000)
+    wait_until(lambda: commit_lock_holder(live_db), timeout=30, interval=0.01, what="a commit in progress")
+
+    cluster.kill()
+    accepted += post_batch(api, 200)  # accepted while no worker runs
+    assert Write.objects.filter(id__in=accepted, status="queued").exists()
+    cluster.start()
+
+    all_committed_exactly_once(accepted)
+
+
+def test_a_cluster_stopped_gracefully_and_restarted_loses_nothing(api, live_db, cluster):
+    accepted = post_batch(api, 500)
+    cluster.stop()
+    accepted += post_batch(api, 100)
+    cluster.start()
+
+    all_committed_exactly_once(accepted)
+
+
+def test_writes_queued_when_redis_is_flushed_are_committed(api, live_db, cluster, private_redis, web_broker):
+    cluster.stop()
+    accepted = post_batch(api, 50) + post_batch(api, 50)
+    assert web_broker.queue_size() == 2
+
+    private_redis.client().flushall()
+    assert web_broker.queue_size() == 0
+    cluster.start()
+
+    all_committed_exactly_once(accepted, timeout=30)
+    assert "sweep committed" in cluster.output()
+
+
+def test_writes_survive_redis_restarting_empty_under_a_running_cluster(api, live_db, cluster, private_redis):
+    accepted = post_batch(api, 1000)
+    private_redis.restart_empty()
+    accepted += post_batch(api, 10)
+    private_redis.stop()
+    # Redis is down: the write is still recorded and answered 202; its task is lost.
+    accepted += post_batch(api, 10)
+    private_redis.start()
+
+    all_committed_exactly_once(accepted, timeout=120)
+
+
+def test_workers_ride_out_a_database_they_cannot_reach(api, live_db, cluster_env, web_broker):
+    proxy = TcpProxy(live_db["HOST"] or "127.0.0.1", int(live_db["PORT"] or 5432))
+    proxy.start()
+    env = {**cluster_env, "DATABASE_URL": database_url(live_db, host="127.0.0.1", port=proxy.port)}
+    workers = Cluster(env)
+    workers.start()
+    try:
+        accepted = post_batch(api, 1000)
+        wait_until(
+            lambda: commit_lock_holder(live_db), timeout=30, interval=0.01, what="a commit in progress"
+        )
+        proxy.cut()  # mid-commit: the worker's connection drops, its transaction rolls back
+        accepted += post_batch(api, 20)
+        time.sleep(3)
+        assert Write.objects.filter(id__in=accepted, status="queued").exists()
+        proxy.restore()
+
+        all_committed_exactly_once(accepted, timeout=120)
+    finally:
+        workers.stop()
+        proxy.cut()
+        print(workers.output()[-20000:])
+
+
+def test_the_web_process_answers_503_while_the_database_is_unreachable(live_db, django_user_model):
+    user = django_user_model.objects.create(username="web")
+    token = Token.objects.create(user=user).key
+    proxy = TcpProxy(live_db["HOST"] or "127.0.0.1", int(live_db["PORT"] or 5432))
+    proxy.start()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(live_db, host="127.0.0.1", port=proxy.port),
+        "DJANGO_SETTINGS_MODULE": "mltrace_site.settings",
+    }
+    env.pop("REDIS_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "mltrace_site.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Token {token}"}
+    try:
+        wait_until(lambda: serves(f"{url}/healthz"), timeout=30, what="gunicorn to serve")
+        assert (
+            http("POST", f"{url}/api/v1/runs/", json_body=run_payload("etl"), headers=headers).status_code
+            == 202
+        )
+
+        proxy.cut()
+        refused = http("POST", f"{url}/api/v1/runs/", json_body=run_payload("etl"), headers=headers)
+        not_ready = http("GET", f"{url}/readyz")
+        proxy.restore()
+        recovered = http("POST", f"{url}/api/v1/runs/", json_body=run_payload("etl"), headers=headers)
+    finally:
+        server.terminate()
+        server.wait(10)
+        proxy.cut()
+
+    assert refused.status_code == 503
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "detail" in refused.json()
+    assert not_ready.status_code == 503
+    assert "database" in not_ready.json()["detail"]
+    assert recovered.status_code == 202
+    assert Write.objects.count() == 2
