@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/mltrace
-TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: run test lint format bench clean
 
@@ -29,6 +29,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+		MLTRACE_QUEUE_NAME=$${MLTRACE_QUEUE_NAME:-mltrace-test} \
 		$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev

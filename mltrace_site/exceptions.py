@@ -34,6 +34,8 @@ class MltraceError(Exception):
     """Base of the domain errors the services raise."""
 
     status_code = status.HTTP_400_BAD_REQUEST
+    # Position of the refused write in a batch, when it came from one.
+    index: int | None = None
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)

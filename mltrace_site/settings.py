@@ -74,6 +74,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "mltrace_site.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -133,7 +134,15 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# The admin's CSS and JS, served by the app itself (gunicorn has no static server): collected
+# files in production (the Dockerfile runs collectstatic), straight from the apps otherwise.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "admin").exists()
 
 # The largest request body the API accepts; larger bodies get a 413 before they are read.
 MLTRACE_MAX_BODY_BYTES = env_int("MLTRACE_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1)
@@ -220,6 +229,13 @@ Q_CLUSTER = {
     ),
 }
 if REDIS_URL:
-    Q_CLUSTER["redis"] = REDIS_URL
+    # Bounded waits: an unreachable Redis must not hang a request that enqueues (the write is
+    # already recorded; the sweep commits it). The pusher blocks 1 s per poll, under 5 s.
+    timeouts = "socket_connect_timeout=2&socket_timeout=5"
+    Q_CLUSTER["redis"] = (
+        REDIS_URL
+        if "socket_timeout" in REDIS_URL
+        else (f"{REDIS_URL}{'&' if '?' in REDIS_URL else '?'}{timeouts}")
+    )
 else:
     Q_CLUSTER["orm"] = "default"

@@ -407,10 +407,14 @@ def writes_commit_now(
                 )
             try:
                 committed = []
-                for write, payload in zip(writes, payloads, strict=True):
-                    obj, created = write_commit(
-                        kind=kind, write_id=write.id, payload=payload, accepted_at=now, strict=True
-                    )
+                for index, (write, payload) in enumerate(zip(writes, payloads, strict=True)):
+                    try:
+                        obj, created = write_commit(
+                            kind=kind, write_id=write.id, payload=payload, accepted_at=now, strict=True
+                        )
+                    except MltraceError as exc:
+                        exc.index = index  # which write of a batch was refused
+                        raise
                     committed.append((write, obj, created))
                 result = answer(committed)
                 idempotent_store(idempotency, result)

@@ -19,7 +19,7 @@ from mltrace_site.api import (
     respond,
     wants_sync,
 )
-from mltrace_site.exceptions import RUN_NOT_FOUND, NotFound
+from mltrace_site.exceptions import RUN_NOT_FOUND, DependencyUnresolved, NotFound
 from mltrace_site.pagination import page_url, parse_limit
 from runs import lineage
 from runs.models import Run, Write
@@ -92,9 +92,14 @@ def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool
             bodies = runs_to_dicts([run for _, run, _ in results])
             return Answer(status.HTTP_201_CREATED, {"runs": bodies} if batch else bodies[0])
 
-        return writes_commit_now(
-            kind=Write.Kind.RUN, payloads=payloads, answer=committed, idempotency=idempotency
-        )
+        try:
+            return writes_commit_now(
+                kind=Write.Kind.RUN, payloads=payloads, answer=committed, idempotency=idempotency
+            )
+        except DependencyUnresolved as exc:
+            if batch and exc.index is not None:
+                raise serializers.ValidationError({"runs": {str(exc.index): exc.body()}}) from None
+            raise
 
     def accepted(writes: list[Write]) -> Answer:
         bodies = [{"id": write.id, "status": Write.Status.QUEUED} for write in writes]

@@ -1,0 +1,24 @@
+# The mltrace server: one image for the web process (gunicorn), the workers (qcluster) and
+# the one-off migration. docker-compose.yml runs them against PostgreSQL and Redis.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY manage.py ./
+COPY mltrace_site ./mltrace_site
+COPY components ./components
+COPY runs ./runs
+COPY templates ./templates
+RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+    && useradd --system --home /app mltrace \
+    && mkdir -p /app/var && chown -R mltrace /app/var
+
+USER mltrace
+EXPOSE 8000
+CMD ["gunicorn", "mltrace_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]

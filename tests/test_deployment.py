@@ -1,0 +1,114 @@
+"""docker-compose.yml, the Dockerfile and .env.example agree with the settings.
+
+No Docker engine runs here, so the compose file is parsed and checked: its services, their
+commands, volumes and environment, against what mltrace_site/settings.py reads.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import dj_database_url
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = (ROOT / "mltrace_site" / "settings.py").read_text()
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def interpolate(value: str, env: dict[str, str] | None = None) -> str:
+    """Compose's ${VAR:-default} and ${VAR:?message}, with these values or the defaults."""
+    env = env or {}
+
+    def replace(match: re.Match) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3)
+        if name in env:
+            return env[name]
+        if op == ":-":
+            return arg
+        raise AssertionError(f"{name} must be set ({arg})")
+
+    return re.sub(r"\$\{(\w+)(:-|:\?)?([^}]*)\}", replace, value)
+
+
+def settings_reads(name: str) -> bool:
+    return re.search(rf'env_\w+\("{name}"', SETTINGS) is not None
+
+
+def test_it_has_the_production_services(compose):
+    assert set(compose["services"]) == {"postgres", "redis", "migrate", "web", "worker"}
+
+
+def test_postgres_keeps_its_data_in_a_volume(compose):
+    postgres = compose["services"]["postgres"]
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in postgres["volumes"])
+    assert "pgdata" in compose["volumes"]
+
+
+def test_redis_runs_with_the_append_only_file(compose):
+    command = compose["services"]["redis"]["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert any(v.endswith(":/data") for v in compose["services"]["redis"]["volumes"])
+
+
+def test_migrations_run_once_before_web_and_workers(compose):
+    services = compose["services"]
+    assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    assert services["migrate"]["restart"] == "no"
+    for name in ("web", "worker"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_web_is_gunicorn_and_workers_are_qcluster(compose):
+    web = compose["services"]["web"]
+    worker = compose["services"]["worker"]
+    assert web["command"][:2] == ["gunicorn", "mltrace_site.wsgi"]
+    assert worker["command"] == ["python", "manage.py", "qcluster"]
+    # --scale worker=N needs containers that claim no fixed name or host port.
+    assert "container_name" not in worker and "ports" not in worker
+
+
+def test_the_app_environment_points_at_the_compose_services(compose):
+    env = {
+        k: interpolate(str(v), {"SECRET_KEY": "s"})
+        for k, v in compose["services"]["web"]["environment"].items()
+    }
+    database = dj_database_url.parse(env["DATABASE_URL"])
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert database["HOST"] == "postgres"
+    assert database["NAME"] == compose["services"]["postgres"]["environment"]["POSTGRES_DB"]
+    assert env["REDIS_URL"].startswith("redis://redis:")
+    assert compose["services"]["worker"]["environment"] == compose["services"]["web"]["environment"]
+
+
+def test_every_app_variable_is_one_the_settings_read(compose):
+    for name in compose["services"]["web"]["environment"]:
+        assert settings_reads(name), name
+
+
+def test_the_secret_key_must_be_set(compose):
+    with pytest.raises(AssertionError, match="SECRET_KEY"):
+        interpolate(compose["services"]["web"]["environment"]["SECRET_KEY"])
+
+
+def test_the_env_example_names_only_variables_that_are_used(compose):
+    text = (ROOT / "docker-compose.yml").read_text()
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name = line.split("=", 1)[0]
+            assert settings_reads(name) or f"${{{name}" in text, name
+
+
+def test_the_dockerfile_installs_the_requirements_and_copies_every_app():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install -r requirements.txt" in dockerfile
+    assert "collectstatic" in dockerfile
+    for package in ("mltrace_site", "components", "runs"):
+        assert f"COPY {package} ./{package}" in dockerfile
+    assert re.search(r'^CMD \["gunicorn", "mltrace_site.wsgi"', dockerfile, re.M)
