@@ -35,14 +35,16 @@ class Command(BaseCommand):
             # accept writes that nothing commits.
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
-        finally:
             stop()
-            for child in children:
-                try:
-                    child.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+        except KeyboardInterrupt:
+            # Ctrl-C reached every process of the terminal's group already; signalling them
+            # again would interrupt their own shutdown.
+            pass
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
         codes = [child.returncode for child in children]
         self.stdout.write(f"stopped (exit codes {codes})")
