@@ -86,3 +86,28 @@ def test_health_needs_no_token(anon):
     ready = anon.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["database"] == "ok"
+
+
+def test_readyz_names_the_broker_when_it_does_not_answer(anon, monkeypatch):
+    import redis as redis_client
+    from django_q.brokers.redis_broker import Redis
+
+    from runs import tasks
+    from tests.live import free_port
+
+    port = free_port()  # nothing listens there
+
+    class DeadRedis(Redis):
+        @staticmethod
+        def get_connection(list_key=None):
+            return redis_client.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=1)
+
+    monkeypatch.setattr(tasks, "_broker", DeadRedis(list_key="x"))
+
+    response = anon.get("/readyz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["detail"] == "broker is unavailable."
+    assert body["database"] == "ok"
+    assert body["broker"].startswith("unavailable")
