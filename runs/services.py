@@ -17,7 +17,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -468,16 +468,7 @@ def _commit_writes(writes: list[Write], *, isolate: bool) -> None:
     for write in writes:
         started = time.perf_counter()
         try:
-            if isolate:
-                with transaction.atomic():
-                    write_commit(
-                        kind=write.kind,
-                        write_id=write.id,
-                        payload=write.payload,
-                        accepted_at=write.accepted_at,
-                        strict=False,
-                    )
-            else:
+            with transaction.atomic() if isolate else nullcontext():
                 write_commit(
                     kind=write.kind,
                     write_id=write.id,
