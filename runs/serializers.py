@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from components.serializers import ComponentNameField, unique_in_order
 from mltrace_site.fields import StrictBooleanField, StrictCharField, StrictIntegerField
@@ -51,12 +52,6 @@ def has_null_character(value: Any) -> bool:
     return False
 
 
-class PointerObjectSerializer(serializers.Serializer):
-    name = StrictCharField(max_length=POINTER_NAME_MAX_LENGTH)
-    value = StrictCharField(required=False, allow_blank=True, default="")
-    pointer_type = serializers.ChoiceField(choices=PointerType.choices, required=False)
-
-
 @extend_schema_field(
     {
         "oneOf": [
@@ -84,20 +79,33 @@ class PointerField(serializers.Field):
 
     default_error_messages = {"invalid": POINTER_SHAPE}
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Built once: a serializer per pointer would deep-copy its fields thousands of times
+        # for one batch.
+        self.parts = {
+            "name": StrictCharField(max_length=POINTER_NAME_MAX_LENGTH),
+            "value": StrictCharField(required=False, allow_blank=True, default=""),
+            "pointer_type": serializers.ChoiceField(choices=PointerType.choices, required=False, default=""),
+        }
+
     def to_internal_value(self, data: Any) -> dict[str, str]:
         if isinstance(data, str):
             data = {"name": data}
         elif not isinstance(data, dict):
             self.fail("invalid")
-        inner = PointerObjectSerializer(data=data)
-        if not inner.is_valid():
-            raise serializers.ValidationError(inner.errors)
-        pointer = inner.validated_data
-        name = pointer["name"]
+        pointer, errors = {}, {}
+        for key, part in self.parts.items():
+            try:
+                pointer[key] = part.run_validation(data.get(key, empty))
+            except serializers.ValidationError as exc:
+                errors[key] = exc.detail
+        if errors:
+            raise serializers.ValidationError(errors)
         return {
-            "name": name,
+            "name": pointer["name"],
             "value": pointer["value"],
-            "pointer_type": pointer.get("pointer_type") or infer_pointer_type(name),
+            "pointer_type": pointer["pointer_type"] or infer_pointer_type(pointer["name"]),
         }
 
     def to_representation(self, value: Any) -> Any:

@@ -1,0 +1,491 @@
+"""The commit of accepted writes: the one function both doors use.
+
+`writes_commit` commits a list of accepted writes (components and runs, in acceptance order)
+exactly as committing them one at a time would, in a number of queries that does not grow
+with the list: it reads what the database holds about the names involved, resolves
+dependencies and staleness in memory in acceptance order, then inserts everything in bulk.
+The synchronous door commits its writes as one such list; a worker commits up to
+MLTRACE_COMMIT_BATCH queued writes per call.
+
+What a run sees, as mltrace defines it (API.md):
+- inferred dependencies: for each input name, the run accepted earlier (lower id) with the
+  highest id among those that output a pointer of that name;
+- explicit dependencies: for each component name, its run accepted earlier with the latest
+  start_timestamp (ties: the later-accepted one);
+- staleness, for each dependency in ascending id: older than the threshold ("was run N days
+  ago", whole days), and k >= 1 fresher runs of its component accepted earlier that began in
+  [dependency start, run start] ("has k fresher run(s) ...").
+
+Call inside a transaction that holds the commit lock, with every earlier write committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from django.db import connection
+from django.db.models import Max
+
+from components.models import Component
+from components.services import tags_get_or_create
+from mltrace_site.exceptions import DependencyUnresolved
+from runs.models import (
+    IOPointer,
+    Run,
+    RunDependency,
+    RunInput,
+    RunOutput,
+    Write,
+    pointer_key,
+    pointer_name_hash,
+)
+
+logger = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 60 * 60 * 24
+# Bound on the values of one IN (...) or VALUES list: SQLite allows 32,766 parameters.
+CHUNK = 5_000
+
+
+class AcceptedWrite(Protocol):
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    accepted_at: dt.datetime
+
+
+@dataclass
+class RunFacts:
+    """What later runs of the same batch need to know about a run."""
+
+    id: int
+    component: str
+    start: dt.datetime
+
+
+@dataclass
+class PlannedRun:
+    write: AcceptedWrite
+    facts: RunFacts
+    component: Component
+    pointers: list[tuple[str, str]]  # inputs then outputs, as keys; inputs counted below
+    inputs: int
+    dependencies: list[int] = field(default_factory=list)
+    unresolved: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+
+
+def chunks(items: list[Any], size: int = CHUNK) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def writes_commit(writes: list[AcceptedWrite], *, strict: bool) -> list[tuple[Component | Run, bool]]:
+    """Commits accepted writes in acceptance order; returns (object, created) for each.
+
+    strict (the synchronous door): an explicit dependency with no earlier run raises
+    DependencyUnresolved (its `index` says which write) before anything is written. Otherwise
+    the run is committed with the name in unresolved_dependencies.
+    """
+    if len(writes) > 1 and Run.objects.filter(id__gt=writes[0].id).exists():
+        # A retried write older than committed runs: what it may see differs from what the
+        # writes after it may see, so each is committed on its own.
+        return [result for write in writes for result in writes_commit([write], strict=strict)]
+    return _Batch(writes, strict=strict).commit()
+
+
+class _Batch:
+    def __init__(self, writes: list[AcceptedWrite], *, strict: bool) -> None:
+        self.writes = writes
+        self.strict = strict
+        # Everything committed before this batch has a lower id than all of it.
+        self.bound = writes[0].id if writes else 0
+
+    def commit(self) -> list[tuple[Component | Run, bool]]:
+        runs = [w for w in self.writes if w.kind == Write.Kind.RUN]
+        self.components = self._load_components()
+        self.new_components: list[Component] = []
+        self.dirty_components: set[str] = set()
+        self.tag_links: list[tuple[str, list[str]]] = []
+        # (name, value) -> the spec of its first mention, in acceptance order; ids come at insert.
+        self.pointer_specs: dict[tuple[str, str], dict[str, str]] = {}
+        self.pointer_ids: dict[tuple[str, str], int] = {}
+        self.db_producers = self._db_latest_producers(runs)
+        self.db_latest_runs = self._db_latest_runs(runs)
+        self.producers: dict[str, int] = {}
+        self.latest_runs: dict[str, RunFacts] = {}
+        self.facts: dict[int, RunFacts] = {}
+        self.by_component: dict[str, list[RunFacts]] = defaultdict(list)
+
+        results: list[tuple[Any, bool] | PlannedRun] = []
+        planned: list[PlannedRun] = []
+        for index, write in enumerate(self.writes):
+            if write.kind == Write.Kind.COMPONENT:
+                results.append(self._plan_component(write))
+                continue
+            try:
+                plan = self._plan_run(write)
+            except DependencyUnresolved as exc:
+                exc.index = index
+                raise
+            planned.append(plan)
+            results.append(plan)
+        self._plan_staleness(planned)
+        created_runs = self._insert(planned)
+        return [created_runs[r.write.id] if isinstance(r, PlannedRun) else r for r in results]
+
+    # --- reads --------------------------------------------------------------------------
+
+    def _load_components(self) -> dict[str, Component]:
+        names = set()
+        for write in self.writes:
+            payload = write.payload
+            names.add(payload["name"] if write.kind == Write.Kind.COMPONENT else payload["component"])
+        return {
+            c.name: c for chunk in chunks(sorted(names)) for c in Component.objects.filter(name__in=chunk)
+        }
+
+    def _db_latest_producers(self, runs: list[AcceptedWrite]) -> dict[str, int]:
+        names = sorted(
+            {
+                p["name"]
+                for w in runs
+                if w.payload.get("infer_dependencies", True)
+                for p in w.payload["inputs"]
+            }
+        )
+        latest: dict[str, int] = {}
+        for chunk in chunks(names):
+            rows = (
+                RunOutput.objects.filter(
+                    pointer__name_hash__in={pointer_name_hash(n) for n in chunk}, run_id__lt=self.bound
+                )
+                .values("pointer__name")
+                .annotate(latest=Max("run_id"))
+            )
+            wanted = set(chunk)
+            latest.update({r["pointer__name"]: r["latest"] for r in rows if r["pointer__name"] in wanted})
+        return latest
+
+    def _db_latest_runs(self, runs: list[AcceptedWrite]) -> dict[str, RunFacts]:
+        """For each explicitly named component, its latest committed run by (start, id)."""
+        latest = {}
+        for name in sorted({n for w in runs for n in w.payload["dependencies"]}):
+            row = (
+                Run.objects.filter(component__name=name, id__lt=self.bound)
+                .order_by("-start_timestamp", "-id")
+                .values_list("id", "start_timestamp")
+                .first()
+            )
+            if row is not None:
+                latest[name] = RunFacts(id=row[0], component=name, start=row[1])
+        return latest
+
+    # --- planning, in acceptance order ----------------------------------------------------
+
+    def _component(self, name: str, accepted_at: dt.datetime) -> tuple[Component, bool]:
+        component = self.components.get(name)
+        if component is not None:
+            return component, False
+        component = Component(name=name, created_at=accepted_at)
+        self.components[name] = component
+        self.new_components.append(component)
+        return component, True
+
+    def _plan_component(self, write: AcceptedWrite) -> tuple[Component, bool]:
+        payload = write.payload
+        component, created = self._component(payload["name"], write.accepted_at)
+        if created:
+            component.description, component.owner = payload["description"], payload["owner"]
+        else:
+            if payload["description"]:
+                component.description = payload["description"]
+            if payload["owner"]:
+                component.owner = payload["owner"]
+        self.dirty_components.add(component.name)
+        if payload["tags"]:
+            self.tag_links.append((component.name, payload["tags"]))
+        return component, created
+
+    def _plan_run(self, write: AcceptedWrite) -> PlannedRun:
+        payload = write.payload
+        start = dt.datetime.fromisoformat(payload["start_timestamp"])
+        facts = RunFacts(id=write.id, component=payload["component"], start=start)
+        component, _ = self._component(facts.component, write.accepted_at)
+
+        dependencies: set[int] = set()
+        if payload.get("infer_dependencies", True):
+            for name in dict.fromkeys(p["name"] for p in payload["inputs"]):
+                producer = self.producers.get(name) or self.db_producers.get(name)
+                if producer is not None:
+                    dependencies.add(producer)
+        unresolved = []
+        for name in payload["dependencies"]:
+            latest = self.latest_runs.get(name) or self.db_latest_runs.get(name)
+            if latest is None:
+                unresolved.append(name)
+            else:
+                dependencies.add(latest.id)
+        if unresolved and self.strict:
+            raise DependencyUnresolved(unresolved)
+
+        # The run's pointers: one spec per (name, value), the last one listed wins; a pointer
+        # that does not exist yet is created with the type of its first mention.
+        specs = {(p["name"], p["value"]): p for p in (*payload["inputs"], *payload["outputs"])}
+        for key, spec in specs.items():
+            self.pointer_specs.setdefault(key, spec)
+
+        # What later runs of this batch see of this one.
+        for p in payload["outputs"]:
+            self.producers[p["name"]] = write.id
+        current = self.latest_runs.get(facts.component) or self.db_latest_runs.get(facts.component)
+        if current is None or (start, write.id) > (current.start, current.id):
+            self.latest_runs[facts.component] = facts
+        self.facts[write.id] = facts
+        self.by_component[facts.component].append(facts)
+
+        component.run_count += 1
+        if component.last_run_at is None or start > component.last_run_at:
+            component.last_run_at = start
+        self.dirty_components.add(component.name)
+        return PlannedRun(
+            write=write,
+            facts=facts,
+            component=component,
+            pointers=[(p["name"], p["value"]) for p in (*payload["inputs"], *payload["outputs"])],
+            inputs=len(payload["inputs"]),
+            dependencies=sorted(dependencies),
+            unresolved=unresolved,
+        )
+
+    def _plan_staleness(self, planned: list[PlannedRun]) -> None:
+        outside = [d for plan in planned for d in plan.dependencies if d not in self.facts]
+        for chunk in chunks(sorted(set(outside))):
+            for run_id, name, start in Run.objects.filter(id__in=chunk).values_list(
+                "id", "component__name", "start_timestamp"
+            ):
+                self.facts[run_id] = RunFacts(id=run_id, component=name, start=start)
+        windows = sorted(
+            {
+                (self.facts[d].component, self.facts[d].start, plan.facts.start)
+                for plan in planned
+                for d in plan.dependencies
+                if self.facts[d].start <= plan.facts.start
+            }
+        )
+        committed = _committed_runs_in_windows(windows, before_id=self.bound)
+        for plan in planned:
+            threshold = plan.write.payload["staleness_threshold"]
+            for dep in (self.facts[d] for d in plan.dependencies):
+                seconds = (plan.facts.start - dep.start).total_seconds()
+                if seconds > threshold:
+                    days = int(seconds // SECONDS_PER_DAY)
+                    plan.stale.append(f"{dep.component} (ID {dep.id}) was run {days} days ago.")
+                if dep.start > plan.facts.start:
+                    continue
+                # The dependency itself is in its window; the others are fresher.
+                in_batch = sum(
+                    1
+                    for other in self.by_component[dep.component]
+                    if other.id < plan.facts.id and dep.start <= other.start <= plan.facts.start
+                )
+                fresher = committed[(dep.component, dep.start, plan.facts.start)] + in_batch - 1
+                if fresher >= 1:
+                    noun = "run" if fresher == 1 else "runs"
+                    plan.stale.append(
+                        f"{dep.component} (ID {dep.id}) has {fresher} fresher {noun} that began "
+                        "before this component run started."
+                    )
+
+    # --- writes ---------------------------------------------------------------------------
+
+    def _insert(self, planned: list[PlannedRun]) -> dict[int, tuple[Run, bool]]:
+        if self.new_components:
+            Component.objects.bulk_create(self.new_components)
+        new = {c.name for c in self.new_components}
+        existing = [c for name, c in self.components.items() if name in self.dirty_components - new]
+        if existing:
+            Component.objects.bulk_update(existing, ["description", "owner", "run_count", "last_run_at"])
+        if self.tag_links:
+            self._link_tags()
+        if self.pointer_specs:
+            self._get_or_create_pointers()
+
+        runs = []
+        for plan in planned:
+            payload = plan.write.payload
+            run = Run(
+                id=plan.write.id,
+                component=plan.component,
+                start_timestamp=plan.facts.start,
+                end_timestamp=dt.datetime.fromisoformat(payload["end_timestamp"]),
+                notes=payload["notes"],
+                git_hash=payload["git_hash"],
+                git_tags=payload["git_tags"],
+                code_snapshot=payload["code_snapshot"],
+                test_results=payload["test_results"],
+                stale=plan.stale,
+                unresolved_dependencies=plan.unresolved,
+                created_at=plan.write.accepted_at,
+            )
+            runs.append(run)
+            if plan.stale:
+                logger.info("run %s of %s is stale: %s", run.id, plan.facts.component, plan.stale)
+        insert_models(Run, RUN_COLUMNS, runs)
+        inputs, outputs, edges = [], [], []
+        for plan in planned:
+            run_id = plan.write.id
+            for position, key in enumerate(plan.pointers):
+                (inputs if position < plan.inputs else outputs).append((run_id, self.pointer_ids[key]))
+            edges.extend((run_id, d) for d in plan.dependencies)
+        insert_rows(RunInput._meta.db_table, ["run_id", "pointer_id"], inputs)
+        insert_rows(RunOutput._meta.db_table, ["run_id", "pointer_id"], outputs)
+        insert_rows(RunDependency._meta.db_table, ["run_id", "depends_on_id"], edges)
+        return {run.id: (run, True) for run in runs}
+
+    def _get_or_create_pointers(self) -> None:
+        """Ids of every pointer the batch names, creating the missing ones in first-mention order.
+
+        A pointer that exists keeps its type (ON CONFLICT DO NOTHING). Most pointers of a
+        stream of predictions are new, so inserting first and looking up the rest is one
+        statement in the common case.
+        """
+        table = IOPointer._meta.db_table
+        keys = {pointer_key(*key): key for key in self.pointer_specs}
+        rows = [
+            (
+                spec["name"],
+                spec["value"],
+                spec["pointer_type"],
+                False,
+                pointer_name_hash(spec["name"]),
+                digest,
+            )
+            for digest, spec in ((d, self.pointer_specs[k]) for d, k in keys.items())
+        ]
+        columns = ["name", "value", "pointer_type", "flag", "name_hash", "key"]
+        found = dict(insert_rows(table, columns, rows, returning="key, id", on_conflict="key"))
+        missing = [digest for digest in keys if digest not in found]
+        for chunk in chunks(missing):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT key, id FROM {table} WHERE key IN ({', '.join(['%s'] * len(chunk))})", chunk
+                )
+                found.update(cursor.fetchall())
+        self.pointer_ids = {keys[digest]: pointer_id for digest, pointer_id in found.items()}
+
+    def _link_tags(self) -> None:
+        names = list(dict.fromkeys(tag for _, tags in self.tag_links for tag in tags))
+        tags = {tag.name: tag for tag in tags_get_or_create(names)}
+        through = Component.tags.through
+        links = {
+            (self.components[component].id, tags[tag].id)
+            for component, names in self.tag_links
+            for tag in names
+        }
+        through.objects.bulk_create(
+            [through(component_id=c, tag_id=t) for c, t in sorted(links)], ignore_conflicts=True
+        )
+
+
+RUN_COLUMNS = [
+    "id",
+    "component_id",
+    "start_timestamp",
+    "end_timestamp",
+    "notes",
+    "git_hash",
+    "git_tags",
+    "code_snapshot",
+    "test_results",
+    "stale",
+    "unresolved_dependencies",
+    "created_at",
+]
+
+
+def insert_rows(
+    table: str, columns: list[str], rows: list[tuple], *, returning: str = "", on_conflict: str = ""
+) -> list[tuple]:
+    """INSERT many rows in few statements; with `returning` on PostgreSQL, the returned rows.
+
+    on_conflict names a unique column: rows that would duplicate it are skipped.
+
+    Django's bulk_create builds a model instance and prepares every value of every row; for
+    the tens of thousands of link rows of a batch of inference runs that cost more than the
+    database. Values must already be in the database's form (see insert_models).
+    """
+    if not rows:
+        return []
+    names = ", ".join(columns)
+    conflict = f" ON CONFLICT ({on_conflict}) DO NOTHING" if on_conflict else ""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            from psycopg2.extras import execute_values
+
+            sql = f"INSERT INTO {table} ({names}) VALUES %s{conflict}" + (
+                f" RETURNING {returning}" if returning else ""
+            )
+            return execute_values(cursor.cursor, sql, rows, page_size=2000, fetch=bool(returning)) or []
+        marks = ", ".join(["%s"] * len(columns))
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}){conflict}", rows)
+        return []
+
+
+def insert_models(model: type, columns: list[str], objects: list[Any]) -> None:
+    """insert_rows for model instances: JSON and datetime values prepared for this database."""
+    fields = [model._meta.get_field(column.removesuffix("_id")) for column in columns]
+    adapt_datetime = connection.ops.adapt_datetimefield_value
+
+    def preparer(field: Any) -> Any:
+        if field.get_internal_type() == "JSONField":
+            return lambda value: field.get_db_prep_save(value, connection)
+        if field.get_internal_type() == "DateTimeField":
+            return adapt_datetime
+        return None
+
+    prepare = [preparer(f) for f in fields]
+    names = [f.attname for f in fields]
+    rows = [
+        tuple(
+            getattr(obj, name) if prep is None else prep(getattr(obj, name))
+            for name, prep in zip(names, prepare, strict=True)
+        )
+        for obj in objects
+    ]
+    insert_rows(model._meta.db_table, [f.column for f in fields], rows)
+
+
+def _committed_runs_in_windows(
+    windows: list[tuple[str, dt.datetime, dt.datetime]], *, before_id: int
+) -> dict[tuple[str, dt.datetime, dt.datetime], int]:
+    """For each (component, low, high): committed runs of it below before_id starting in [low, high].
+
+    One query per CHUNK windows; each count is a range scan of run_component_start_idx.
+    """
+    counts: dict[tuple[str, dt.datetime, dt.datetime], int] = {}
+    run_table = Run._meta.db_table
+    component_table = Component._meta.db_table
+    for chunk in chunks(windows, CHUNK // 3):
+        values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+        # VALUES columns are column1..4 in PostgreSQL and SQLite alike: (n, name, low, high).
+        sql = f"""
+            SELECT w.column1, (
+                SELECT COUNT(*) FROM {run_table} r JOIN {component_table} c ON c.id = r.component_id
+                WHERE c.name = w.column2 AND r.start_timestamp >= w.column3
+                  AND r.start_timestamp <= w.column4 AND r.id < %s
+            )
+            FROM (VALUES {values}) AS w
+        """
+        adapt = connection.ops.adapt_datetimefield_value
+        params: list[Any] = [before_id]
+        for n, (name, low, high) in enumerate(chunk):
+            params += [n, name, adapt(low), adapt(high)]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for n, count in cursor.fetchall():
+                counts[chunk[n]] = count
+    return counts

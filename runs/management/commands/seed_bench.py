@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from runs.commit import writes_commit
+from runs.models import Write
+from runs.serializers import RunCreateSerializer, run_payload
+from runs.services import commit_lock
+
+sys.path.insert(0, str(Path(settings.BASE_DIR)))
+from bench.payloads import pipeline  # noqa: E402
+
+
+class Command(BaseCommand):
+    help = (
+        "Fills the database with pipeline-shaped runs (etl -> train -> 100 inference runs of 10 "
+        "predictions each) through the same commit path the workers use, in batches."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--runs", type=int, required=True)
+        parser.add_argument("--batch", type=int, default=1000)
+        parser.add_argument("--predictions", type=int, default=10, help="ENDPOINT outputs per inference run")
+
+    def handle(self, *args: Any, runs: int, batch: int, predictions: int, **options: Any) -> None:
+        # Runs start back in time and end now, so live traffic afterwards is the newest.
+        start = timezone.now() - dt.timedelta(seconds=runs)
+        stream = pipeline(start=start, predictions=predictions)
+        validator = RunCreateSerializer()
+        done = 0
+        began = time.perf_counter()
+        while done < runs:
+            size = min(batch, runs - done)
+            # The payloads the API would store: validated and normalized the same way.
+            payloads = [run_payload(validator.run_validation(p)) for p in itertools.islice(stream, size)]
+            with transaction.atomic():
+                commit_lock()
+                now = timezone.now()
+                writes = Write.objects.bulk_create(
+                    [
+                        Write(
+                            kind=Write.Kind.RUN,
+                            status=Write.Status.COMMITTED,
+                            accepted_at=now,
+                            committed_at=now,
+                        )
+                        for _ in payloads
+                    ]
+                )
+                for write, payload in zip(writes, payloads, strict=True):
+                    write.payload = payload
+                writes_commit(writes, strict=False)
+            done += size
+            elapsed = time.perf_counter() - began
+            self.stdout.write(f"seeded {done}/{runs} runs ({done / elapsed:.0f} runs/s)")
+        self.stdout.write(self.style.SUCCESS(f"seeded {runs} runs in {time.perf_counter() - began:.1f} s"))
