@@ -32,6 +32,15 @@ test: $(VENV)/.installed-dev
 		MLTRACE_QUEUE_NAME=$${MLTRACE_QUEUE_NAME:-mltrace-test} \
 		$(PY) -m pytest $(PYTEST_ARGS)
 
+$(VENV)/.installed-bench: $(VENV)/.installed-dev requirements-bench.txt
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	touch $@
+
+# Every Locust scenario against gunicorn and a qcluster on PostgreSQL and Redis; the report
+# lands in bench/results/<timestamp>/report.md. BENCH_ARGS="--users 32 --duration 60 --sizes 0".
+bench: $(VENV)/.installed-bench
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

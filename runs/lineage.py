@@ -132,9 +132,12 @@ def trace(*, output_id: str, depth: int | None = None) -> dict[str, Any]:
 
 
 def outputs_by_run(run_ids: Iterable[int]) -> dict[int, list[IOPointer]]:
+    """The output pointers of these runs; links and pointers read apart, as runs_to_dicts does."""
+    links = list(RunOutput.objects.filter(run_id__in=list(run_ids)).values_list("run_id", "pointer_id"))
+    pointers = IOPointer.objects.in_bulk([pointer_id for _, pointer_id in links])
     outputs: dict[int, list[IOPointer]] = defaultdict(list)
-    for link in RunOutput.objects.filter(run_id__in=list(run_ids)).select_related("pointer"):
-        outputs[link.run_id].append(link.pointer)
+    for run_id, pointer_id in links:
+        outputs[run_id].append(pointers[pointer_id])
     return outputs
 
 

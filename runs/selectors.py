@@ -11,6 +11,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from components.models import Component
 from mltrace_site.exceptions import NOT_A_RUN, RUN_NOT_FOUND, NotFound
 from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write
 from runs.serializers import pending_write_to_dict, run_to_dict
@@ -25,28 +26,43 @@ def chunked(ids: Sequence[int]) -> Iterator[Sequence[int]]:
 
 
 def runs_to_dicts(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """The API shape of committed runs (component selected), in three queries per 10,000.
+    """The API shape of committed runs (component selected), in four queries per 10,000 runs.
 
-    Inputs and outputs keep the order the run listed them in.
+    Inputs and outputs keep the order the run listed them in. Links and pointers are read
+    apart, each by its own index, rather than joined: a join's plan hangs on statistics that
+    lag behind a table growing by thousands of rows a second.
     """
     ids = [run.id for run in runs]
-    inputs: dict[int, list[IOPointer]] = defaultdict(list)
-    outputs: dict[int, list[IOPointer]] = defaultdict(list)
+    links: dict[str, dict[int, list[tuple[int, int]]]] = {
+        "inputs": defaultdict(list),
+        "outputs": defaultdict(list),
+    }
     dependencies: dict[int, list[int]] = defaultdict(list)
+    pointer_ids: set[int] = set()
     for chunk in chunked(ids):
-        for link in RunInput.objects.filter(run_id__in=chunk).select_related("pointer").order_by("id"):
-            inputs[link.run_id].append(link.pointer)
-        for link in RunOutput.objects.filter(run_id__in=chunk).select_related("pointer").order_by("id"):
-            outputs[link.run_id].append(link.pointer)
-        edges = (
-            RunDependency.objects.filter(run_id__in=chunk)
-            .order_by("depends_on_id")
-            .values_list("run_id", "depends_on_id")
-        )
+        for side, model in (("inputs", RunInput), ("outputs", RunOutput)):
+            for link_id, run_id, pointer_id in model.objects.filter(run_id__in=chunk).values_list(
+                "id", "run_id", "pointer_id"
+            ):
+                links[side][run_id].append((link_id, pointer_id))
+                pointer_ids.add(pointer_id)
+        edges = RunDependency.objects.filter(run_id__in=chunk).values_list("run_id", "depends_on_id")
         for run_id, depends_on_id in edges:
             dependencies[run_id].append(depends_on_id)
+    pointers: dict[int, IOPointer] = {}
+    for chunk in chunked(sorted(pointer_ids)):
+        pointers.update({p.id: p for p in IOPointer.objects.filter(id__in=chunk)})
+
+    def listed(side: str, run_id: int) -> list[IOPointer]:
+        return [pointers[pointer_id] for _, pointer_id in sorted(links[side][run_id])]
+
     return [
-        run_to_dict(run, inputs=inputs[run.id], outputs=outputs[run.id], dependencies=dependencies[run.id])
+        run_to_dict(
+            run,
+            inputs=listed("inputs", run.id),
+            outputs=listed("outputs", run.id),
+            dependencies=sorted(dependencies[run.id]),
+        )
         for run in runs
     ]
 
@@ -94,7 +110,12 @@ def run_page(
     """
     runs: QuerySet[Run] = Run.objects.select_related("component")
     if component:
-        runs = runs.filter(component__name=component)
+        # By id, not through a join on the name: the planner then walks run_component_start_idx
+        # backwards and stops after `limit` rows, whatever its statistics say.
+        component_id = Component.objects.filter(name=component).values_list("id", flat=True).first()
+        if component_id is None:
+            return RunPage(runs=[], has_more=False)
+        runs = runs.filter(component_id=component_id)
     if date_lower is not None:
         runs = runs.filter(start_timestamp__gte=date_lower)
     if date_upper is not None:

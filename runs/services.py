@@ -65,9 +65,8 @@ def advisory_xact_lock(key: int, *, timeout_ms: int | None = None) -> None:
     if not _postgres():
         return
     with connection.cursor() as cursor:
-        if timeout_ms is not None:
-            cursor.execute(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        timeout = "" if timeout_ms is None else f"SET LOCAL lock_timeout = {int(timeout_ms)}; "
+        cursor.execute(f"{timeout}SELECT pg_advisory_xact_lock(%s)", [key])
 
 
 def commit_lock(*, timeout_ms: int | None = None) -> None:
@@ -86,8 +85,10 @@ def accept_lock_released_early() -> Iterator[None]:
         yield
         return
     with connection.cursor() as cursor:
-        cursor.execute(f"SET LOCAL lock_timeout = {int(settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)}")
-        cursor.execute("SELECT pg_advisory_lock(%s)", [ACCEPT_LOCK_KEY])
+        cursor.execute(
+            f"SET LOCAL lock_timeout = {int(settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)}; SELECT pg_advisory_lock(%s)",
+            [ACCEPT_LOCK_KEY],
+        )
     try:
         yield
     finally:

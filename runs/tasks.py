@@ -8,6 +8,7 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 from django_q.brokers import Broker, get_broker
+from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.tasks import async_task
 
 from runs.models import IdempotencyKey, Write
@@ -26,20 +27,47 @@ def shared_broker() -> Broker:
     return _broker
 
 
-def commit_writes(through_id: int) -> int:
-    """Commits queued writes in acceptance order until none at or below through_id is left.
+# While a commit task waits in Redis, accepts do not enqueue another: the waiting task will
+# see their writes. The flag expires, so a task lost with its flag delays commits briefly.
+COMMIT_PENDING_SECONDS = 5
 
-    Returns how many writes this call committed or failed. A no-op when another worker
-    already did the work, which is the common case under load.
+
+def _commit_pending_flag(broker: Broker) -> tuple[object, str] | None:
+    """The Redis client and key of the 'a commit task is waiting' flag; None off Redis."""
+    if not isinstance(broker, RedisBroker):
+        return None
+    return broker.connection, f"mltrace:{broker.list_key}:commit-pending"
+
+
+def _last_queued() -> int | None:
+    return (
+        Write.objects.filter(status=Write.Status.QUEUED).order_by("-id").values_list("id", flat=True).first()
+    )
+
+
+def commit_writes(through_id: int | None = None) -> int:
+    """Commits every write queued when it starts, in acceptance order, a batch at a time.
+
+    Returns how many writes this call committed or failed. It lowers the commit-pending flag
+    first, so a write accepted from then on enqueues a task of its own. Under load most
+    tasks find their writes committed by another and return after one query.
     """
-    return writes_commit_pending(through_id=through_id)
+    flag = _commit_pending_flag(shared_broker())
+    if flag is not None:
+        client, key = flag
+        try:
+            client.delete(key)
+        except Exception:  # Redis is down: commit anyway, the flag expires on its own
+            logger.warning("could not lower the commit-pending flag", exc_info=True)
+    last = _last_queued()
+    if last is None:
+        return 0
+    return writes_commit_pending(through_id=max(last, through_id or 0))
 
 
 def sweep() -> int:
     """Commits every queued write (their tasks were lost) and forgets expired idempotency keys."""
-    last = (
-        Write.objects.filter(status=Write.Status.QUEUED).order_by("-id").values_list("id", flat=True).first()
-    )
+    last = _last_queued()
     done = writes_commit_pending(through_id=last) if last is not None else 0
     expired = timezone.now() - dt.timedelta(hours=settings.MLTRACE_IDEMPOTENCY_TTL_HOURS)
     IdempotencyKey.objects.filter(created_at__lt=expired).delete()
@@ -49,8 +77,16 @@ def sweep() -> int:
 
 
 def enqueue_commit(through_id: int) -> None:
-    """Enqueues the commit of writes through this id; a lost enqueue is left to the sweep."""
+    """Enqueues the commit of writes through this id, unless a waiting task will commit them.
+
+    A failed enqueue is logged and left to the sweep: the writes are recorded already.
+    """
     try:
+        flag = _commit_pending_flag(shared_broker())
+        if flag is not None:
+            client, key = flag
+            if not client.set(key, through_id, nx=True, ex=COMMIT_PENDING_SECONDS):
+                return
         async_task(
             "runs.tasks.commit_writes", through_id, broker=shared_broker(), task_name=f"commit-{through_id}"
         )

@@ -30,9 +30,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--runs", type=int, required=True)
         parser.add_argument("--batch", type=int, default=1000)
-        parser.add_argument("--predictions", type=int, default=10, help="ENDPOINT outputs per inference run")
+        parser.add_argument("--predictions", type=int, default=1, help="ENDPOINT outputs per inference run")
+        parser.add_argument(
+            "--queue",
+            action="store_true",
+            help="accept the runs as queued writes and let the workers (qcluster) commit them",
+        )
 
-    def handle(self, *args: Any, runs: int, batch: int, predictions: int, **options: Any) -> None:
+    def handle(
+        self, *args: Any, runs: int, batch: int, predictions: int, queue: bool, **options: Any
+    ) -> None:
         # Runs start back in time and end now, so live traffic afterwards is the newest.
         start = timezone.now() - dt.timedelta(seconds=runs)
         stream = pipeline(start=start, predictions=predictions)
@@ -62,5 +69,7 @@ class Command(BaseCommand):
                 writes_commit(writes, strict=False)
             done += size
             elapsed = time.perf_counter() - began
-            self.stdout.write(f"seeded {done}/{runs} runs ({done / elapsed:.0f} runs/s)")
-        self.stdout.write(self.style.SUCCESS(f"seeded {runs} runs in {time.perf_counter() - began:.1f} s"))
+            verb = "queued" if queue else "seeded"
+            self.stdout.write(f"{verb} {done}/{runs} runs ({done / elapsed:.0f} runs/s)")
+        verb = "queued" if queue else "seeded"
+        self.stdout.write(self.style.SUCCESS(f"{verb} {runs} runs in {time.perf_counter() - began:.1f} s"))
