@@ -24,6 +24,7 @@ from mltrace_site.api import (
     WRITE_ERRORS,
     idempotency_from,
     respond,
+    validated,
     wants_sync,
 )
 from mltrace_site.pagination import LimitCursorPagination, parse_limit
@@ -72,9 +73,7 @@ class ComponentViewSet(viewsets.ViewSet):
         summary="Create a component, or add tags to and update an existing one",
     )
     def create(self, request: Request) -> Response:
-        serializer = ComponentCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        payload = dict(serializer.validated_data)
+        payload = dict(validated(ComponentCreateSerializer, request.data))
         idempotency = idempotency_from(request)
         if wants_sync(request):
 

@@ -106,7 +106,10 @@ DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {
         "default": dj_database_url.parse(
-            DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+            # No health check per request (a round trip each): a connection that broke makes its
+            # request answer 503 and is replaced at the end of that request.
+            DATABASE_URL,
+            conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
         )
     }
 else:
@@ -154,7 +157,7 @@ DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header makes a missing credential a 401, not a 403.
-        "rest_framework.authentication.TokenAuthentication",
+        "mltrace_site.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -190,6 +193,9 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# How long each process trusts a token it has looked up (a revoked token lasts this long).
+MLTRACE_TOKEN_CACHE_SECONDS = env_int("MLTRACE_TOKEN_CACHE_SECONDS", 10)
+
 # Sane limits on one write; a payload over them is a 400.
 MLTRACE_MAX_POINTERS_PER_RUN = env_int("MLTRACE_MAX_POINTERS_PER_RUN", 10_000, minimum=1)
 MLTRACE_MAX_BATCH_RUNS = env_int("MLTRACE_MAX_BATCH_RUNS", 1000, minimum=1)
@@ -199,6 +205,9 @@ MLTRACE_MAX_BATCH_RUNS = env_int("MLTRACE_MAX_BATCH_RUNS", 1000, minimum=1)
 REDIS_URL = env_str("REDIS_URL", "")
 # Queued writes are committed this many per transaction, in acceptance order.
 MLTRACE_COMMIT_BATCH = env_int("MLTRACE_COMMIT_BATCH", 500, minimum=1)
+# A commit task lets the oldest queued write wait this long, so a stream of single writes is
+# committed in batches (on the Redis broker).
+MLTRACE_COMMIT_DELAY_MS = env_int("MLTRACE_COMMIT_DELAY_MS", 50, minimum=0)
 # Every MLTRACE_SWEEP_SECONDS each cluster looks for writes queued longer than
 # MLTRACE_SWEEP_AFTER_SECONDS (their task was lost: Redis flushed, worker killed) and
 # enqueues a commit for them.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from django.conf import settings
 from django.utils import timezone
@@ -39,6 +40,27 @@ def _commit_pending_flag(broker: Broker) -> tuple[object, str] | None:
     return broker.connection, f"mltrace:{broker.list_key}:commit-pending"
 
 
+def _gather() -> None:
+    """Lets the oldest queued write wait MLTRACE_COMMIT_DELAY_MS before committing.
+
+    A steady stream of single writes would otherwise be committed one transaction per write,
+    each paying a batch's fixed cost. Meanwhile the commit-pending flag stays up, so the
+    writes accepted now do not enqueue tasks of their own: this task takes them all.
+    """
+    delay = dt.timedelta(milliseconds=settings.MLTRACE_COMMIT_DELAY_MS)
+    oldest = (
+        Write.objects.filter(status=Write.Status.QUEUED)
+        .order_by("id")
+        .values_list("accepted_at", flat=True)
+        .first()
+    )
+    if oldest is None or not delay:
+        return
+    wait = (oldest + delay - timezone.now()).total_seconds()
+    if wait > 0:
+        time.sleep(min(wait, delay.total_seconds()))
+
+
 def _last_queued() -> int | None:
     return (
         Write.objects.filter(status=Write.Status.QUEUED).order_by("-id").values_list("id", flat=True).first()
@@ -54,6 +76,7 @@ def commit_writes(through_id: int | None = None) -> int:
     """
     flag = _commit_pending_flag(shared_broker())
     if flag is not None:
+        _gather()
         client, key = flag
         try:
             client.delete(key)

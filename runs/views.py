@@ -17,6 +17,7 @@ from mltrace_site.api import (
     WRITE_ERRORS,
     idempotency_from,
     respond,
+    validated,
     wants_sync,
 )
 from mltrace_site.exceptions import RUN_NOT_FOUND, DependencyUnresolved, NotFound
@@ -138,9 +139,8 @@ class RunViewSet(viewsets.ViewSet):
         summary="Log a component run",
     )
     def create(self, request: Request) -> Response:
-        serializer = RunCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        answer = submit_runs(request, [run_payload(serializer.validated_data)], batch=False)
+        payload = run_payload(validated(RunCreateSerializer, request.data))
+        answer = submit_runs(request, [payload], batch=False)
         return respond(answer, location=f"/api/v1/runs/{answer.body['id']}/")
 
     @extend_schema(
@@ -155,9 +155,7 @@ class RunViewSet(viewsets.ViewSet):
     )
     @action(detail=False, methods=["post"])
     def batch(self, request: Request) -> Response:
-        serializer = RunBatchSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        payloads = [run_payload(run) for run in serializer.validated_data["runs"]]
+        payloads = [run_payload(run) for run in validated(RunBatchSerializer, request.data)["runs"]]
         return respond(submit_runs(request, payloads, batch=True))
 
     @extend_schema(
