@@ -5,6 +5,7 @@ import sys
 from typing import Any
 
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 from django.db.backends.signals import connection_created
 
 
@@ -23,3 +24,9 @@ class MltraceSiteConfig(AppConfig):
 
     def ready(self) -> None:
         connection_created.connect(name_connection, dispatch_uid="mltrace-name-connection")
+
+
+class MltraceAdminConfig(AdminConfig):
+    """Django's admin, with the site that adds the lineage pages."""
+
+    default_site = "mltrace_site.admin.MltraceAdminSite"

@@ -1,29 +1,307 @@
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from typing import Any
 
-from runs.models import Write
-from runs.services import writes_retry_failed
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from mltrace_site.admin import LargeTableAdmin
+from runs.models import IOPointer, Run, RunDependency, Write, pointer_name_hash
+from runs.services import pointers_flag, writes_retry_failed
+
+LINKS_SHOWN = 100
+
+
+def run_link(run_id: int, label: str = "") -> str:
+    url = reverse("admin:runs_run_change", args=[run_id])
+    return format_html('<a href="{}">{}</a>', url, label or f"run {run_id}")
+
+
+def trace_link(name: str) -> str:
+    url = (
+        reverse("admin:mltrace-trace") + "?" + __import__("urllib.parse").parse.urlencode({"output_id": name})
+    )
+    return format_html('<a href="{}" title="trace">{}</a>', url, name)
+
+
+class StaleFilter(admin.SimpleListFilter):
+    title = "stale"
+    parameter_name = "stale"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "stale"), ("no", "not stale")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Run]) -> QuerySet[Run]:
+        if self.value() == "yes":
+            return queryset.filter(is_stale=True)
+        if self.value() == "no":
+            return queryset.filter(is_stale=False)
+        return queryset
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """Runs here are committed; queued and failed ones are accepted writes not committed yet."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("committed", "committed"), ("queued", "queued"), ("failed", "failed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Run]) -> QuerySet[Run]:
+        if self.value() in ("queued", "failed"):
+            url = reverse("admin:runs_write_changelist") + f"?status__exact={self.value()}&kind__exact=run"
+            messages.info(
+                request,
+                format_html(
+                    '{} runs are accepted writes not committed yet: see <a href="{}">accepted writes</a>.',
+                    self.value().capitalize(),
+                    url,
+                ),
+            )
+            return queryset.none()
+        return queryset
+
+
+@admin.register(Run)
+class RunAdmin(LargeTableAdmin):
+    list_display = ["id", "component", "start_timestamp", "duration", "status", "stale_marker"]
+    list_display_links = ["id"]
+    list_filter = [StatusFilter, StaleFilter, "component", ("start_timestamp", admin.DateFieldListFilter)]
+    list_select_related = ["component"]
+    search_fields = ["component__name", "git_hash"]
+    search_help_text = (
+        "A component name or git hash (or its beginning), or the exact name of an input or output."
+    )
+    ordering = ["-start_timestamp", "-id"]
+    fields = [
+        "id",
+        "component_link",
+        "status",
+        "start_timestamp",
+        "end_timestamp",
+        "duration",
+        "stale_messages",
+        "unresolved_dependencies",
+        "inputs_list",
+        "outputs_list",
+        "dependencies_list",
+        "dependents_list",
+        "notes",
+        "git_hash",
+        "git_tags",
+        "test_results",
+        "code",
+        "created_at",
+    ]
+    readonly_fields = [f for f in fields if f != "notes"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Run], search_term: str
+    ) -> tuple[QuerySet[Run], bool]:
+        """Prefix searches on indexed columns, and exact pointer names through name_hash.
+
+        A substring search (icontains) would scan every run and pointer of a million-row table.
+        """
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        pointers = IOPointer.objects.filter(name_hash=pointer_name_hash(term), name=term).values("id")
+        matches = (
+            Q(component__name__startswith=term)
+            | Q(git_hash__startswith=term)
+            | Q(id__in=Run.inputs.through.objects.filter(pointer__in=pointers).values("run_id"))
+            | Q(id__in=Run.outputs.through.objects.filter(pointer__in=pointers).values("run_id"))
+        )
+        return queryset.filter(matches), False
+
+    @admin.display(description="duration")
+    def duration(self, run: Run) -> str:
+        return str(run.end_timestamp - run.start_timestamp)
+
+    @admin.display(description="status")
+    def status(self, run: Run) -> str:
+        return "committed"
+
+    @admin.display(description="stale", boolean=True, ordering="is_stale")
+    def stale_marker(self, run: Run) -> bool:
+        return run.is_stale
+
+    @admin.display(description="component")
+    def component_link(self, run: Run) -> str:
+        url = reverse("admin:components_component_change", args=[run.component_id])
+        return format_html('<a href="{}">{}</a>', url, run.component.name)
+
+    @admin.display(description="staleness")
+    def stale_messages(self, run: Run) -> str:
+        return format_html_join("", '<p class="errornote">{}</p>', ((m,) for m in run.stale)) or "-"
+
+    def _pointers(self, links: QuerySet) -> str:
+        rows = list(links.select_related("pointer").order_by("id")[: LINKS_SHOWN + 1])
+        items = format_html_join(
+            "",
+            "<li>{} <small>{}{} {}</small></li>",
+            (
+                (
+                    trace_link(link.pointer.name),
+                    link.pointer.pointer_type,
+                    f" = {link.pointer.value}" if link.pointer.value else "",
+                    "flagged" if link.pointer.flag else "",
+                )
+                for link in rows[:LINKS_SHOWN]
+            ),
+        )
+        more = format_html("<li>and more</li>") if len(rows) > LINKS_SHOWN else ""
+        return format_html("<ul>{}{}</ul>", items, more) if rows else "-"
+
+    @admin.display(description="inputs")
+    def inputs_list(self, run: Run) -> str:
+        return self._pointers(Run.inputs.through.objects.filter(run=run))
+
+    @admin.display(description="outputs")
+    def outputs_list(self, run: Run) -> str:
+        return self._pointers(Run.outputs.through.objects.filter(run=run))
+
+    def _runs(self, ids: list[int]) -> str:
+        runs = Run.objects.filter(id__in=ids[:LINKS_SHOWN]).select_related("component").order_by("id")
+        items = format_html_join(
+            "", "<li>{}</li>", ((run_link(r.id, f"{r.component.name} (run {r.id})"),) for r in runs)
+        )
+        more = format_html("<li>and more</li>") if len(ids) > LINKS_SHOWN else ""
+        return format_html("<ul>{}{}</ul>", items, more) if ids else "-"
+
+    @admin.display(description="depends on")
+    def dependencies_list(self, run: Run) -> str:
+        ids = RunDependency.objects.filter(run=run).values_list("depends_on_id", flat=True)
+        return self._runs(list(ids[: LINKS_SHOWN + 1]))
+
+    @admin.display(description="dependents")
+    def dependents_list(self, run: Run) -> str:
+        ids = RunDependency.objects.filter(depends_on=run).order_by("run_id").values_list("run_id", flat=True)
+        return self._runs(list(ids[: LINKS_SHOWN + 1]))
+
+    @admin.display(description="code snapshot")
+    def code(self, run: Run) -> str:
+        return format_html("<pre>{}</pre>", run.code_snapshot) if run.code_snapshot else "-"
+
+
+class FlaggedFilter(admin.SimpleListFilter):
+    title = "flagged"
+    parameter_name = "flagged"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "flagged"), ("no", "not flagged")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[IOPointer]) -> QuerySet[IOPointer]:
+        if self.value() == "yes":
+            return queryset.filter(flag=True)
+        if self.value() == "no":
+            return queryset.filter(flag=False)
+        return queryset
+
+
+@admin.register(IOPointer)
+class IOPointerAdmin(LargeTableAdmin):
+    list_display = ["name", "value", "pointer_type", "flag", "trace"]
+    list_filter = [FlaggedFilter, "pointer_type"]
+    search_fields = ["name"]
+    search_help_text = "The exact name of a pointer (a file, a table, a prediction id)."
+    ordering = ["-id"]
+    actions = ["flag", "unflag"]
+    fields = ["name", "value", "pointer_type", "flag"]
+    readonly_fields = ["name", "value", "pointer_type"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[IOPointer], search_term: str
+    ) -> tuple[QuerySet[IOPointer], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(name_hash=pointer_name_hash(term), name=term), False
+
+    @admin.display(description="trace")
+    def trace(self, pointer: IOPointer) -> str:
+        return trace_link(pointer.name)
+
+    def _set_flag(self, request: HttpRequest, queryset: QuerySet[IOPointer], flag: bool) -> None:
+        names = sorted(set(queryset.values_list("name", flat=True)))
+        count = sum(pointers_flag(name=name, flag=flag) for name in names)
+        verb = "Flagged" if flag else "Unflagged"
+        self.message_user(request, f"{verb} {count} pointers named {', '.join(names)}.", messages.SUCCESS)
+
+    @admin.action(description="Flag every pointer of the selected names", permissions=["change"])
+    def flag(self, request: HttpRequest, queryset: QuerySet[IOPointer]) -> None:
+        self._set_flag(request, queryset, True)
+
+    @admin.action(description="Unflag every pointer of the selected names", permissions=["change"])
+    def unflag(self, request: HttpRequest, queryset: QuerySet[IOPointer]) -> None:
+        self._set_flag(request, queryset, False)
+
+
+class WriteStatusFilter(admin.SimpleListFilter):
+    """Pending and failed writes first: committed ones are the bulk and rarely of interest."""
+
+    title = "status"
+    parameter_name = "status__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(s.value, s.label) for s in Write.Status]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Write]) -> QuerySet[Write]:
+        if self.value():
+            return queryset.filter(status=self.value())
+        return queryset
 
 
 @admin.register(Write)
-class WriteAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "status", "accepted_at", "committed_at", "short_error"]
-    list_filter = ["status", "kind"]
-    readonly_fields = ["id", "kind", "status", "payload", "error", "accepted_at", "committed_at"]
-    show_full_result_count = False
+class WriteAdmin(LargeTableAdmin):
+    list_display = ["id", "kind", "status", "accepted_at", "committed_at", "short_error", "run"]
+    list_filter = [WriteStatusFilter, "kind"]
+    ordering = ["-id"]
+    fields = ["id", "kind", "status", "accepted_at", "committed_at", "error", "payload_pretty", "run"]
+    readonly_fields = fields
     actions = ["retry"]
 
     @admin.display(description="error")
     def short_error(self, write: Write) -> str:
         return write.error[:120]
 
-    @admin.action(description="Retry the selected failed writes")
+    @admin.display(description="payload")
+    def payload_pretty(self, write: Write) -> str:
+        import json
+
+        if write.payload is None:
+            return "- (dropped once committed)"
+        return format_html("<pre>{}</pre>", json.dumps(write.payload, indent=2))
+
+    @admin.display(description="run")
+    def run(self, write: Write) -> str:
+        if write.kind == Write.Kind.RUN and write.status == Write.Status.COMMITTED:
+            return run_link(write.id)
+        return "-"
+
+    @admin.action(description="Retry the selected failed writes", permissions=["change"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Write]) -> None:
         requeued = writes_retry_failed(ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"Requeued {len(requeued)} failed writes.", messages.SUCCESS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

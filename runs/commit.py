@@ -328,6 +328,7 @@ class _Batch:
                 code_snapshot=payload["code_snapshot"],
                 test_results=payload["test_results"],
                 stale=plan.stale,
+                is_stale=bool(plan.stale),
                 unresolved_dependencies=plan.unresolved,
                 created_at=plan.write.accepted_at,
             )
@@ -402,6 +403,7 @@ RUN_COLUMNS = [
     "code_snapshot",
     "test_results",
     "stale",
+    "is_stale",
     "unresolved_dependencies",
     "created_at",
 ]

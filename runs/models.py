@@ -54,6 +54,7 @@ class Write(models.Model):
     committed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "accepted write"
         indexes = [
             # The committer scans the queue in acceptance order; committed writes drop out.
             models.Index(fields=["id"], name="write_queued_idx", condition=models.Q(status="queued")),
@@ -94,6 +95,7 @@ class IOPointer(models.Model):
         verbose_name = "IO pointer"
         indexes = [
             models.Index(fields=["name_hash"], name="iopointer_flagged_idx", condition=models.Q(flag=True)),
+            models.Index(fields=["pointer_type", "id"], name="iopointer_type_idx"),
         ]
 
     def __str__(self) -> str:
@@ -107,11 +109,13 @@ class Run(models.Model):
     start_timestamp = models.DateTimeField()
     end_timestamp = models.DateTimeField()
     notes = models.TextField(blank=True, default="")
-    git_hash = models.CharField(max_length=GIT_HASH_MAX_LENGTH, blank=True, default="")
+    git_hash = models.CharField(max_length=GIT_HASH_MAX_LENGTH, blank=True, default="", db_index=True)
     git_tags = models.JSONField(default=list, blank=True)
     code_snapshot = models.TextField(blank=True, default="")
     test_results = models.JSONField(null=True, blank=True)
     stale = models.JSONField(default=list, blank=True)
+    # stale is not empty; a column of its own so the admin's stale filter has an index.
+    is_stale = models.BooleanField(default=False)
     unresolved_dependencies = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField()
     dependencies = models.ManyToManyField(
@@ -126,6 +130,10 @@ class Run(models.Model):
             models.Index(fields=["component", "start_timestamp", "id"], name="run_component_start_idx"),
             # recent runs across components
             models.Index(fields=["start_timestamp", "id"], name="run_start_idx"),
+            # the admin's stale runs, newest first
+            models.Index(
+                fields=["start_timestamp", "id"], name="run_stale_idx", condition=models.Q(is_stale=True)
+            ),
         ]
 
     def __str__(self) -> str:

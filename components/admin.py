@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from components.models import Component, Tag
+from mltrace_site.admin import LargeTableAdmin
+
+
+@admin.register(Component)
+class ComponentAdmin(LargeTableAdmin):
+    list_display = ["name", "owner", "tag_list", "run_count", "last_run_at", "runs_link"]
+    list_filter = ["tags"]
+    search_fields = ["name", "owner"]
+    filter_horizontal = ["tags"]
+    readonly_fields = ["run_count", "last_run_at", "created_at", "runs_link"]
+    fields = ["name", "description", "owner", "tags", "run_count", "last_run_at", "created_at", "runs_link"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Component]:
+        return super().get_queryset(request).prefetch_related("tags")
+
+    @admin.display(description="tags")
+    def tag_list(self, component: Component) -> str:
+        return ", ".join(sorted(tag.name for tag in component.tags.all()))
+
+    @admin.display(description="runs")
+    def runs_link(self, component: Component) -> str:
+        url = reverse("admin:runs_run_changelist") + f"?component__id__exact={component.id}"
+        return format_html('<a href="{}">runs of {}</a>', url, component.name)
+
+
+@admin.register(Tag)
+class TagAdmin(LargeTableAdmin):
+    list_display = ["name", "component_count"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Tag]:
+        return super().get_queryset(request).annotate(components_count=Count("components"))
+
+    @admin.display(description="components", ordering="components_count")
+    def component_count(self, tag: Tag) -> int:
+        return tag.components_count

@@ -1,0 +1,130 @@
+"""The admin dashboard: Django's admin with the lineage pages mltrace's UI had.
+
+Besides the model pages (components, runs, pointers, tags, accepted writes, django-q's tasks)
+the index links to Trace (an output's lineage), Review (flagged outputs and the runs behind
+them) and Recent (the newest runs). Every page answers in a bounded number of queries at a
+million runs: changelists count at most CAPPED_COUNT rows and never the whole table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.functional import cached_property
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from mltrace_site.exceptions import MltraceError
+
+CAPPED_COUNT = 10_000
+RECENT_PAGE = 50
+POINTERS_SHOWN = 20
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most CAPPED_COUNT + 1 rows: COUNT over a LIMITed subquery, never the table.
+
+    Past the cap the changelist says "10,001 results" and pages up to there; filters and
+    search narrow a list long before anyone pages that far.
+    """
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: CAPPED_COUNT + 1].count()
+
+
+class LargeTableAdmin(admin.ModelAdmin):
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+
+
+def pointer_summary(pointers: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"shown": pointers[:POINTERS_SHOWN], "more": max(0, len(pointers) - POINTERS_SHOWN)}
+
+
+class MltraceAdminSite(admin.AdminSite):
+    site_header = "mltrace"
+    site_title = "mltrace"
+    index_title = "Pipelines, runs and lineage"
+    index_template = "admin/mltrace_index.html"
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("lineage/trace/", self.admin_view(self.trace_view), name="mltrace-trace"),
+            path("lineage/review/", self.admin_view(self.review_view), name="mltrace-review"),
+            path("lineage/recent/", self.admin_view(self.recent_view), name="mltrace-recent"),
+            path("lineage/flag/", self.admin_view(self.flag_view), name="mltrace-flag"),
+            *super().get_urls(),
+        ]
+
+    def page(self, request: HttpRequest, template: str, title: str, **context: Any) -> TemplateResponse:
+        return TemplateResponse(request, template, {**self.each_context(request), "title": title, **context})
+
+    def trace_view(self, request: HttpRequest) -> HttpResponse:
+        """The lineage of an output: its latest producer and everything upstream, as a tree."""
+        from runs import lineage
+
+        output_id = request.GET.get("output_id", "")
+        trace, error = None, None
+        if output_id:
+            try:
+                trace = lineage.trace(output_id=output_id)
+            except MltraceError as exc:
+                error = exc.message
+            else:
+                for node in trace["nodes"]:
+                    node["outputs"] = pointer_summary(node["run"]["outputs"])
+                    node["indent"] = node["depth"] * 24
+        return self.page(
+            request, "admin/mltrace/trace.html", "Trace", output_id=output_id, trace=trace, error=error
+        )
+
+    def review_view(self, request: HttpRequest) -> HttpResponse:
+        """Flagged outputs, and the runs in their traces ranked by how many they share."""
+        from runs import lineage
+
+        review = lineage.review()
+        return self.page(request, "admin/mltrace/review.html", "Review flagged outputs", review=review)
+
+    def recent_view(self, request: HttpRequest) -> HttpResponse:
+        """The newest runs across components, paging back with ?before=<run id>."""
+        from runs.models import Run
+        from runs.selectors import run_page, runs_to_dicts
+
+        before = None
+        if request.GET.get("before", "").isdigit():
+            before = Run.objects.filter(id=int(request.GET["before"])).first()
+        page = run_page(before=before, limit=RECENT_PAGE)
+        runs = runs_to_dicts(page.runs)
+        for run in runs:
+            run["outputs_summary"] = pointer_summary(run["outputs"])
+        older = f"?before={page.runs[-1].id}" if page.has_more and page.runs else None
+        return self.page(request, "admin/mltrace/recent.html", "Recent runs", runs=runs, older=older)
+
+    def flag_view(self, request: HttpRequest) -> HttpResponse:
+        """POST output_id and action (flag or unflag); back to where the form was."""
+        from runs.services import pointers_flag
+
+        back = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+            back = reverse("admin:mltrace-review")
+        if request.method != "POST":
+            return HttpResponseRedirect(back)
+        if not request.user.has_perm("runs.change_iopointer"):
+            messages.error(request, "You may not flag outputs.")
+            return HttpResponseRedirect(back)
+        output_id = request.POST.get("output_id", "")
+        flag = request.POST.get("action") != "unflag"
+        try:
+            count = pointers_flag(name=output_id, flag=flag)
+        except MltraceError as exc:
+            messages.error(request, exc.message)
+        else:
+            verb = "Flagged" if flag else "Unflagged"
+            messages.success(request, f"{verb} {output_id} ({count} pointer{'s' if count != 1 else ''}).")
+        return HttpResponseRedirect(back)

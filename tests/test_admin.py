@@ -1,0 +1,280 @@
+"""The admin dashboard, used as a person uses it: every page and action, with data."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from runs.models import IOPointer, Run, Write
+from tests.factories import log_run, moment
+
+pytestmark = pytest.mark.django_db
+DAY = 24 * 3600
+
+
+@pytest.fixture
+def admin_client_(django_user_model) -> Client:
+    user = django_user_model.objects.create_superuser("root", password="pw")
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def pipeline(api) -> dict[str, dict]:
+    runs = {}
+    runs["etl"] = log_run(
+        api,
+        "etl",
+        start=moment(0),
+        inputs=["raw.parquet"],
+        outputs=["clean_data.csv"],
+        git_hash="abc1234",
+        code_snapshot="def etl():\n    return 1 < 2",
+    )
+    runs["train"] = log_run(
+        api, "train", start=moment(40 * DAY), inputs=["clean_data.csv"], outputs=["model.pkl"]
+    )
+    runs["infer"] = log_run(
+        api,
+        "infer",
+        start=moment(40 * DAY + 60),
+        inputs=["model.pkl"],
+        outputs=[
+            {"name": "pred_1", "pointer_type": "ENDPOINT"},
+            {"name": "pred_2", "pointer_type": "ENDPOINT"},
+        ],
+    )
+    api.post(
+        "/api/v1/components/?sync=true", {"name": "etl", "owner": "data", "tags": ["nightly"]}, format="json"
+    )
+    return runs
+
+
+def text(response) -> str:
+    assert response.status_code == 200, response.status_code
+    return re.sub(r"\s+", " ", response.content.decode())
+
+
+def test_the_index_links_the_lineage_pages_and_django_q(admin_client_):
+    page = text(admin_client_.get("/admin/"))
+
+    for name in ("mltrace-trace", "mltrace-review", "mltrace-recent"):
+        assert f'href="{reverse(f"admin:{name}")}"' in page
+    for model in ("Components", "Runs", "IO pointers", "Tags", "Accepted writes"):
+        assert model in page
+    assert "/admin/django_q/" in page
+
+
+def test_the_component_list_shows_tags_owner_run_count_and_last_run(admin_client_, pipeline):
+    page = text(admin_client_.get("/admin/components/component/"))
+
+    row = re.search(r"<tr[^>]*>.*?>etl<.*?</tr>", page).group(0)
+    assert "data" in row and "nightly" in row and ">1<" in row
+    assert "train" in page and "infer" in page
+
+
+def test_the_run_list_filters_by_component_stale_and_date_and_searches(admin_client_, pipeline):
+    def run_ids(query: str) -> set[int]:
+        page = text(admin_client_.get(f"/admin/runs/run/{query}"))
+        return {int(i) for i in re.findall(r"/admin/runs/run/(\d+)/change/", page)}
+
+    ids = {name: run["id"] for name, run in pipeline.items()}
+    train_component = Run.objects.get(id=ids["train"]).component_id
+    assert run_ids("") == set(ids.values())
+    assert run_ids(f"?component__id__exact={train_component}") == {ids["train"]}
+    assert run_ids("?stale=yes") == {ids["train"]}
+    assert run_ids("?stale=no") == {ids["etl"], ids["infer"]}
+    assert run_ids("?start_timestamp__gte=2024-01-30+00:00:00%2B00:00") == {ids["train"], ids["infer"]}
+    assert run_ids("?q=infer") == {ids["infer"]}
+    assert run_ids("?q=abc12") == {ids["etl"]}
+    assert run_ids("?q=model.pkl") == {ids["train"], ids["infer"]}
+    assert run_ids("?status=failed") == set()
+
+
+def test_the_status_filter_points_queued_runs_to_the_accepted_writes(admin_client_, api):
+    api.post(
+        "/api/v1/runs/",
+        {"component": "x", "start_timestamp": moment(0), "end_timestamp": moment(0)},
+        format="json",
+    )
+
+    page = text(admin_client_.get("/admin/runs/run/?status=queued"))
+
+    assert "accepted writes" in page
+    assert "/admin/runs/write/?status__exact=queued" in page
+
+
+def test_a_run_page_lists_its_lineage_and_code(admin_client_, pipeline):
+    train = pipeline["train"]
+
+    page = text(admin_client_.get(f"/admin/runs/run/{train['id']}/change/"))
+
+    assert "clean_data.csv" in page and "model.pkl" in page
+    assert f"/admin/runs/run/{pipeline['etl']['id']}/change/" in page  # depends on
+    assert f"/admin/runs/run/{pipeline['infer']['id']}/change/" in page  # dependents
+    assert "was run 40 days ago" in page
+    etl_page = text(admin_client_.get(f"/admin/runs/run/{pipeline['etl']['id']}/change/"))
+    assert "<pre>def etl(): return 1 &lt; 2</pre>" in etl_page
+
+
+def test_notes_are_the_one_thing_editable_on_a_run(admin_client_, pipeline):
+    run_id = pipeline["etl"]["id"]
+
+    response = admin_client_.post(f"/admin/runs/run/{run_id}/change/", {"notes": "checked", "_save": "Save"})
+
+    assert response.status_code == 302
+    run = Run.objects.get(id=run_id)
+    assert run.notes == "checked"
+    assert run.git_hash == "abc1234"
+
+
+def test_pointers_are_flagged_and_unflagged_by_admin_actions(admin_client_, pipeline):
+    pointer = IOPointer.objects.get(name="pred_1")
+
+    flag = admin_client_.post("/admin/runs/iopointer/", {"action": "flag", "_selected_action": [pointer.id]})
+    flagged = text(admin_client_.get("/admin/runs/iopointer/?flagged=yes"))
+    unflag = admin_client_.post(
+        "/admin/runs/iopointer/", {"action": "unflag", "_selected_action": [pointer.id]}
+    )
+
+    assert flag.status_code == unflag.status_code == 302
+    assert "pred_1" in flagged and "pred_2" not in flagged
+    assert not IOPointer.objects.filter(flag=True).exists()
+
+
+def test_the_trace_page_shows_the_tree_with_links_outputs_and_staleness(admin_client_, pipeline):
+    page = text(admin_client_.get("/admin/lineage/trace/?output_id=pred_1"))
+
+    nodes = re.findall(r'data-run="(\d+)"', page)
+    assert [int(n) for n in nodes] == [
+        pipeline["infer"]["id"],
+        pipeline["train"]["id"],
+        pipeline["etl"]["id"],
+    ]
+    assert "pred_1" in page and "pred_2" in page and "model.pkl" in page
+    assert "was run 40 days ago" in page
+    assert text(admin_client_.get("/admin/lineage/trace/?output_id=nothing")).count("No committed run") == 1
+
+
+def test_the_review_page_flags_ranks_and_unflags(admin_client_, pipeline):
+    flag = admin_client_.post(
+        "/admin/lineage/flag/", {"output_id": "pred_1", "action": "flag", "next": "/admin/lineage/review/"}
+    )
+    page = text(admin_client_.get("/admin/lineage/review/"))
+    unflag = admin_client_.post("/admin/lineage/flag/", {"output_id": "pred_1", "action": "unflag"})
+
+    assert flag.status_code == 302 and flag["Location"] == "/admin/lineage/review/"
+    assert 'id="flagged"' in page and "pred_1" in page
+    ranked = re.findall(r'<a href="/admin/runs/run/(\d+)/change/">', page.split('id="ranked"')[1])
+    assert [int(i) for i in ranked] == [
+        pipeline["infer"]["id"],
+        pipeline["train"]["id"],
+        pipeline["etl"]["id"],
+    ]
+    assert unflag.status_code == 302
+    assert not IOPointer.objects.filter(flag=True).exists()
+
+
+def test_flagging_an_unknown_output_says_so(admin_client_, pipeline):
+    response = admin_client_.post("/admin/lineage/flag/", {"output_id": "nope"}, follow=True)
+
+    assert "No IO pointer is named" in text(response)
+
+
+def test_the_recent_page_lists_the_newest_runs_and_pages_back(admin_client_, api):
+    ids = [log_run(api, "etl", start=moment(i))["id"] for i in range(55)]
+
+    first = text(admin_client_.get("/admin/lineage/recent/"))
+    older = re.search(r'href="(\?before=\d+)" id="older"', first).group(1)
+    second = text(admin_client_.get(f"/admin/lineage/recent/{older}"))
+
+    assert [int(i) for i in re.findall(r"run (\d+)</a>", first)] == list(reversed(ids))[:50]
+    assert [int(i) for i in re.findall(r"run (\d+)</a>", second)] == list(reversed(ids))[50:]
+
+
+def test_the_write_queue_shows_failed_writes_and_retries_them(admin_client_, api):
+    accepted = api.post(
+        "/api/v1/runs/",
+        {"component": "x", "start_timestamp": moment(0), "end_timestamp": moment(0)},
+        format="json",
+    ).json()
+    Write.objects.filter(id=accepted["id"]).update(status="failed", error="KeyError: 'component'")
+
+    listing = text(admin_client_.get("/admin/runs/write/?status__exact=failed"))
+    detail = text(admin_client_.get(f"/admin/runs/write/{accepted['id']}/change/"))
+    retry = admin_client_.post(
+        "/admin/runs/write/", {"action": "retry", "_selected_action": [accepted["id"]]}
+    )
+
+    assert "KeyError" in listing
+    assert "&quot;component&quot;: &quot;x&quot;" in detail
+    assert retry.status_code == 302
+    assert Write.objects.get(id=accepted["id"]).status == "queued"
+
+
+def test_tags_list_with_their_component_counts(admin_client_, pipeline):
+    page = text(admin_client_.get("/admin/components/tag/"))
+
+    assert "nightly" in page
+
+
+def test_django_qs_task_pages_stay_reachable(admin_client_):
+    for model in ("success", "failure", "schedule"):
+        assert admin_client_.get(f"/admin/django_q/{model}/").status_code == 200
+
+
+# --- at scale: bounded queries and no full-table COUNT -------------------------------------
+
+PAGES = [
+    "/admin/",
+    "/admin/components/component/",
+    "/admin/components/tag/",
+    "/admin/runs/run/",
+    "/admin/runs/run/?stale=yes",
+    "/admin/runs/run/?q=infer",
+    "/admin/runs/run/?start_timestamp__gte=2020-01-01+00:00:00%2B00:00",
+    "/admin/runs/iopointer/",
+    "/admin/runs/iopointer/?flagged=yes",
+    "/admin/runs/write/",
+    "/admin/lineage/review/",
+    "/admin/lineage/recent/",
+]
+
+
+def test_every_page_answers_in_bounded_queries_with_capped_counts(
+    admin_client_, settings, django_assert_max_num_queries
+):
+    call_command("seed_bench", "--runs", "3000", "--batch", "1000", verbosity=0)
+    from mltrace_site import admin as site_admin
+
+    settings.DEBUG = False
+    site_admin.CAPPED_COUNT = 500  # below the 3,000 rows, so the cap is what answers
+    run = Run.objects.order_by("-id").first()
+    prediction = IOPointer.objects.filter(pointer_type="ENDPOINT").order_by("-id").first()
+    IOPointer.objects.filter(id=prediction.id).update(flag=True)
+    pages = [
+        *PAGES,
+        f"/admin/runs/run/{run.id}/change/",
+        f"/admin/lineage/trace/?output_id={prediction.name}",
+        f"/admin/runs/run/?q={prediction.name}",
+        f"/admin/runs/iopointer/?q={prediction.name}",
+    ]
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    try:
+        assert "501 runs" in text(admin_client_.get("/admin/runs/run/"))
+        for url in pages:
+            with django_assert_max_num_queries(12), CaptureQueriesContext(connection) as queries:
+                response = admin_client_.get(url)
+            assert response.status_code == 200, url
+            for query in queries.captured_queries:
+                if query["sql"].startswith("SELECT COUNT(*)"):
+                    assert "LIMIT 501" in query["sql"], (url, query["sql"])
+    finally:
+        site_admin.CAPPED_COUNT = 10_000
