@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
@@ -114,21 +115,65 @@ def trace_order(root: int, edges: dict[int, list[int]], depths: dict[int, int]) 
     return order
 
 
-def trace(*, output_id: str, depth: int | None = None) -> dict[str, Any]:
-    """The trace of an output: nodes at their shortest depth in pre-order, and their edges."""
+# Run bodies are built and sent this many at a time, so a trace or review of a million runs
+# never holds a million bodies (only their ids and edges).
+BODY_CHUNK = 5_000
+
+
+@dataclass(frozen=True)
+class TracePlan:
+    """The shape of a trace: which runs, in which order, at which depth, and their edges."""
+
+    output_id: str
+    root: int
+    order: list[int]
+    depths: dict[int, int]
+    edges: dict[int, list[int]]
+
+    def edge_pairs(self) -> Iterator[list[int]]:
+        included = set(self.order)
+        for run_id in self.order:
+            for dep in self.edges.get(run_id, ()):
+                if dep in included:
+                    yield [run_id, dep]
+
+
+def trace_plan(*, output_id: str, depth: int | None = None) -> TracePlan:
+    """Finds the root and walks upstream (one recursive query). Raises NotFound."""
     root = trace_root(output_id)
     edges = upstream_edges(root, depth)
     depths = shortest_depths(root, edges, depth)
-    order = trace_order(root, edges, depths)
-    runs = runs_by_id(order)
-    bodies = dict(zip(order, runs_to_dicts([runs[i] for i in order]), strict=True))
-    included = set(order)
+    return TracePlan(output_id, root, trace_order(root, edges, depths), depths, edges)
+
+
+def run_bodies(ids: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(id, API body) of committed runs in the given order, BODY_CHUNK runs per batch of queries."""
+    for offset in range(0, len(ids), BODY_CHUNK):
+        chunk = ids[offset : offset + BODY_CHUNK]
+        runs = runs_by_id(chunk)
+        yield from zip(chunk, runs_to_dicts([runs[i] for i in chunk]), strict=True)
+
+
+def trace(*, output_id: str, depth: int | None = None) -> dict[str, Any]:
+    """The trace of an output: nodes at their shortest depth in pre-order, and their edges."""
+    plan = trace_plan(output_id=output_id, depth=depth)
     return {
         "output_id": output_id,
-        "root": root,
-        "nodes": [{"depth": depths[i], "run": bodies[i]} for i in order],
-        "edges": [[i, dep] for i in order for dep in edges.get(i, ()) if dep in included],
+        "root": plan.root,
+        "nodes": [{"depth": plan.depths[i], "run": body} for i, body in run_bodies(plan.order)],
+        "edges": list(plan.edge_pairs()),
     }
+
+
+def trace_json(plan: TracePlan) -> Iterator[str]:
+    """trace()'s JSON, written as it is built: run bodies a chunk at a time."""
+    yield f'{{"output_id": {json.dumps(plan.output_id)}, "root": {plan.root}, "nodes": ['
+    for n, (run_id, body) in enumerate(run_bodies(plan.order)):
+        yield ("" if n == 0 else ", ") + json.dumps({"depth": plan.depths[run_id], "run": body})
+    yield '], "edges": ['
+    for n, pair in enumerate(plan.edge_pairs()):
+        yield ("" if n == 0 else ", ") + json.dumps(pair)
+    yield "]}"
 
 
 def outputs_by_run(run_ids: Iterable[int]) -> dict[int, list[IOPointer]]:
@@ -197,7 +242,13 @@ def web_trace(*, output_id: str, depth: int | None = None) -> list[dict[str, Any
     return [tree]
 
 
-def review() -> dict[str, Any]:
+@dataclass(frozen=True)
+class ReviewPlan:
+    flagged: list[str]
+    ranked: list[tuple[int, int]]  # (run id, count), by count descending then id descending
+
+
+def review_plan() -> ReviewPlan:
     """Flagged output names, and the runs in their traces counted once per flagged output.
 
     Runs are sorted by count descending, then id descending. A flagged name that no committed
@@ -205,7 +256,7 @@ def review() -> dict[str, Any]:
     """
     flagged = sorted(set(IOPointer.objects.filter(flag=True).values_list("name", flat=True)))
     if not flagged:
-        return {"flagged": [], "runs": []}
+        return ReviewPlan([], [])
     producers = RunOutput.objects.filter(pointer__flag=True).values_list(
         "pointer__name", "run_id", "run__start_timestamp"
     )
@@ -215,13 +266,26 @@ def review() -> dict[str, Any]:
             latest[name] = (start, run_id)
     roots = [(index, latest[name][1]) for index, name in enumerate(flagged) if name in latest]
     counts = traces_membership(roots)
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], -item[0]))
-    runs = runs_by_id([run_id for run_id, _ in ranked])
-    bodies = runs_to_dicts([runs[run_id] for run_id, _ in ranked])
+    return ReviewPlan(flagged, sorted(counts.items(), key=lambda item: (-item[1], -item[0])))
+
+
+def review() -> dict[str, Any]:
+    """review_plan() with the bodies of its runs: {"flagged", "runs": [{"run", "count"}]}."""
+    plan = review_plan()
+    counts = dict(plan.ranked)
     return {
-        "flagged": flagged,
-        "runs": [{"run": body, "count": count} for body, (_, count) in zip(bodies, ranked, strict=True)],
+        "flagged": plan.flagged,
+        "runs": [{"run": body, "count": counts[i]} for i, body in run_bodies([i for i, _ in plan.ranked])],
     }
+
+
+def review_json(plan: ReviewPlan) -> Iterator[str]:
+    """review()'s JSON, written as it is built: run bodies a chunk at a time."""
+    counts = dict(plan.ranked)
+    yield f'{{"flagged": {json.dumps(plan.flagged)}, "runs": ['
+    for n, (run_id, body) in enumerate(run_bodies([i for i, _ in plan.ranked])):
+        yield ("" if n == 0 else ", ") + json.dumps({"run": body, "count": counts[run_id]})
+    yield "]}"
 
 
 def traces_membership(roots: list[tuple[int, int]]) -> dict[int, int]:

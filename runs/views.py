@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -204,7 +204,9 @@ class TraceView(APIView):
         if params["format"] == "tree":
             tree = lineage.web_trace(output_id=params["output_id"], depth=params.get("depth"))
             return HttpResponse(lineage.tree_to_json(tree), content_type="application/json")
-        return Response(lineage.trace(output_id=params["output_id"], depth=params.get("depth")))
+        plan = lineage.trace_plan(output_id=params["output_id"], depth=params.get("depth"))
+        # Streamed: a trace may hold any number of runs; their bodies go out a chunk at a time.
+        return StreamingHttpResponse(lineage.trace_json(plan), content_type="application/json")
 
 
 class FlagView(APIView):
@@ -239,8 +241,10 @@ class UnflagView(APIView):
 
 class ReviewView(APIView):
     @extend_schema(responses={200: ReviewSerializer, **ERRORS}, summary="Review flagged outputs")
-    def get(self, request: Request) -> Response:
-        return Response(lineage.review())
+    def get(self, request: Request) -> StreamingHttpResponse:
+        return StreamingHttpResponse(
+            lineage.review_json(lineage.review_plan()), content_type="application/json"
+        )
 
 
 class QueueView(APIView):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
@@ -16,9 +18,19 @@ def token(user) -> str:
     return Token.objects.create(user=user).key
 
 
+class StreamingAwareClient(APIClient):
+    """APIClient whose json() also reads streamed answers (trace and review stream theirs)."""
+
+    def request(self, **kwargs):
+        response = super().request(**kwargs)
+        if response.streaming:
+            response._json = json.loads(b"".join(response.streaming_content))
+        return response
+
+
 @pytest.fixture
 def api(token) -> APIClient:
-    client = APIClient()
+    client = StreamingAwareClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
