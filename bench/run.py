@@ -313,6 +313,83 @@ def run_scenario(
     return result
 
 
+# --- lineage reads on known shapes ----------------------------------------------------------
+
+
+def api(
+    server: Server, env: dict[str, str], method: str, path: str, body: Any = None
+) -> tuple[int, Any, float]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}{path}",
+        data=data,
+        method=method,
+        headers={"Authorization": f"Token {env['MLTRACE_TOKEN']}", "Content-Type": "application/json"},
+    )
+    began = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=300) as response:
+        payload = json.loads(response.read())
+        return response.status, payload, (time.perf_counter() - began) * 1000
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def lineage_timings(
+    env: dict[str, str], server: Server, *, chain: int = 500, flagged: int = 50
+) -> dict[str, Any]:
+    """A trace over a `chain`-run chain and a review of `flagged` flagged predictions, timed.
+
+    The same shapes as bench/mltrace_baseline.py measures for mltrace 0.17.
+    """
+    tag = f"{time.time_ns()}"
+    base = dt.datetime.now(dt.UTC)
+    runs = [
+        {
+            "component": "chain",
+            "start_timestamp": (base + dt.timedelta(seconds=i)).isoformat(),
+            "end_timestamp": (base + dt.timedelta(seconds=i)).isoformat(),
+            "inputs": [f"chain_{tag}_{i - 1}"] if i else [],
+            "outputs": [f"chain_{tag}_{i}"],
+        }
+        for i in range(chain)
+    ]
+    api(server, env, "POST", "/api/v1/runs/batch/?sync=true", {"runs": runs})
+    last = f"chain_{tag}_{chain - 1}"
+    api(server, env, "GET", f"/api/v1/trace/?output_id={last}")
+    trace_ms, nodes = [], 0
+    for _ in range(20):
+        _, body, ms = api(server, env, "GET", f"/api/v1/trace/?output_id={last}")
+        trace_ms.append(ms)
+        nodes = len(body["nodes"])
+    recent = api(server, env, "GET", f"/api/v1/runs/?component=infer&limit={flagged}")[1]["results"]
+    api(server, env, "POST", "/api/v1/unflag/", {"all": True})
+    names = [run["outputs"][0]["name"] for run in recent if run["outputs"]][:flagged]
+    for name in names:
+        api(server, env, "POST", "/api/v1/flag/", {"output_id": name})
+    review_ms, review_runs = [], 0
+    for _ in range(10):
+        _, body, ms = api(server, env, "GET", "/api/v1/review/")
+        review_ms.append(ms)
+        review_runs = len(body["runs"])
+    result = {
+        "chain": chain,
+        "trace_nodes": nodes,
+        "trace_median_ms": median(trace_ms),
+        "trace_p90_ms": sorted(trace_ms)[int(len(trace_ms) * 0.9) - 1],
+        "flagged": len(names),
+        "review_runs": review_runs,
+        "review_median_ms": median(review_ms),
+    }
+    log(
+        f"lineage: trace of a {chain}-run chain {result['trace_median_ms']:.1f} ms; review of {len(names)} "
+        f"flagged outputs ({review_runs} runs) {result['review_median_ms']:.1f} ms"
+    )
+    return result
+
+
 # --- charts and report ----------------------------------------------------------------------
 
 
@@ -437,6 +514,14 @@ def report(
             for name, e in by_name["readers"]["endpoints"].items():
                 if not name.startswith("(setup)"):
                     lines.append(f"| {name} | {fmt(e['rps'])} | {fmt(e['p50'])} | {fmt(e['p99'])} |")
+        if round_.get("lineage"):
+            lin = round_["lineage"]
+            lines += [
+                "",
+                f"Trace of a {lin['chain']}-run chain ({lin['trace_nodes']} nodes): median "
+                f"{lin['trace_median_ms']:.1f} ms, p90 {lin['trace_p90_ms']:.1f} ms. Review of {lin['flagged']} "
+                f"flagged predictions ({lin['review_runs']} runs): median {lin['review_median_ms']:.1f} ms.",
+            ]
         if round_.get("seed"):
             seed = round_["seed"]
             lines += [
@@ -577,7 +662,11 @@ def main() -> None:
             current = run_count(args.database_url)
             seeded = seed(env, size - current, server, folder) if size > current else None
             results = []
+            lineage = None
             for name in args.scenarios.split(","):
+                if name == "readers":
+                    # Timed alone, before readers load the machine; leaves 50 outputs flagged.
+                    lineage = lineage_timings(env, server)
                 results.append(run_scenario(name, args, env, server, folder))
             rounds.append(
                 {
@@ -585,6 +674,7 @@ def main() -> None:
                     "folder": folder.name,
                     "results": results,
                     "seed": seeded,
+                    "lineage": lineage,
                     "charts": charts(folder, results, label),
                 }
             )

@@ -100,7 +100,7 @@ class MltraceAdminSite(admin.AdminSite):
         if request.GET.get("before", "").isdigit():
             before = Run.objects.filter(id=int(request.GET["before"])).first()
         page = run_page(before=before, limit=RECENT_PAGE)
-        runs = runs_to_dicts(page.runs)
+        runs = runs_to_dicts([run.id for run in page.runs])
         for run in runs:
             run["outputs_summary"] = pointer_summary(run["outputs"])
         older = f"?before={page.runs[-1].id}" if page.has_more and page.runs else None

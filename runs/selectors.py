@@ -25,21 +25,39 @@ def chunked(ids: Sequence[int]) -> Iterator[Sequence[int]]:
         yield ids[offset : offset + IN_CHUNK]
 
 
-def runs_to_dicts(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    """The API shape of committed runs (component selected), in four queries per 10,000 runs.
+RUN_FIELDS = (
+    "id",
+    "component__name",
+    "start_timestamp",
+    "end_timestamp",
+    "stale",
+    "unresolved_dependencies",
+    "notes",
+    "git_hash",
+    "git_tags",
+    "code_snapshot",
+    "test_results",
+    "created_at",
+)
+
+
+def runs_to_dicts(ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The API shape of the committed runs with these ids, in this order, five queries per 10,000.
 
     Inputs and outputs keep the order the run listed them in. Links and pointers are read
     apart, each by its own index, rather than joined: a join's plan hangs on statistics that
-    lag behind a table growing by thousands of rows a second.
+    lag behind a table growing by thousands of rows a second. Rows, not model instances: for
+    a trace of thousands of runs, building instances cost more than the queries.
     """
-    ids = [run.id for run in runs]
+    rows: dict[int, tuple] = {}
     links: dict[str, dict[int, list[tuple[int, int]]]] = {
         "inputs": defaultdict(list),
         "outputs": defaultdict(list),
     }
     dependencies: dict[int, list[int]] = defaultdict(list)
     pointer_ids: set[int] = set()
-    for chunk in chunked(ids):
+    for chunk in chunked(list(ids)):
+        rows.update((row[0], row) for row in Run.objects.filter(id__in=chunk).values_list(*RUN_FIELDS))
         for side, model in (("inputs", RunInput), ("outputs", RunOutput)):
             for link_id, run_id, pointer_id in model.objects.filter(run_id__in=chunk).values_list(
                 "id", "run_id", "pointer_id"
@@ -49,21 +67,24 @@ def runs_to_dicts(runs: Sequence[Run]) -> list[dict[str, Any]]:
         edges = RunDependency.objects.filter(run_id__in=chunk).values_list("run_id", "depends_on_id")
         for run_id, depends_on_id in edges:
             dependencies[run_id].append(depends_on_id)
-    pointers: dict[int, IOPointer] = {}
+    pointers: dict[int, dict[str, Any]] = {}
     for chunk in chunked(sorted(pointer_ids)):
-        pointers.update({p.id: p for p in IOPointer.objects.filter(id__in=chunk)})
+        for pointer_id, name, value, pointer_type, flag in IOPointer.objects.filter(id__in=chunk).values_list(
+            "id", "name", "value", "pointer_type", "flag"
+        ):
+            pointers[pointer_id] = {"name": name, "value": value, "pointer_type": pointer_type, "flag": flag}
 
-    def listed(side: str, run_id: int) -> list[IOPointer]:
+    def listed(side: str, run_id: int) -> list[dict[str, Any]]:
         return [pointers[pointer_id] for _, pointer_id in sorted(links[side][run_id])]
 
     return [
         run_to_dict(
-            run,
-            inputs=listed("inputs", run.id),
-            outputs=listed("outputs", run.id),
-            dependencies=sorted(dependencies[run.id]),
+            rows[run_id],
+            inputs=listed("inputs", run_id),
+            outputs=listed("outputs", run_id),
+            dependencies=sorted(dependencies[run_id]),
         )
-        for run in runs
+        for run_id in ids
     ]
 
 
@@ -77,9 +98,8 @@ def runs_by_id(ids: Sequence[int]) -> dict[int, Run]:
 
 def run_get(*, run_id: int) -> dict[str, Any]:
     """A run by id: committed, or the queued or failed write that carries it. Raises NotFound."""
-    run = Run.objects.filter(id=run_id).select_related("component").first()
-    if run is not None:
-        return runs_to_dicts([run])[0]
+    if Run.objects.filter(id=run_id).exists():
+        return runs_to_dicts([run_id])[0]
     write = Write.objects.filter(id=run_id).first()
     if write is None:
         raise NotFound(RUN_NOT_FOUND.format(id=run_id))

@@ -19,7 +19,7 @@ from rest_framework.fields import empty
 from components.serializers import ComponentNameField, unique_in_order
 from mltrace_site.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from mltrace_site.timestamps import iso_utc
-from runs.models import GIT_HASH_MAX_LENGTH, POINTER_NAME_MAX_LENGTH, PointerType, Run, Write
+from runs.models import GIT_HASH_MAX_LENGTH, POINTER_NAME_MAX_LENGTH, PointerType, Write
 
 DEFAULT_STALENESS_THRESHOLD = 60 * 60 * 24 * 30
 END_BEFORE_START = "end_timestamp must not be earlier than start_timestamp."
@@ -246,36 +246,29 @@ class RunBatchCommittedSerializer(serializers.Serializer):
     runs = RunSerializer(many=True)
 
 
-def pointer_to_dict(pointer: Any) -> dict[str, Any]:
-    return {
-        "name": pointer.name,
-        "value": pointer.value,
-        "pointer_type": pointer.pointer_type,
-        "flag": pointer.flag,
-    }
-
-
 def run_to_dict(
-    run: Run, *, inputs: list[Any], outputs: list[Any], dependencies: list[int]
+    row: tuple, *, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]], dependencies: list[int]
 ) -> dict[str, Any]:
+    """A committed run, from a row of selectors.RUN_FIELDS and its pointers as dicts."""
+    (run_id, component, start, end, stale, unresolved, notes, git_hash, git_tags, code, tests, created) = row
     return {
-        "id": run.id,
+        "id": run_id,
         "status": Write.Status.COMMITTED,
         "error": None,
-        "component": run.component.name,
-        "start_timestamp": iso_utc(run.start_timestamp),
-        "end_timestamp": iso_utc(run.end_timestamp),
-        "inputs": [pointer_to_dict(p) for p in inputs],
-        "outputs": [pointer_to_dict(p) for p in outputs],
+        "component": component,
+        "start_timestamp": iso_utc(start),
+        "end_timestamp": iso_utc(end),
+        "inputs": inputs,
+        "outputs": outputs,
         "dependencies": dependencies,
-        "stale": run.stale,
-        "unresolved_dependencies": run.unresolved_dependencies,
-        "notes": run.notes,
-        "git_hash": run.git_hash,
-        "git_tags": run.git_tags,
-        "code_snapshot": run.code_snapshot,
-        "test_results": run.test_results,
-        "created_at": iso_utc(run.created_at),
+        "stale": stale,
+        "unresolved_dependencies": unresolved,
+        "notes": notes,
+        "git_hash": git_hash,
+        "git_tags": git_tags,
+        "code_snapshot": code,
+        "test_results": tests,
+        "created_at": iso_utc(created),
     }
 
 

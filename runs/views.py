@@ -79,7 +79,7 @@ def run_page_response(request: Request, query: dict[str, Any], *, limit: int, **
         {
             "next": page_url(request, before=runs[-1].id, after=None) if runs and more_older else None,
             "previous": page_url(request, after=runs[0].id, before=None) if runs and more_newer else None,
-            "results": runs_to_dicts(runs),
+            "results": runs_to_dicts([run.id for run in runs]),
         }
     )
 
@@ -90,7 +90,7 @@ def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool
     if wants_sync(request):
 
         def committed(results: list) -> Answer:
-            bodies = runs_to_dicts([run for _, run, _ in results])
+            bodies = runs_to_dicts([run.id for _, run, _ in results])
             return Answer(status.HTTP_201_CREATED, {"runs": bodies} if batch else bodies[0])
 
         try:
