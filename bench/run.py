@@ -603,6 +603,26 @@ def seed(env: dict[str, str], runs: int, server: Server, out: Path) -> dict[str,
     }
 
 
+def fresh_server(args: argparse.Namespace, env: dict[str, str], out: Path) -> Server:
+    """An empty, migrated database, a flushed Redis, a token, and gunicorn and qcluster on them."""
+    import redis
+
+    reset_database(args.database_url)
+    redis.from_url(args.redis_url).flushdb()
+    subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    env["MLTRACE_TOKEN"] = subprocess.run(
+        [PY, "manage.py", "create_api_token", "bench"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    server = Server(env, out, web_workers=args.web_workers, port=args.port)
+    server.start()
+    return server
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -637,30 +657,16 @@ def main() -> None:
         "PYTHONPATH": str(ROOT),
     }
     log(f"results in {out}")
-    reset_database(args.database_url)
-    import redis
-
-    redis.from_url(args.redis_url).flushdb()
-    subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    env["MLTRACE_TOKEN"] = subprocess.run(
-        [PY, "manage.py", "create_api_token", "bench"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-    server = Server(env, out, web_workers=args.web_workers, port=args.port)
-    server.start()
     rounds = []
-    try:
-        for size in [int(s) for s in args.sizes.split(",")]:
-            label = f"{size:,} runs in the database" if size else "empty database"
-            folder = out / (f"size-{size}" if size else "size-0")
-            folder.mkdir(exist_ok=True)
-            current = run_count(args.database_url)
-            seeded = seed(env, size - current, server, folder) if size > current else None
+    for size in [int(s) for s in args.sizes.split(",")]:
+        # Each size starts from an empty database seeded to exactly that size: the write
+        # scenarios of one size would otherwise inflate the next.
+        label = f"{size:,} runs in the database" if size else "empty database"
+        folder = out / f"size-{size}"
+        folder.mkdir(exist_ok=True)
+        server = fresh_server(args, env, folder)
+        try:
+            seeded = seed(env, size, server, folder) if size else None
             results = []
             lineage = None
             for name in args.scenarios.split(","):
@@ -668,20 +674,20 @@ def main() -> None:
                     # Timed alone, before readers load the machine; leaves 50 outputs flagged.
                     lineage = lineage_timings(env, server)
                 results.append(run_scenario(name, args, env, server, folder))
-            rounds.append(
-                {
-                    "label": label,
-                    "folder": folder.name,
-                    "results": results,
-                    "seed": seeded,
-                    "lineage": lineage,
-                    "charts": charts(folder, results, label),
-                }
-            )
-            (out / "results.json").write_text(json.dumps(rounds, indent=1, default=str))
-            report(out, args, rounds, machine_facts(env))
-    finally:
-        server.stop()
+        finally:
+            server.stop()
+        rounds.append(
+            {
+                "label": label,
+                "folder": folder.name,
+                "results": results,
+                "seed": seeded,
+                "lineage": lineage,
+                "charts": charts(folder, results, label),
+            }
+        )
+        (out / "results.json").write_text(json.dumps(rounds, indent=1, default=str))
+        report(out, args, rounds, machine_facts(env))
     log(f"report: {out / 'report.md'}")
     latest = ROOT / "bench" / "results" / "latest"
     if latest.is_symlink() or latest.exists():

@@ -182,6 +182,20 @@ def trace(*, output_id: str, depth: int | None = None) -> dict[str, Any]:
     }
 
 
+def buffered(pieces: Iterable[str], size: int = 64 * 1024) -> Iterator[str]:
+    """Joins small pieces of a streamed body into ~64 KB writes (one socket write each)."""
+    buffer: list[str] = []
+    length = 0
+    for piece in pieces:
+        buffer.append(piece)
+        length += len(piece)
+        if length >= size:
+            yield "".join(buffer)
+            buffer, length = [], 0
+    if buffer:
+        yield "".join(buffer)
+
+
 def trace_json(plan: TracePlan) -> Iterator[str]:
     """trace()'s JSON, written as it is built: run bodies a chunk at a time."""
     yield f'{{"output_id": {json.dumps(plan.output_id)}, "root": {plan.root}, "nodes": ['

@@ -206,7 +206,9 @@ class TraceView(APIView):
             return HttpResponse(lineage.tree_to_json(tree), content_type="application/json")
         plan = lineage.trace_plan(output_id=params["output_id"], depth=params.get("depth"))
         # Streamed: a trace may hold any number of runs; their bodies go out a chunk at a time.
-        return StreamingHttpResponse(lineage.trace_json(plan), content_type="application/json")
+        return StreamingHttpResponse(
+            lineage.buffered(lineage.trace_json(plan)), content_type="application/json"
+        )
 
 
 class FlagView(APIView):
@@ -243,7 +245,7 @@ class ReviewView(APIView):
     @extend_schema(responses={200: ReviewSerializer, **ERRORS}, summary="Review flagged outputs")
     def get(self, request: Request) -> StreamingHttpResponse:
         return StreamingHttpResponse(
-            lineage.review_json(lineage.review_plan()), content_type="application/json"
+            lineage.buffered(lineage.review_json(lineage.review_plan())), content_type="application/json"
         )
 
 
