@@ -465,6 +465,26 @@ def charts(out: Path, results: list[dict[str, Any]], label: str) -> list[str]:
     return made
 
 
+def seed_chart(out: Path, seed: dict[str, Any], label: str) -> str:
+    """Worker RSS against runs committed while the workers commit the seeding backlog."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = seed["worker_rss_series"]
+    fig, axis = plt.subplots(figsize=(9, 4))
+    axis.plot([committed for _, committed, _ in series], [rss for _, _, rss in series])
+    axis.set_xlabel("runs committed by the workers")
+    axis.set_ylabel("largest worker RSS (MB)")
+    axis.set_ylim(bottom=0)
+    axis.set_title(f"Worker memory while committing {seed['runs']:,} runs ({label})")
+    fig.tight_layout()
+    fig.savefig(out / "worker_memory.png", dpi=110)
+    plt.close(fig)
+    return "worker_memory.png"
+
+
 def fmt(value: Any, digits: int = 0) -> str:
     if value is None:
         return "-"
@@ -683,7 +703,8 @@ def main() -> None:
                 "results": results,
                 "seed": seeded,
                 "lineage": lineage,
-                "charts": charts(folder, results, label),
+                "charts": charts(folder, results, label)
+                + ([seed_chart(folder, seeded, label)] if seeded else []),
             }
         )
         (out / "results.json").write_text(json.dumps(rounds, indent=1, default=str))

@@ -43,6 +43,7 @@ from runs.models import (
     pointer_key,
     pointer_name_hash,
 )
+from runs.selectors import chunked
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +78,6 @@ class PlannedRun:
     dependencies: list[int] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
-
-
-def chunks(items: list[Any], size: int = CHUNK) -> list[list[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def writes_commit(writes: list[AcceptedWrite], *, strict: bool) -> list[tuple[Component | Run, bool]]:
@@ -145,7 +142,9 @@ class _Batch:
             payload = write.payload
             names.add(payload["name"] if write.kind == Write.Kind.COMPONENT else payload["component"])
         return {
-            c.name: c for chunk in chunks(sorted(names)) for c in Component.objects.filter(name__in=chunk)
+            c.name: c
+            for chunk in chunked(sorted(names), CHUNK)
+            for c in Component.objects.filter(name__in=chunk)
         }
 
     def _db_latest_producers(self, runs: list[AcceptedWrite]) -> dict[str, int]:
@@ -158,7 +157,7 @@ class _Batch:
             }
         )
         latest: dict[str, int] = {}
-        for chunk in chunks(names):
+        for chunk in chunked(names):
             rows = (
                 RunOutput.objects.filter(
                     pointer__name_hash__in={pointer_name_hash(n) for n in chunk}, run_id__lt=self.bound
@@ -263,7 +262,7 @@ class _Batch:
 
     def _plan_staleness(self, planned: list[PlannedRun]) -> None:
         outside = [d for plan in planned for d in plan.dependencies if d not in self.facts]
-        for chunk in chunks(sorted(set(outside))):
+        for chunk in chunked(sorted(set(outside))):
             for run_id, name, start in Run.objects.filter(id__in=chunk).values_list(
                 "id", "component__name", "start_timestamp"
             ):
@@ -370,7 +369,7 @@ class _Batch:
         columns = ["name", "value", "pointer_type", "flag", "name_hash", "key"]
         found = dict(insert_rows(table, columns, rows, returning="key, id", on_conflict="key"))
         missing = [digest for digest in keys if digest not in found]
-        for chunk in chunks(missing):
+        for chunk in chunked(missing):
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SELECT key, id FROM {table} WHERE key IN ({', '.join(['%s'] * len(chunk))})", chunk
@@ -471,7 +470,7 @@ def _committed_runs_in_windows(
     counts: dict[tuple[str, dt.datetime, dt.datetime], int] = {}
     run_table = Run._meta.db_table
     component_table = Component._meta.db_table
-    for chunk in chunks(windows, CHUNK // 3):
+    for chunk in chunked(windows, CHUNK // 3):
         values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
         # VALUES columns are column1..4 in PostgreSQL and SQLite alike: (n, name, low, high).
         sql = f"""

@@ -20,9 +20,10 @@ from runs.serializers import pending_write_to_dict, run_to_dict
 IN_CHUNK = 10_000
 
 
-def chunked(ids: Sequence[int]) -> Iterator[Sequence[int]]:
-    for offset in range(0, len(ids), IN_CHUNK):
-        yield ids[offset : offset + IN_CHUNK]
+def chunked(items: Sequence[Any], size: int = IN_CHUNK) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most `size` items."""
+    for offset in range(0, len(items), size):
+        yield items[offset : offset + size]
 
 
 RUN_FIELDS = (

@@ -2,7 +2,8 @@
 
 A write is accepted (`writes_accept`: validated payload stored, id taken from the one
 sequence, 202) and later committed by a worker (`writes_commit_pending`), or accepted and
-committed at once (`writes_commit_now`, ?sync=true). Both commit through `write_commit`.
+committed at once (`writes_commit_now`, ?sync=true). Both commit through
+`runs.commit.writes_commit`.
 
 Ordering: ids are taken under the accept lock, so writes become visible in id order, and
 commits run one at a time under the commit lock, oldest queued write first. Each commit
@@ -13,7 +14,6 @@ ingestion in acceptance order. docs/ARCHITECTURE.md has the whole argument.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import time
@@ -50,7 +50,6 @@ logger = logging.getLogger(__name__)
 # PostgreSQL advisory lock keys: one serializes commits, one serializes id assignment.
 COMMIT_LOCK_KEY = 0x6D6C7472  # "mltr"
 ACCEPT_LOCK_KEY = 0x6D6C7461  # "mlta"
-SECONDS_PER_DAY = 60 * 60 * 24
 # Errors that mean the database could not be reached: the write stays queued and is retried.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
 
@@ -96,17 +95,6 @@ def accept_lock_released_early() -> Iterator[None]:
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [ACCEPT_LOCK_KEY])
-
-
-def write_commit(
-    *, kind: str, write_id: int, payload: dict[str, Any], accepted_at: dt.datetime, strict: bool
-) -> tuple[Component | Run, bool]:
-    """Commits one accepted write (a component or a run); returns (object, created).
-
-    Call inside a transaction holding the commit lock, after every earlier write committed.
-    """
-    write = Write(id=write_id, kind=kind, payload=payload, accepted_at=accepted_at)
-    return writes_commit([write], strict=strict)[0]
 
 
 @dataclass(frozen=True)

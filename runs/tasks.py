@@ -12,6 +12,7 @@ from django_q.brokers import Broker, get_broker
 from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.tasks import async_task
 
+from runs.maintenance import analyze_if_grown
 from runs.models import IdempotencyKey, Write
 from runs.services import writes_commit_pending
 
@@ -85,7 +86,9 @@ def commit_writes(through_id: int | None = None) -> int:
     last = _last_queued()
     if last is None:
         return 0
-    return writes_commit_pending(through_id=max(last, through_id or 0))
+    done = writes_commit_pending(through_id=max(last, through_id or 0))
+    analyze_if_grown()
+    return done
 
 
 def sweep() -> int:
