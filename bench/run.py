@@ -503,7 +503,7 @@ def report(
         f"{machine['postgres']}; Redis {machine['redis']}.",
         f"Command: `{' '.join(sys.argv)}`. {args.users} users, {args.duration} s per scenario, gunicorn "
         f"{args.web_workers} sync workers, qcluster {args.queue_workers} workers, "
-        f"MLTRACE_COMMIT_BATCH={os.environ.get('MLTRACE_COMMIT_BATCH', '500')}.",
+        f"MLTRACE_COMMIT_BATCH={os.environ.get('MLTRACE_COMMIT_BATCH', '1000')}.",
         "",
     ]
     for round_ in rounds:

@@ -204,7 +204,7 @@ MLTRACE_MAX_BATCH_RUNS = env_int("MLTRACE_MAX_BATCH_RUNS", 1000, minimum=1)
 # REDIS_URL unset: django-q's ORM broker keeps the task queue in the database (embedded default).
 REDIS_URL = env_str("REDIS_URL", "")
 # Queued writes are committed this many per transaction, in acceptance order.
-MLTRACE_COMMIT_BATCH = env_int("MLTRACE_COMMIT_BATCH", 500, minimum=1)
+MLTRACE_COMMIT_BATCH = env_int("MLTRACE_COMMIT_BATCH", 1000, minimum=1)
 # A commit task lets the oldest queued write wait this long, so a stream of single writes is
 # committed in batches (on the Redis broker).
 MLTRACE_COMMIT_DELAY_MS = env_int("MLTRACE_COMMIT_DELAY_MS", 50, minimum=0)

@@ -22,6 +22,7 @@ Call inside a transaction that holds the commit lock, with every earlier write c
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -443,7 +444,8 @@ def insert_models(model: type, columns: list[str], objects: list[Any]) -> None:
 
     def preparer(field: Any) -> Any:
         if field.get_internal_type() == "JSONField":
-            return lambda value: field.get_db_prep_save(value, connection)
+            # JSON text; PostgreSQL and SQLite both take it for a JSON column as it is.
+            return json.dumps
         if field.get_internal_type() == "DateTimeField":
             return adapt_datetime
         return None

@@ -14,6 +14,7 @@ ingestion in acceptance order. docs/ARCHITECTURE.md has the whole argument.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -303,15 +304,26 @@ def writes_commit_pending(*, through_id: int) -> int:
     return done
 
 
+@dataclass
+class QueuedWrite:
+    """What the commit needs of a queued write; rows, not model instances (a batch is large)."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    accepted_at: dt.datetime
+
+
 def _commit_queued(*, limit: int, isolate: bool) -> int:
     with transaction.atomic():
         commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS)
-        writes = list(Write.objects.filter(status=Write.Status.QUEUED).order_by("id")[:limit])
+        rows = Write.objects.filter(status=Write.Status.QUEUED).order_by("id")[:limit]
+        writes = [QueuedWrite(*row) for row in rows.values_list("id", "kind", "payload", "accepted_at")]
         _commit_writes(writes, isolate=isolate)
     return len(writes)
 
 
-def _commit_writes(writes: list[Write], *, isolate: bool) -> None:
+def _commit_writes(writes: list[Write] | list[QueuedWrite], *, isolate: bool) -> None:
     """Commits queued writes in order inside the caller's transaction, which holds the commit lock.
 
     Without isolate the writes are committed as one batch and an error propagates (the caller
