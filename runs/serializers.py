@@ -18,6 +18,7 @@ from rest_framework.fields import empty
 
 from components.serializers import ComponentNameField, unique_in_order
 from mltrace_site.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from mltrace_site.parsers import json_strings
 from mltrace_site.timestamps import iso_utc
 from runs.models import GIT_HASH_MAX_LENGTH, POINTER_NAME_MAX_LENGTH, PointerType, Write
 
@@ -43,13 +44,8 @@ def infer_pointer_type(name: str) -> str:
 
 
 def has_null_character(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list):
-        return any(has_null_character(item) for item in value)
-    if isinstance(value, dict):
-        return any(has_null_character(k) or has_null_character(v) for k, v in value.items())
-    return False
+    """Whether any string of a JSON value (keys included) holds a NUL, which jsonb refuses."""
+    return any("\x00" in text for text in json_strings(value))
 
 
 @extend_schema_field(
@@ -278,15 +274,18 @@ def pending_write_to_dict(write: Write) -> dict[str, Any]:
     if write.status == Write.Status.FAILED:
         body["error"] = write.error
     payload = write.payload or {}
-    for key in ("component", "start_timestamp", "end_timestamp"):
+    if "component" in payload:
+        body["component"] = payload["component"]
+    for key in ("start_timestamp", "end_timestamp"):
         if key in payload:
-            body[key] = payload[key]
+            body[key] = iso_utc(dt.datetime.fromisoformat(payload[key]))
     body["created_at"] = iso_utc(write.accepted_at)
     return body
 
 
 MAX_BIGINT = 2**63 - 1
 UNFLAG_NEEDS_TARGET = 'Give "output_id", or "all": true.'
+UNFLAG_TWO_TARGETS = 'Give "output_id" or "all": true, not both.'
 
 
 class RunPageQuerySerializer(serializers.Serializer):
@@ -328,6 +327,8 @@ class UnflagSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("output_id") and not attrs["all"]:
             raise serializers.ValidationError({"output_id": [UNFLAG_NEEDS_TARGET]})
+        if attrs.get("output_id") and attrs["all"]:
+            raise serializers.ValidationError({"all": [UNFLAG_TWO_TARGETS]})
         return attrs
 
 
@@ -340,6 +341,28 @@ class FlagResultSerializer(serializers.Serializer):
 class TraceNodeSerializer(serializers.Serializer):
     depth = serializers.IntegerField(help_text="Hops from the root on the shortest path.")
     run = RunSerializer()
+
+
+class WebTraceNodeSerializer(serializers.Serializer):
+    """A node of format=tree: a run (componentrun_{id}) or one of its outputs (iopointer_{name})."""
+
+    id = serializers.CharField(help_text='"componentrun_{id}" or "iopointer_{name}".')
+    label = serializers.CharField(help_text="The run's component, or the pointer's name.")
+    hasCaret = serializers.BooleanField(help_text="true for runs, false for output pointers.")  # noqa: N815
+    isExpanded = serializers.BooleanField(required=False, help_text="Runs only: true.")  # noqa: N815
+    stale = serializers.ListField(child=serializers.CharField(), required=False, help_text="Runs only.")
+    parent = serializers.CharField(required=False, help_text="Pointers only: the id of their run's node.")
+    icon = serializers.ChoiceField(
+        ["database", "function", "flow-end"],
+        required=False,
+        help_text="Pointers only, by type: DATA database, MODEL function, ENDPOINT flow-end.",
+    )
+    childNodes = serializers.ListField(  # noqa: N815
+        child=serializers.DictField(),
+        required=False,
+        help_text="Runs only: output pointers sorted by name, then dependencies by ascending id, "
+        "nodes of this same shape. A run met again through another path has none.",
+    )
 
 
 class TraceSerializer(serializers.Serializer):

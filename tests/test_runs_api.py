@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
 from components.models import Component
 from mltrace_site.exceptions import DEPENDENCY_UNRESOLVED
+from mltrace_site.parsers import LONE_SURROGATE
 from runs.models import IOPointer, Run, RunDependency, Write
 from runs.serializers import END_BEFORE_START, POINTER_SHAPE
 from tests.factories import log_run, moment, run_payload
@@ -418,6 +420,45 @@ def test_malformed_json_is_400_never_500(api, body):
     assert response.status_code == 400
     assert "detail" in response.json()
     assert nothing_written()
+
+
+@pytest.mark.parametrize("url", [SYNC, "/api/v1/runs/"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"test_results": "\ud800"},
+        {"test_results": {"\udc00": 1}},
+        {"ignored_field": ["\ud83d"]},
+        {"component": "etl\udfff"},
+    ],
+)
+def test_a_lone_surrogate_anywhere_in_the_body_is_400_never_500(api, url, change):
+    # json.dumps escapes it as \ud800, as a client's encoder would: valid JSON, no UTF-8 text.
+    body = json.dumps({**run_payload("etl"), **change})
+
+    response = api.post(url, body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": LONE_SURROGATE}
+    assert nothing_written()
+
+
+def test_a_surrogate_pair_is_a_character_like_any_other(api):
+    run = log_run(api, "etl", outputs=["\U0001f600.csv"], test_results={"note": "\U0001f600"})
+
+    assert run["outputs"][0]["name"] == "\U0001f600.csv"
+    assert run["test_results"] == {"note": "\U0001f600"}
+
+
+def test_deeply_nested_test_results_are_refused_or_stored_never_500(api):
+    nested = "[" * 900 + "]" * 900
+    body = json.dumps(run_payload("etl"))[:-1] + f', "test_results": {nested}}}'
+
+    response = api.post(SYNC, body, content_type="application/json")
+
+    assert response.status_code in (201, 400), response.content
+    if response.status_code == 400:
+        assert nothing_written()
 
 
 def test_a_json_body_that_is_not_an_object_is_400(api):
