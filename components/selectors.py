@@ -20,7 +20,8 @@ def component_list(*, tag: str = "", owner: str = "") -> QuerySet[Component]:
 
 def component_get(*, name: str) -> Component:
     """The component of this name, tags prefetched. Raises NotFound."""
-    component = component_list().filter(name=name).first()
+    # A name from a URL may hold a NUL, which no stored name holds and PostgreSQL refuses.
+    component = None if "\x00" in name else component_list().filter(name=name).first()
     if component is None:
         raise NotFound(COMPONENT_NOT_FOUND.format(name=name))
     return component

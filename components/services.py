@@ -73,7 +73,7 @@ def component_get_or_create(*, name: str, accepted_at: dt.datetime) -> Component
 
 def component_update(*, name: str, description: str | None = None, owner: str | None = None) -> Component:
     """Replaces the description and/or owner of a component. Raises NotFound."""
-    component = Component.objects.filter(name=name).first()
+    component = None if "\x00" in name else Component.objects.filter(name=name).first()
     if component is None:
         raise NotFound(COMPONENT_NOT_FOUND.format(name=name))
     changed = []

@@ -39,6 +39,16 @@ COMPONENT_NAME = OpenApiParameter(
 LIMIT = OpenApiParameter("limit", int, description="Page size, default 50, capped at 1000.")
 
 
+COMPONENT_PAGE = inline_serializer(
+    "ComponentPage",
+    {
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": ComponentSerializer(many=True),
+    },
+)
+
+
 class ComponentViewSet(viewsets.ViewSet):
     lookup_field = "name"
     lookup_value_regex = "[^/]+"
@@ -46,7 +56,7 @@ class ComponentViewSet(viewsets.ViewSet):
 
     @extend_schema(
         parameters=[ComponentFilterSerializer, LIMIT, OpenApiParameter("cursor", str)],
-        responses={200: ComponentSerializer(many=True), **ERRORS},
+        responses={200: COMPONENT_PAGE, **ERRORS},
         summary="List components, filtered by tag and/or owner",
     )
     def list(self, request: Request) -> Response:

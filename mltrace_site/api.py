@@ -7,6 +7,7 @@ import json
 import threading
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -33,12 +34,14 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 ERROR_DETAIL = inline_serializer("ErrorDetail", {"detail": serializers.CharField()})
 ERRORS = {
     400: OpenApiResponse(
-        inline_serializer("FieldErrors", {"field": serializers.ListField(child=serializers.CharField())}),
-        'Invalid input: {"field": ["message"]}, or {"detail": ...} for malformed JSON.',
+        OpenApiTypes.OBJECT,
+        'Invalid input: {"<field>": ["message", ...]} for each failing field (a batch nests the '
+        'failing indexes: {"runs": {"3": {"<field>": [...]}}}), or {"detail": ...} for malformed JSON.',
     ),
     401: OpenApiResponse(ERROR_DETAIL, "No valid token or admin session."),
     404: OpenApiResponse(ERROR_DETAIL, "Unknown object."),
     413: OpenApiResponse(ERROR_DETAIL, "Body over MLTRACE_MAX_BODY_BYTES (default 10 MiB)."),
+    415: OpenApiResponse(ERROR_DETAIL, "A body that is not application/json."),
     503: OpenApiResponse(ERROR_DETAIL, "The database is unavailable; nothing was recorded. See Retry-After."),
 }
 WRITE_ERRORS = {

@@ -11,6 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
@@ -89,3 +91,21 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         if isinstance(data, list):
             response.data = {"detail": data[0] if len(data) == 1 else data}
     return response
+
+
+NO_SUCH_ENDPOINT = "No endpoint at {path!r}. See /api/docs/ for the API."
+SERVER_ERROR = "Internal server error."
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 404 for an unmatched URL; under /api/ a JSON body like every other error."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": NO_SUCH_ENDPOINT.format(path=request.path)}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500; under /api/ a JSON body like every other error."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": SERVER_ERROR}, status=500)
+    return defaults.server_error(request)

@@ -10,7 +10,8 @@ from typing import Any
 
 from django.utils.http import urlencode
 from rest_framework import serializers
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 
 DEFAULT_LIMIT = 50
@@ -54,6 +55,13 @@ class LimitCursorPagination(CursorPagination):
 
     def get_page_size(self, request: Request) -> int:
         return parse_limit(request, default=self.page_size)
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        cursor = super().decode_cursor(request)
+        # A forged position with a NUL would reach PostgreSQL, which refuses it: a 500.
+        if cursor is not None and cursor.position is not None and "\x00" in cursor.position:
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         response = super().get_paginated_response_schema(schema)

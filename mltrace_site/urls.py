@@ -29,3 +29,6 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "mltrace_site.exceptions.not_found"
+handler500 = "mltrace_site.exceptions.server_error"

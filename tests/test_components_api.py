@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from components.models import Component, Tag
@@ -76,6 +78,39 @@ def test_an_unknown_component_is_404(api):
         assert response.status_code == 404
         assert "nope" in response.json()["detail"]
     assert not Tag.objects.exists()
+
+
+def test_a_nul_in_a_component_name_in_the_url_is_404_never_500(api):
+    for response in (
+        api.get("/api/v1/components/a%00b/"),
+        api.patch("/api/v1/components/a%00b/", {"owner": "x"}, format="json"),
+        api.post("/api/v1/components/a%00b/tags/", {"tags": ["x"]}, format="json"),
+        api.get("/api/v1/components/a%00b/history/"),
+    ):
+        assert response.status_code == 404
+        assert "detail" in response.json()
+    assert not Tag.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["/api/v1/components/", "/api/v1/tags/"])
+def test_a_forged_cursor_is_404_never_500(api, url):
+    create_component(api, "etl", tags=["prod"])
+    for position in ("p=a%00b", "o=x", "r=zz"):
+        cursor = base64.b64encode(position.encode()).decode()
+
+        response = api.get(url, {"cursor": cursor})
+
+        assert response.status_code == 404, position
+        assert response.json() == {"detail": "Invalid cursor"}
+
+
+def test_an_unknown_api_url_is_a_json_404(api):
+    for url in ("/api/v1/nonexistent/", "/api/v1/runs/abc/"):
+        response = api.get(url)
+
+        assert response.status_code == 404
+        assert response["Content-Type"] == "application/json"
+        assert url in response.json()["detail"]
 
 
 def test_it_patches_description_and_owner(api):
