@@ -156,11 +156,21 @@ class TracePlan:
                     yield [run_id, dep]
 
 
+def bounded_edges(root: int, depth: int | None) -> tuple[dict[int, list[int]], dict[int, int]]:
+    """The upstream edges of root and the shortest depth of each run within the bound.
+
+    With a bound, the edges are read one hop further, so that the dependencies of the runs
+    at the bound are known too: an edge between two runs of the trace is kept even when it
+    leaves a run at the bound (edge_pairs drops those that leave the trace).
+    """
+    edges = upstream_edges(root, None if depth is None else depth + 1)
+    return edges, shortest_depths(root, edges, depth)
+
+
 def trace_plan(*, output_id: str, depth: int | None = None) -> TracePlan:
     """Finds the root and walks upstream (one recursive query). Raises NotFound."""
     root = trace_root(output_id)
-    edges = upstream_edges(root, depth)
-    depths = shortest_depths(root, edges, depth)
+    edges, depths = bounded_edges(root, depth)
     return TracePlan(output_id, root, trace_order(root, edges, depths), depths, edges)
 
 
@@ -221,11 +231,11 @@ def web_trace(*, output_id: str, depth: int | None = None) -> list[dict[str, Any
     """mltrace's web_trace tree: a list with one nested node for the output's latest run.
 
     Children: outputs sorted by name, then dependencies by ascending id. A run met again
-    through another path appears as a leaf with no children.
+    through another path appears as a leaf with no children. A depth bound applies to each
+    run's shortest distance from the root, so the tree holds exactly the runs of trace().
     """
     root = trace_root(output_id)
-    edges = upstream_edges(root, depth)
-    depths = shortest_depths(root, edges, depth)
+    edges, depths = bounded_edges(root, depth)
     runs = runs_by_id(list(depths))
     outputs = outputs_by_run(depths)
 
@@ -242,10 +252,10 @@ def web_trace(*, output_id: str, depth: int | None = None) -> list[dict[str, Any
 
     tree = node(root)
     expanded: set[int] = set()
-    # (node body, run id, hops from root); iterative so a 10,000-run chain cannot overflow.
-    stack: list[tuple[dict[str, Any], int, int]] = [(tree, root, 0)]
+    # (node body, run id); iterative so a 10,000-run chain cannot overflow.
+    stack: list[tuple[dict[str, Any], int]] = [(tree, root)]
     while stack:
-        body, run_id, hops = stack.pop()
+        body, run_id = stack.pop()
         if run_id in expanded:
             continue
         expanded.add(run_id)
@@ -260,13 +270,13 @@ def web_trace(*, output_id: str, depth: int | None = None) -> list[dict[str, Any
             if pointer.pointer_type in ICONS:
                 child["icon"] = ICONS[pointer.pointer_type]
             body["childNodes"].append(child)
-        if depth is not None and hops >= depth:
+        if depth is not None and depths[run_id] >= depth:
             continue
         pending = []
         for dep in edges.get(run_id, ()):
             child = node(dep)
             body["childNodes"].append(child)
-            pending.append((child, dep, hops + 1))
+            pending.append((child, dep))
         # Pre-order: the first dependency is expanded first; later meetings stay leaves.
         for item in reversed(pending):
             stack.append(item)
@@ -288,9 +298,11 @@ def review_plan() -> ReviewPlan:
     flagged = sorted(set(IOPointer.objects.filter(flag=True).values_list("name", flat=True)))
     if not flagged:
         return ReviewPlan([], [])
-    producers = RunOutput.objects.filter(pointer__flag=True).values_list(
-        "pointer__name", "run_id", "run__start_timestamp"
-    )
+    # The root of a flagged name's trace is its latest producer (trace_root), whichever of
+    # the name's pointers (name, value) it output: a flagged one or a newer, unflagged value.
+    producers = RunOutput.objects.filter(
+        pointer__name_hash__in={pointer_name_hash(name) for name in flagged}, pointer__name__in=flagged
+    ).values_list("pointer__name", "run_id", "run__start_timestamp")
     latest: dict[str, tuple[Any, int]] = {}
     for name, run_id, start in producers:
         if name not in latest or (start, run_id) > latest[name]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponse, StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -43,6 +43,7 @@ from runs.serializers import (
     TraceQuerySerializer,
     TraceSerializer,
     UnflagSerializer,
+    WebTraceNodeSerializer,
     run_payload,
 )
 from runs.services import (
@@ -189,9 +190,14 @@ class TraceView(APIView):
         parameters=[TraceQuerySerializer],
         responses={
             200: OpenApiResponse(
-                TraceSerializer,
-                "format=tree gives mltrace's web_trace shape instead: a list with one nested node "
-                '{"id": "componentrun_{id}", "label", "hasCaret", "isExpanded", "stale", "childNodes"}.',
+                PolymorphicProxySerializer(
+                    component_name="TraceOrTree",
+                    serializers=[TraceSerializer, WebTraceNodeSerializer(many=True)],
+                    resource_type_field_name=None,
+                    many=False,
+                ),
+                "The trace; with format=tree, mltrace's web_trace shape instead: a list with one "
+                "nested node for the root run.",
             ),
             **ERRORS,
         },

@@ -10,6 +10,7 @@ import pytest
 
 from components.models import Component
 from runs.models import IOPointer, Run, RunDependency, RunOutput, pointer_key, pointer_name_hash
+from runs.serializers import UNFLAG_TWO_TARGETS
 from tests.factories import log_run, moment
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +60,36 @@ def test_depth_bounds_the_hops(api):
     assert [n["run"]["id"] for n in one["nodes"]] == [ids["root"], ids["x"], ids["a"]]
     assert [ids["x"], ids["base"]] not in one["edges"]
     assert len(trace(api, "out", depth=2)["nodes"]) == 4
+
+
+def test_a_bounded_trace_keeps_every_edge_between_its_runs(api):
+    ids = diamond(api)
+
+    one = trace(api, "out", depth=1)
+
+    # a and x are both one hop from root; a's edge to x lies inside the trace.
+    assert one["edges"] == [[ids["root"], ids["x"]], [ids["root"], ids["a"]], [ids["a"], ids["x"]]]
+
+
+def test_a_bounded_tree_holds_the_runs_of_the_bounded_trace(api):
+    """root -> [a, b]; a -> y -> x; b -> x; x -> z. x is 2 hops away through b, 3 through a."""
+    z = log_run(api, "z", outputs=["z.csv"])["id"]
+    x = log_run(api, "x", inputs=["z.csv"], outputs=["x.csv"])["id"]
+    log_run(api, "y", inputs=["x.csv"], outputs=["y.csv"])
+    log_run(api, "a", inputs=["y.csv"], outputs=["a.csv"])
+    log_run(api, "b", inputs=["x.csv"], outputs=["b.csv"])
+    log_run(api, "root", inputs=["a.csv", "b.csv"], outputs=["out"])
+
+    (tree,) = trace(api, "out", format="tree", depth=3)
+
+    runs, stack = set(), [tree]
+    while stack:
+        node = stack.pop()
+        if node["id"].startswith("componentrun_"):
+            runs.add(int(node["id"].removeprefix("componentrun_")))
+        stack.extend(node.get("childNodes", []))
+    assert runs == {n["run"]["id"] for n in trace(api, "out", depth=3)["nodes"]}
+    assert z in runs and x in runs
 
 
 def test_the_trace_starts_at_the_latest_producer_by_start_timestamp(api):
@@ -155,6 +186,34 @@ def test_unflag_one_name_or_all(api):
 def test_unflag_needs_a_name_or_all(api):
     for body in ({}, {"all": False}, {"all": "yes"}, {"output_id": ""}):
         assert api.post("/api/v1/unflag/", body, format="json").status_code == 400
+
+
+def test_unflag_of_a_name_and_all_at_once_is_400_and_unflags_nothing(api):
+    log_run(api, "a", outputs=["p", "q"])
+    api.post("/api/v1/flag/", {"output_id": "p"}, format="json")
+    api.post("/api/v1/flag/", {"output_id": "q"}, format="json")
+
+    response = api.post("/api/v1/unflag/", {"output_id": "p", "all": True}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"all": [UNFLAG_TWO_TARGETS]}
+    assert IOPointer.objects.filter(flag=True).count() == 2
+
+
+def test_review_traces_a_flagged_name_from_its_latest_producer_like_trace(api):
+    old = log_run(api, "etl", start=moment(0), outputs=["a.csv"])["id"]
+    api.post("/api/v1/flag/", {"output_id": "a.csv"}, format="json")
+    base = log_run(api, "base", start=moment(5), outputs=["base.csv"])["id"]
+    new = log_run(
+        api, "etl", start=moment(10), inputs=["base.csv"], outputs=[{"name": "a.csv", "value": "v2"}]
+    )
+
+    review = api.get("/api/v1/review/").json()
+
+    assert trace(api, "a.csv")["root"] == new["id"]
+    assert review["flagged"] == ["a.csv"]
+    assert [(r["run"]["id"], r["count"]) for r in review["runs"]] == [(new["id"], 1), (base, 1)]
+    assert old not in [r["run"]["id"] for r in review["runs"]]
 
 
 def test_a_flagged_input_that_no_run_output_is_listed_without_runs(api):
