@@ -16,6 +16,7 @@ from typing import Any
 from django.db import connection
 
 from mltrace_site.exceptions import OUTPUT_NOT_FOUND, NotFound
+from mltrace_site.lookups import one_of
 from runs.models import IOPointer, PointerType, Run, RunDependency, RunOutput, pointer_name_hash
 from runs.selectors import runs_by_id, runs_to_dicts
 
@@ -219,7 +220,9 @@ def trace_json(plan: TracePlan) -> Iterator[str]:
 
 def outputs_by_run(run_ids: Iterable[int]) -> dict[int, list[IOPointer]]:
     """The output pointers of these runs; links and pointers read apart, as runs_to_dicts does."""
-    links = list(RunOutput.objects.filter(run_id__in=list(run_ids)).values_list("run_id", "pointer_id"))
+    links = list(
+        RunOutput.objects.filter(**one_of("run_id", list(run_ids))).values_list("run_id", "pointer_id")
+    )
     pointers = IOPointer.objects.in_bulk([pointer_id for _, pointer_id in links])
     outputs: dict[int, list[IOPointer]] = defaultdict(list)
     for run_id, pointer_id in links:

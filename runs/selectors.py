@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from components.models import Component
 from mltrace_site.exceptions import NOT_A_RUN, RUN_NOT_FOUND, NotFound
+from mltrace_site.lookups import one_of
 from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write
 from runs.serializers import pending_write_to_dict, run_to_dict
 
@@ -58,21 +59,23 @@ def runs_to_dicts(ids: Sequence[int]) -> list[dict[str, Any]]:
     dependencies: dict[int, list[int]] = defaultdict(list)
     pointer_ids: set[int] = set()
     for chunk in chunked(list(ids)):
-        rows.update((row[0], row) for row in Run.objects.filter(id__in=chunk).values_list(*RUN_FIELDS))
+        rows.update(
+            (row[0], row) for row in Run.objects.filter(**one_of("id", chunk)).values_list(*RUN_FIELDS)
+        )
         for side, model in (("inputs", RunInput), ("outputs", RunOutput)):
-            for link_id, run_id, pointer_id in model.objects.filter(run_id__in=chunk).values_list(
+            for link_id, run_id, pointer_id in model.objects.filter(**one_of("run_id", chunk)).values_list(
                 "id", "run_id", "pointer_id"
             ):
                 links[side][run_id].append((link_id, pointer_id))
                 pointer_ids.add(pointer_id)
-        edges = RunDependency.objects.filter(run_id__in=chunk).values_list("run_id", "depends_on_id")
+        edges = RunDependency.objects.filter(**one_of("run_id", chunk)).values_list("run_id", "depends_on_id")
         for run_id, depends_on_id in edges:
             dependencies[run_id].append(depends_on_id)
     pointers: dict[int, dict[str, Any]] = {}
     for chunk in chunked(sorted(pointer_ids)):
-        for pointer_id, name, value, pointer_type, flag in IOPointer.objects.filter(id__in=chunk).values_list(
-            "id", "name", "value", "pointer_type", "flag"
-        ):
+        for pointer_id, name, value, pointer_type, flag in IOPointer.objects.filter(
+            **one_of("id", chunk)
+        ).values_list("id", "name", "value", "pointer_type", "flag"):
             pointers[pointer_id] = {"name": name, "value": value, "pointer_type": pointer_type, "flag": flag}
 
     def listed(side: str, run_id: int) -> list[dict[str, Any]]:
@@ -93,7 +96,9 @@ def runs_by_id(ids: Sequence[int]) -> dict[int, Run]:
     """Committed runs by id, component selected."""
     found: dict[int, Run] = {}
     for chunk in chunked(list(ids)):
-        found.update({run.id: run for run in Run.objects.filter(id__in=chunk).select_related("component")})
+        found.update(
+            {run.id: run for run in Run.objects.filter(**one_of("id", chunk)).select_related("component")}
+        )
     return found
 
 

@@ -1,0 +1,44 @@
+"""`field__any=[...]`: membership as one array parameter, `= ANY(%s)`, on PostgreSQL.
+
+`field__in=[...]` prepares and compiles each of its values: for the thousands of ids of a
+trace that was a third of the request's time. One array parameter costs the same for ten
+ids or ten thousand, and PostgreSQL plans it as an index probe per element like IN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection
+from django.db.models import Field, ForeignObject, Lookup
+
+
+class AnyOf(Lookup):
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]  # psycopg2 sends a list as an array
+
+
+Field.register_lookup(AnyOf)
+# Relations keep lookups of their own (RelatedIn, RelatedExact...), not inherited from Field.
+ForeignObject.register_lookup(AnyOf)
+
+
+class Array:
+    """Values for __any. Not a list: the ORM would walk a list's items looking for expressions."""
+
+    def __init__(self, values: Any) -> None:
+        self.values = list(values)
+
+    def __iter__(self) -> Any:
+        return iter(self.values)
+
+
+def one_of(field: str, values: Any) -> dict[str, Any]:
+    """A filter keyword for `field` in values: an array parameter on PostgreSQL, IN elsewhere."""
+    if connection.vendor == "postgresql":
+        return {f"{field}__any": Array(values)}
+    return {f"{field}__in": values}
