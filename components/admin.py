@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
@@ -8,6 +10,7 @@ from django.utils.html import format_html
 
 from components.models import Component, Tag
 from mltrace_site.admin import LargeTableAdmin
+from runs.services import component_update_in_order
 
 
 @admin.register(Component)
@@ -21,6 +24,18 @@ class ComponentAdmin(LargeTableAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Component]:
         return super().get_queryset(request).prefetch_related("tags")
+
+    # Components are created through the API, in acceptance order; here people edit the
+    # description, owner and tags. Saving all columns would write back a run_count or
+    # last_run_at that a worker changed meanwhile, so the change goes through the service.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Component | None = None) -> list[str]:
+        return ["name", *self.readonly_fields]
+
+    def save_model(self, request: HttpRequest, obj: Component, form: Any, change: bool) -> None:
+        component_update_in_order(name=obj.name, description=obj.description, owner=obj.owner)
 
     @admin.display(description="tags")
     def tag_list(self, component: Component) -> str:

@@ -16,7 +16,7 @@ from components.serializers import (
     ComponentUpdateSerializer,
     component_to_dict,
 )
-from components.services import component_tags_add, component_update
+from components.services import component_tags_add
 from mltrace_site.api import (
     ERRORS,
     IDEMPOTENCY_KEY_PARAMETER,
@@ -30,7 +30,7 @@ from mltrace_site.api import (
 from mltrace_site.pagination import LimitCursorPagination, parse_limit
 from runs.models import Write
 from runs.serializers import HistoryQuerySerializer, RunPageSerializer
-from runs.services import Answer, writes_accept, writes_commit_now
+from runs.services import Answer, component_update_in_order, writes_accept, writes_commit_now
 from runs.views import run_page_response
 
 COMPONENT_NAME = OpenApiParameter(
@@ -119,7 +119,7 @@ class ComponentViewSet(viewsets.ViewSet):
     def partial_update(self, request: Request, name: str) -> Response:
         serializer = ComponentUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        component_update(name=name, **serializer.validated_data)
+        component_update_in_order(name=name, **serializer.validated_data)
         return Response(component_to_dict(component_get(name=name)))
 
     @extend_schema(

@@ -17,15 +17,31 @@ from django import db
 from django.conf import settings
 from django_q.brokers.orm import ORM
 from django_q.brokers.redis_broker import Redis
+from django_q.tasks import async_task
 
 logger = logging.getLogger(__name__)
 
 
+# Expired idempotency keys are forgotten this often, whether or not a sweep was needed.
+IDEMPOTENCY_PURGE_SECONDS = 600
+
+
 class SweepMixin:
     _last_sweep = float("-inf")
+    _last_purge: float | None = None
 
     def dequeue(self) -> Any:
         now = time.monotonic()
+        if self._last_purge is None:
+            self._last_purge = now  # the first purge one period after the cluster starts
+        if now - self._last_purge >= IDEMPOTENCY_PURGE_SECONDS:
+            self._last_purge = now
+            try:
+                async_task(
+                    "runs.tasks.purge_idempotency_keys", broker=self, task_name="purge-idempotency-keys"
+                )
+            except Exception:  # Redis is down: try again next time
+                logger.exception("could not enqueue the purge of expired idempotency keys")
         if now - self._last_sweep >= settings.MLTRACE_SWEEP_SECONDS:
             self._last_sweep = now
             from runs.tasks import enqueue_sweep_if_overdue

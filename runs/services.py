@@ -25,10 +25,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from components.models import Component
+from components.services import component_update
 from mltrace_site.exceptions import (
     IDEMPOTENCY_KEY_REUSED,
     POINTER_NOT_FOUND,
@@ -94,8 +95,15 @@ def accept_lock_released_early() -> Iterator[None]:
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [ACCEPT_LOCK_KEY])
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [ACCEPT_LOCK_KEY])
+        except DatabaseError:
+            # The block failed and aborted the transaction, where no unlock can run. A
+            # session-level lock outlives ROLLBACK and would stop every accept: end the
+            # session instead (the block's own error goes on propagating).
+            logger.warning("could not release the accept lock; closing the database connection")
+            connection.close()
 
 
 @dataclass(frozen=True)
@@ -126,9 +134,24 @@ def idempotent_replay(idempotency: Idempotency | None) -> Answer | None:
     stored = IdempotencyKey.objects.filter(user_id=idempotency.user_id, key=idempotency.key).first()
     if stored is None:
         return None
+    if stored.created_at < idempotency_expiry():
+        # Forgotten: the key may be used afresh (the periodic purge may not have run yet).
+        stored.delete()
+        return None
     if stored.fingerprint != idempotency.fingerprint:
         raise Conflict(IDEMPOTENCY_KEY_REUSED)
     return Answer(stored.status_code, stored.response, replayed=True)
+
+
+def idempotency_expiry() -> dt.datetime:
+    """Keys stored before this moment are forgotten (MLTRACE_IDEMPOTENCY_TTL_HOURS)."""
+    return timezone.now() - dt.timedelta(hours=settings.MLTRACE_IDEMPOTENCY_TTL_HOURS)
+
+
+def idempotency_keys_purge() -> int:
+    """Deletes the expired idempotency keys; returns how many."""
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=idempotency_expiry()).delete()
+    return deleted
 
 
 def idempotent_store(idempotency: Idempotency | None, answer: Answer) -> None:
@@ -239,12 +262,7 @@ def writes_commit_now(
     give. All or nothing for this request: a refusal (an explicit dependency with no earlier
     run) raises DependencyUnresolved and leaves none of its writes, ids included.
     """
-    backlog = (
-        Write.objects.filter(status=Write.Status.QUEUED).order_by("-id").values_list("id", flat=True).first()
-    )
-    if backlog is not None:
-        # Drained outside the locked transaction below, which then stays short.
-        writes_commit_pending(through_id=backlog)
+    _drain_before_commit_lock()
 
     def attempt() -> Answer:
         refusal: MltraceError | None = None
@@ -282,6 +300,32 @@ def writes_commit_now(
         return result
 
     return _retry_on_key_race(attempt)
+
+
+def component_update_in_order(
+    *, name: str, description: str | None = None, owner: str | None = None
+) -> Component:
+    """Replaces a component's description and/or owner after every write accepted before it.
+
+    A PATCH (or an admin edit) is not in the write log, so it takes its place in acceptance
+    order the way the synchronous door does: under the commit lock, with the queue drained.
+    A worker's batch can then neither write back the old values over it nor commit, after
+    it, a component write accepted before it. Raises NotFound.
+    """
+    _drain_before_commit_lock()
+    with transaction.atomic():
+        commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS)
+        _commit_writes(list(Write.objects.filter(status=Write.Status.QUEUED).order_by("id")), isolate=True)
+        return component_update(name=name, description=description, owner=owner)
+
+
+def _drain_before_commit_lock() -> None:
+    """Commits the backlog outside the caller's locked transaction, which then stays short."""
+    backlog = (
+        Write.objects.filter(status=Write.Status.QUEUED).order_by("-id").values_list("id", flat=True).first()
+    )
+    if backlog is not None:
+        writes_commit_pending(through_id=backlog)
 
 
 def writes_commit_pending(*, through_id: int) -> int:

@@ -13,8 +13,8 @@ from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.tasks import async_task
 
 from runs.maintenance import analyze_if_grown
-from runs.models import IdempotencyKey, Write
-from runs.services import writes_commit_pending
+from runs.models import Write
+from runs.services import idempotency_keys_purge, writes_commit_pending
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +95,7 @@ def sweep() -> int:
     """Commits every queued write (their tasks were lost) and forgets expired idempotency keys."""
     last = _last_queued()
     done = writes_commit_pending(through_id=last) if last is not None else 0
-    expired = timezone.now() - dt.timedelta(hours=settings.MLTRACE_IDEMPOTENCY_TTL_HOURS)
-    IdempotencyKey.objects.filter(created_at__lt=expired).delete()
+    idempotency_keys_purge()
     if done:
         logger.warning("sweep committed %s writes whose tasks were lost", done)
     return done
@@ -118,6 +117,14 @@ def enqueue_commit(through_id: int) -> None:
         )
     except Exception:
         logger.exception("could not enqueue the commit of write %s; the sweep will commit it", through_id)
+
+
+def purge_idempotency_keys() -> int:
+    """Forgets expired idempotency keys; enqueued by the pusher every IDEMPOTENCY_PURGE_SECONDS."""
+    deleted = idempotency_keys_purge()
+    if deleted:
+        logger.info("forgot %s expired idempotency keys", deleted)
+    return deleted
 
 
 def enqueue_sweep_if_overdue(*, broker: Broker) -> bool:

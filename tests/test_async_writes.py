@@ -6,9 +6,12 @@ test_durability.py; equality with synchronous ingestion is in test_ordering.py.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import psycopg2
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from components.models import Component
 from mltrace_site.exceptions import DATABASE_UNAVAILABLE, IDEMPOTENCY_KEY_REUSED
@@ -140,6 +143,52 @@ def test_idempotency_keys_replay_sync_writes_and_batches(api):
     assert Run.objects.count() == 2
     assert c1.json() == c2.json()
     assert Write.objects.filter(kind="component").count() == 1
+
+
+@pytest.mark.django_db
+def test_an_expired_idempotency_key_is_forgotten_and_may_be_used_afresh(api, settings):
+    first = api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    IdempotencyKey.objects.update(
+        created_at=timezone.now() - dt.timedelta(hours=settings.MLTRACE_IDEMPOTENCY_TTL_HOURS, seconds=1)
+    )
+
+    again = api.post("/api/v1/runs/", run_payload("train"), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+
+    assert again.status_code == 202
+    assert again.json()["id"] > first.json()["id"]
+    assert "Idempotent-Replayed" not in again
+    assert Write.objects.count() == 2
+    assert IdempotencyKey.objects.get().response == again.json()
+
+
+@pytest.mark.django_db
+def test_the_purge_forgets_expired_idempotency_keys_only(api, settings):
+    from runs.tasks import purge_idempotency_keys
+
+    api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="old")
+    api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="new")
+    IdempotencyKey.objects.filter(key="old").update(
+        created_at=timezone.now() - dt.timedelta(hours=settings.MLTRACE_IDEMPOTENCY_TTL_HOURS + 1)
+    )
+
+    assert purge_idempotency_keys() == 1
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
+
+
+@pytest.mark.django_db
+def test_a_patch_after_a_queued_component_write_comes_after_it(api):
+    queued = api.post(
+        "/api/v1/components/", {"name": "etl", "description": "old", "owner": "ana"}, format="json"
+    )
+    assert queued.status_code == 202
+
+    response = api.patch("/api/v1/components/etl/", {"description": "new"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json()["description"] == "new"
+    assert response.json()["owner"] == "ana"
+    assert Write.objects.get(id=queued.json()["id"]).status == Write.Status.COMMITTED
+    assert api.get("/api/v1/components/etl/").json()["description"] == "new"
 
 
 @pytest.mark.django_db
