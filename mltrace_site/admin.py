@@ -40,6 +40,8 @@ class CappedCountPaginator(Paginator):
 class LargeTableAdmin(admin.ModelAdmin):
     paginator = CappedCountPaginator
     show_full_result_count = False
+    # Facet counts ("Show counts") are one uncapped COUNT per filter option.
+    show_facets = admin.ShowFacets.NEVER
     list_per_page = 50
 
 

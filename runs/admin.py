@@ -303,5 +303,10 @@ class WriteAdmin(LargeTableAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The changelist's retry action needs change permission; a write's own page does
+        # not: saving it would write back a status and payload a worker changed meanwhile.
+        return obj is None and super().has_change_permission(request, obj)
+
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -111,6 +111,9 @@ def run_get(*, run_id: int) -> dict[str, Any]:
         raise NotFound(RUN_NOT_FOUND.format(id=run_id))
     if write.kind != Write.Kind.RUN:
         raise NotFound(NOT_A_RUN.format(id=run_id))
+    if write.status == Write.Status.COMMITTED:
+        # Committed by a worker between the two reads above: the run exists now.
+        return runs_to_dicts([run_id])[0]
     return pending_write_to_dict(write)
 
 

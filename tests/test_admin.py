@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from components.models import Component
 from runs.models import IOPointer, Run, Write
 from tests.factories import log_run, moment
 
@@ -217,6 +218,32 @@ def test_the_write_queue_shows_failed_writes_and_retries_them(admin_client_, api
     assert Write.objects.get(id=accepted["id"]).status == "queued"
 
 
+def test_a_write_page_is_read_only_so_a_save_cannot_undo_a_commit(admin_client_, api):
+    accepted = api.post("/api/v1/components/", {"name": "etl"}, format="json").json()
+    url = f"/admin/runs/write/{accepted['id']}/change/"
+
+    page = text(admin_client_.get(url))
+    response = admin_client_.post(url, {"status": "queued"})
+
+    assert 'name="_save"' not in page
+    assert response.status_code == 403
+    assert Write.objects.get(id=accepted["id"]).status == "queued"
+
+
+def test_components_are_edited_not_added_in_the_admin_and_keep_their_counts(admin_client_, pipeline):
+    component = Component.objects.get(name="train")
+    url = f"/admin/components/component/{component.id}/change/"
+
+    assert admin_client_.get("/admin/components/component/add/").status_code == 403
+    response = admin_client_.post(url, {"description": "trains", "owner": "ml", "tags": []})
+
+    assert response.status_code == 302
+    component.refresh_from_db()
+    assert (component.name, component.description, component.owner) == ("train", "trains", "ml")
+    assert component.run_count == 1
+    assert component.last_run_at is not None
+
+
 def test_tags_list_with_their_component_counts(admin_client_, pipeline):
     page = text(admin_client_.get("/admin/components/tag/"))
 
@@ -236,6 +263,8 @@ PAGES = [
     "/admin/components/tag/",
     "/admin/runs/run/",
     "/admin/runs/run/?stale=yes",
+    "/admin/runs/run/?_facets=1",
+    "/admin/runs/write/?_facets=1",
     "/admin/runs/run/?q=infer",
     "/admin/runs/run/?start_timestamp__gte=2020-01-01+00:00:00%2B00:00",
     "/admin/runs/iopointer/",
