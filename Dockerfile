@@ -21,4 +21,4 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
 
 USER mltrace
 EXPOSE 8000
-CMD ["gunicorn", "mltrace_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]
+CMD ["gunicorn", "mltrace_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "120", "--access-logfile", "-"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 import pytest
 import yaml
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = (ROOT / "mltrace_site" / "settings.py").read_text()
@@ -69,6 +70,9 @@ def test_web_is_gunicorn_and_workers_are_qcluster(compose):
     web = compose["services"]["web"]
     worker = compose["services"]["worker"]
     assert web["command"][:2] == ["gunicorn", "mltrace_site.wsgi"]
+    # A sync write may wait MLTRACE_SYNC_LOCK_TIMEOUT_MS for its 503; gunicorn must not kill it first.
+    (timeout,) = [arg for arg in web["command"] if arg.startswith("--timeout=")]
+    assert int(timeout.split("=")[1]) * 1000 > settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS
     assert worker["command"] == ["python", "manage.py", "qcluster"]
     # --scale worker=N needs containers that claim no fixed name or host port.
     assert "container_name" not in worker and "ports" not in worker
