@@ -205,6 +205,9 @@ MLTRACE_MAX_BATCH_RUNS = env_int("MLTRACE_MAX_BATCH_RUNS", 1000, minimum=1)
 REDIS_URL = env_str("REDIS_URL", "")
 # Queued writes are committed this many per transaction, in acceptance order.
 MLTRACE_COMMIT_BATCH = env_int("MLTRACE_COMMIT_BATCH", 1000, minimum=1)
+# ... and at most about this many bytes of stored payload per transaction (at least one write),
+# so a batch of large writes (up to MLTRACE_MAX_BODY_BYTES each) cannot exhaust a worker's memory.
+MLTRACE_COMMIT_BATCH_BYTES = env_int("MLTRACE_COMMIT_BATCH_BYTES", 32 * 1024 * 1024, minimum=1)
 # A commit task lets the oldest queued write wait this long, so a stream of single writes is
 # committed in batches (on the Redis broker).
 MLTRACE_COMMIT_DELAY_MS = env_int("MLTRACE_COMMIT_DELAY_MS", 50, minimum=0)

@@ -26,6 +26,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import BigIntegerField, Func, QuerySet
 from django.utils import timezone
 
 from components.models import Component
@@ -358,10 +359,36 @@ class QueuedWrite:
     accepted_at: dt.datetime
 
 
+class StoredSize(Func):
+    """Bytes a column's value takes on disk (PostgreSQL, without reading a TOASTed value)."""
+
+    function = "pg_column_size"
+    output_field = BigIntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return super().as_sql(compiler, connection, function="length", **extra)
+
+
+def _next_batch_end(queued: QuerySet[Write], *, limit: int) -> int | None:
+    """The id of the last write of the next batch: at most `limit` writes and, but for a first
+    write larger than that, MLTRACE_COMMIT_BATCH_BYTES of stored payload."""
+    end, total = None, 0
+    for write_id, size in queued.order_by("id").values_list("id", StoredSize("payload"))[:limit]:
+        total += size or 0
+        if end is not None and total > settings.MLTRACE_COMMIT_BATCH_BYTES:
+            break
+        end = write_id
+    return end
+
+
 def _commit_queued(*, limit: int, isolate: bool) -> int:
     with transaction.atomic():
         commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS)
-        rows = Write.objects.filter(status=Write.Status.QUEUED).order_by("id")[:limit]
+        queued = Write.objects.filter(status=Write.Status.QUEUED)
+        end = _next_batch_end(queued, limit=limit)
+        if end is None:
+            return 0
+        rows = queued.filter(id__lte=end).order_by("id")
         writes = [QueuedWrite(*row) for row in rows.values_list("id", "kind", "payload", "accepted_at")]
         _commit_writes(writes, isolate=isolate)
     return len(writes)

@@ -298,6 +298,46 @@ def test_one_failing_write_does_not_hold_back_the_others(api):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("cap, batches", [(32 * 1024 * 1024, 1), (1, 3)])
+def test_a_commit_batch_holds_at_most_commit_batch_bytes_of_payload(api, settings, cap, batches):
+    settings.MLTRACE_COMMIT_BATCH_BYTES = cap
+    ids = [
+        api.post(
+            "/api/v1/runs/", run_payload("etl", inputs=[f"o{i - 1}"], outputs=[f"o{i}"]), format="json"
+        ).json()["id"]
+        for i in range(3)
+    ]
+
+    from runs.tasks import commit_writes
+
+    assert commit_writes(ids[-1]) == 3
+
+    # Each batch is one transaction, stamped with one committed_at.
+    assert len(set(Write.objects.values_list("committed_at", flat=True))) == batches
+    assert [api.get(f"/api/v1/runs/{i}/").json()["dependencies"] for i in ids] == [[], [ids[0]], [ids[1]]]
+
+
+@pytest.mark.django_db
+def test_explicit_dependencies_cost_the_same_queries_for_2_names_or_200(api):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from runs.tasks import commit_writes
+
+    names = [f"step{i}" for i in range(200)]
+    api.post("/api/v1/runs/batch/?sync=true", {"runs": [run_payload(name) for name in names]}, format="json")
+    counts = {}
+    for wanted in (names[:2], names):
+        last = api.post("/api/v1/runs/", run_payload("join", dependencies=wanted), format="json").json()["id"]
+        with CaptureQueriesContext(connection) as queries:
+            commit_writes(last)
+        counts[len(wanted)] = len(queries)
+        assert len(api.get(f"/api/v1/runs/{last}/").json()["dependencies"]) == len(wanted)
+
+    assert counts[200] == counts[2]
+
+
+@pytest.mark.django_db
 def test_an_async_run_with_an_unknown_explicit_dependency_lists_it_unresolved(api):
     accepted = api.post("/api/v1/runs/", run_payload("train", dependencies=["etl", "nothing"]), format="json")
     api.post("/api/v1/runs/?sync=true", run_payload("other"), format="json")  # commits the queue first
