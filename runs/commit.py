@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from django.db import connection
-from django.db.models import Max
+from django.db.models import Max, OuterRef, Subquery
 
 from components.models import Component
 from components.services import tags_get_or_create
@@ -171,17 +171,25 @@ class _Batch:
         return latest
 
     def _db_latest_runs(self, runs: list[AcceptedWrite]) -> dict[str, RunFacts]:
-        """For each explicitly named component, its latest committed run by (start, id)."""
+        """For each explicitly named component, its latest committed run by (start, id).
+
+        Two queries per CHUNK names, whatever their number: a correlated subquery per
+        component walks run_component_start_idx backwards and stops at its first row.
+        """
+        names = sorted({n for w in runs for n in w.payload["dependencies"]})
         latest = {}
-        for name in sorted({n for w in runs for n in w.payload["dependencies"]}):
-            row = (
-                Run.objects.filter(component__name=name, id__lt=self.bound)
-                .order_by("-start_timestamp", "-id")
-                .values_list("id", "start_timestamp")
-                .first()
+        for chunk in chunked(names, CHUNK):
+            newest = Run.objects.filter(component_id=OuterRef("pk"), id__lt=self.bound).order_by(
+                "-start_timestamp", "-id"
             )
-            if row is not None:
-                latest[name] = RunFacts(id=row[0], component=name, start=row[1])
+            found = dict(
+                Component.objects.filter(name__in=chunk)
+                .annotate(latest=Subquery(newest.values("id")[:1]))
+                .filter(latest__isnull=False)
+                .values_list("latest", "name")
+            )
+            for run_id, start in Run.objects.filter(id__in=list(found)).values_list("id", "start_timestamp"):
+                latest[found[run_id]] = RunFacts(id=run_id, component=found[run_id], start=start)
         return latest
 
     # --- planning, in acceptance order ----------------------------------------------------
