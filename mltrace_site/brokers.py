@@ -28,6 +28,7 @@ IDEMPOTENCY_PURGE_SECONDS = 600
 
 class SweepMixin:
     _last_sweep = float("-inf")
+    _oldest_queued: int | None = None
     _last_purge: float | None = None
 
     def dequeue(self) -> Any:
@@ -50,7 +51,9 @@ class SweepMixin:
                 # Outside a request nothing drops a connection that broke (the database went
                 # away); do it here, as django-q does before each task, so this reconnects.
                 db.close_old_connections()
-                enqueue_sweep_if_overdue(broker=self)
+                self._oldest_queued = enqueue_sweep_if_overdue(
+                    broker=self, previous_oldest=self._oldest_queued
+                )
             except Exception:  # the database may be down: log, keep pulling tasks
                 logger.exception("sweep of the accepted-write log failed; trying again later")
         return super().dequeue()

@@ -127,17 +127,25 @@ def purge_idempotency_keys() -> int:
     return deleted
 
 
-def enqueue_sweep_if_overdue(*, broker: Broker) -> bool:
-    """Enqueues a sweep when a write has been queued longer than MLTRACE_SWEEP_AFTER_SECONDS."""
+def enqueue_sweep_if_overdue(*, broker: Broker, previous_oldest: int | None = None) -> int | None:
+    """Enqueues a sweep when a write has been queued longer than MLTRACE_SWEEP_AFTER_SECONDS
+    and commits are not moving; returns the id of the oldest queued write (None: none is).
+
+    previous_oldest is what the last call returned: when the oldest queued write has changed
+    since, workers are committing (a long backlog, not a lost task), and a sweep would only
+    wait for the commit lock. Without it (a cluster that just started) an old write is swept.
+    """
     oldest = (
         Write.objects.filter(status=Write.Status.QUEUED)
         .order_by("id")
-        .values_list("accepted_at", flat=True)
+        .values_list("id", "accepted_at")
         .first()
     )
     if oldest is None:
-        return False
-    if timezone.now() - oldest < dt.timedelta(seconds=settings.MLTRACE_SWEEP_AFTER_SECONDS):
-        return False
-    async_task("runs.tasks.sweep", broker=broker, task_name="sweep")
-    return True
+        return None
+    oldest_id, accepted_at = oldest
+    overdue = timezone.now() - accepted_at >= dt.timedelta(seconds=settings.MLTRACE_SWEEP_AFTER_SECONDS)
+    moving = previous_oldest is not None and previous_oldest != oldest_id
+    if overdue and not moving:
+        async_task("runs.tasks.sweep", broker=broker, task_name="sweep")
+    return oldest_id
