@@ -338,6 +338,26 @@ def test_explicit_dependencies_cost_the_same_queries_for_2_names_or_200(api):
 
 
 @pytest.mark.django_db
+def test_an_overdue_write_is_swept_unless_commits_are_moving(api, settings):
+    from runs.tasks import enqueue_sweep_if_overdue, shared_broker
+
+    broker = shared_broker()
+    settings.MLTRACE_SWEEP_AFTER_SECONDS = 0
+    first = api.post("/api/v1/runs/", run_payload("etl"), format="json").json()["id"]
+    before = broker.queue_size()
+
+    # A cluster that just started: an overdue write is swept.
+    assert enqueue_sweep_if_overdue(broker=broker) == first
+    assert broker.queue_size() == before + 1
+    # The same write is still the oldest one check later: its task was lost, sweep again.
+    assert enqueue_sweep_if_overdue(broker=broker, previous_oldest=first) == first
+    assert broker.queue_size() == before + 2
+    # The oldest queued write changed since the last check: workers are committing.
+    assert enqueue_sweep_if_overdue(broker=broker, previous_oldest=first - 1) == first
+    assert broker.queue_size() == before + 2
+
+
+@pytest.mark.django_db
 def test_an_async_run_with_an_unknown_explicit_dependency_lists_it_unresolved(api):
     accepted = api.post("/api/v1/runs/", run_payload("train", dependencies=["etl", "nothing"]), format="json")
     api.post("/api/v1/runs/?sync=true", run_payload("other"), format="json")  # commits the queue first
