@@ -22,6 +22,7 @@ Call inside a transaction that holds the commit lock, with every earlier write c
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
 from collections import defaultdict
@@ -69,6 +70,13 @@ class RunFacts:
     start: dt.datetime
 
 
+@dataclass(frozen=True)
+class CommittedRun:
+    """A run that a commit inserted; read it back with selectors.runs_to_dicts."""
+
+    id: int
+
+
 @dataclass
 class PlannedRun:
     write: AcceptedWrite
@@ -81,7 +89,9 @@ class PlannedRun:
     stale: list[str] = field(default_factory=list)
 
 
-def writes_commit(writes: list[AcceptedWrite], *, strict: bool) -> list[tuple[Component | Run, bool]]:
+def writes_commit(
+    writes: list[AcceptedWrite], *, strict: bool
+) -> list[tuple[Component | CommittedRun, bool]]:
     """Commits accepted writes in acceptance order; returns (object, created) for each.
 
     strict (the synchronous door): an explicit dependency with no earlier run raises
@@ -102,7 +112,7 @@ class _Batch:
         # Everything committed before this batch has a lower id than all of it.
         self.bound = writes[0].id if writes else 0
 
-    def commit(self) -> list[tuple[Component | Run, bool]]:
+    def commit(self) -> list[tuple[Component | CommittedRun, bool]]:
         runs = [w for w in self.writes if w.kind == Write.Kind.RUN]
         self.components = self._load_components()
         self.new_components: list[Component] = []
@@ -310,7 +320,7 @@ class _Batch:
 
     # --- writes ---------------------------------------------------------------------------
 
-    def _insert(self, planned: list[PlannedRun]) -> dict[int, tuple[Run, bool]]:
+    def _insert(self, planned: list[PlannedRun]) -> dict[int, tuple[CommittedRun, bool]]:
         if self.new_components:
             Component.objects.bulk_create(self.new_components)
         new = {c.name for c in self.new_components}
@@ -322,38 +332,41 @@ class _Batch:
         if self.pointer_specs:
             self._get_or_create_pointers()
 
-        runs = []
+        # Rows, not model instances: building a thousand Runs cost more than inserting them.
+        dump, adapt = json.dumps, connection.ops.adapt_datetimefield_value
+        rows = []
         for plan in planned:
             payload = plan.write.payload
-            run = Run(
-                id=plan.write.id,
-                component=plan.component,
-                start_timestamp=plan.facts.start,
-                end_timestamp=dt.datetime.fromisoformat(payload["end_timestamp"]),
-                notes=payload["notes"],
-                git_hash=payload["git_hash"],
-                git_tags=payload["git_tags"],
-                code_snapshot=payload["code_snapshot"],
-                test_results=payload["test_results"],
-                stale=plan.stale,
-                is_stale=bool(plan.stale),
-                unresolved_dependencies=plan.unresolved,
-                created_at=plan.write.accepted_at,
+            rows.append(
+                (
+                    plan.write.id,
+                    plan.component.id,
+                    adapt(plan.facts.start),
+                    adapt(dt.datetime.fromisoformat(payload["end_timestamp"])),
+                    payload["notes"],
+                    payload["git_hash"],
+                    dump(payload["git_tags"]),
+                    payload["code_snapshot"],
+                    dump(payload["test_results"]),
+                    dump(plan.stale),
+                    bool(plan.stale),
+                    dump(plan.unresolved),
+                    adapt(plan.write.accepted_at),
+                )
             )
-            runs.append(run)
             if plan.stale:
-                logger.info("run %s of %s is stale: %s", run.id, plan.facts.component, plan.stale)
-        insert_models(Run, RUN_COLUMNS, runs)
+                logger.info("run %s of %s is stale: %s", plan.write.id, plan.facts.component, plan.stale)
+        insert_rows(Run._meta.db_table, RUN_COLUMNS, rows)
         inputs, outputs, edges = [], [], []
         for plan in planned:
             run_id = plan.write.id
             for position, key in enumerate(plan.pointers):
                 (inputs if position < plan.inputs else outputs).append((run_id, self.pointer_ids[key]))
             edges.extend((run_id, d) for d in plan.dependencies)
-        insert_rows(RunInput._meta.db_table, ["run_id", "pointer_id"], inputs)
-        insert_rows(RunOutput._meta.db_table, ["run_id", "pointer_id"], outputs)
-        insert_rows(RunDependency._meta.db_table, ["run_id", "depends_on_id"], edges)
-        return {run.id: (run, True) for run in runs}
+        copy_id_pairs(RunInput._meta.db_table, ["run_id", "pointer_id"], inputs)
+        copy_id_pairs(RunOutput._meta.db_table, ["run_id", "pointer_id"], outputs)
+        copy_id_pairs(RunDependency._meta.db_table, ["run_id", "depends_on_id"], edges)
+        return {plan.write.id: (CommittedRun(plan.write.id), True) for plan in planned}
 
     def _get_or_create_pointers(self) -> None:
         """Ids of every pointer the batch names, creating the missing ones in first-mention order.
@@ -426,7 +439,7 @@ def insert_rows(
 
     Django's bulk_create builds a model instance and prepares every value of every row; for
     the tens of thousands of link rows of a batch of inference runs that cost more than the
-    database. Values must already be in the database's form (see insert_models).
+    database. Values must already be in the database's form: JSON as text, datetimes adapted.
     """
     if not rows:
         return []
@@ -445,29 +458,15 @@ def insert_rows(
         return []
 
 
-def insert_models(model: type, columns: list[str], objects: list[Any]) -> None:
-    """insert_rows for model instances: JSON and datetime values prepared for this database."""
-    fields = [model._meta.get_field(column.removesuffix("_id")) for column in columns]
-    adapt_datetime = connection.ops.adapt_datetimefield_value
-
-    def preparer(field: Any) -> Any:
-        if field.get_internal_type() == "JSONField":
-            # JSON text; PostgreSQL and SQLite both take it for a JSON column as it is.
-            return json.dumps
-        if field.get_internal_type() == "DateTimeField":
-            return adapt_datetime
-        return None
-
-    prepare = [preparer(f) for f in fields]
-    names = [f.attname for f in fields]
-    rows = [
-        tuple(
-            getattr(obj, name) if prep is None else prep(getattr(obj, name))
-            for name, prep in zip(names, prepare, strict=True)
-        )
-        for obj in objects
-    ]
-    insert_rows(model._meta.db_table, [f.column for f in fields], rows)
+def copy_id_pairs(table: str, columns: list[str], rows: list[tuple[int, int]]) -> None:
+    """Inserts rows of two integers; on PostgreSQL with COPY, which needs no SQL text per row
+    (execute_values formats every row, the larger share of a link table's insert)."""
+    if not rows or connection.vendor != "postgresql":
+        insert_rows(table, columns, rows)
+        return
+    text = io.StringIO("".join(f"{a}\t{b}\n" for a, b in rows))
+    with connection.cursor() as cursor:
+        cursor.cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", text)
 
 
 def _committed_runs_in_windows(

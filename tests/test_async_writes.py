@@ -7,6 +7,7 @@ test_durability.py; equality with synchronous ingestion is in test_ordering.py.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import psycopg2
 import pytest
@@ -378,7 +379,9 @@ def test_a_worker_commits_an_accepted_write_and_logs_it(api, cluster):
 
     assert run["dependencies"] == [producer["id"]]
     wait_until(
-        lambda: f"committed run write {consumer['id']} in" in cluster.output(),
+        lambda: re.search(
+            rf"committed \d+ writes in [\d.]+ ms: run writes .*\b{consumer['id']}\b", cluster.output()
+        ),
         timeout=10,
         what="the commit log line",
     )
