@@ -7,6 +7,7 @@ number of queries does not grow with the depth of the pipeline.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
@@ -177,9 +178,31 @@ def trace_plan(*, output_id: str, depth: int | None = None) -> TracePlan:
 
 def run_bodies(ids: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
     """(id, API body) of committed runs in the given order, BODY_CHUNK runs per batch of queries."""
+    for chunk in body_chunks(ids):
+        yield from chunk
+
+
+def body_chunks(ids: list[int]) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """run_bodies a chunk at a time."""
     for offset in range(0, len(ids), BODY_CHUNK):
         chunk = ids[offset : offset + BODY_CHUNK]
-        yield from zip(chunk, runs_to_dicts(chunk), strict=True)
+        yield list(zip(chunk, runs_to_dicts(chunk), strict=True))
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of `size` consecutive items (itertools.batched from Python 3.12)."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def json_items(items: Iterator[list[Any]]) -> Iterator[str]:
+    """The JSON of list items, comma-separated, one json.dumps per chunk (not per item)."""
+    first = True
+    for chunk in items:
+        if chunk:
+            yield ("" if first else ", ") + json.dumps(chunk)[1:-1]
+            first = False
 
 
 def trace(*, output_id: str, depth: int | None = None) -> dict[str, Any]:
@@ -210,11 +233,12 @@ def buffered(pieces: Iterable[str], size: int = 64 * 1024) -> Iterator[str]:
 def trace_json(plan: TracePlan) -> Iterator[str]:
     """trace()'s JSON, written as it is built: run bodies a chunk at a time."""
     yield f'{{"output_id": {json.dumps(plan.output_id)}, "root": {plan.root}, "nodes": ['
-    for n, (run_id, body) in enumerate(run_bodies(plan.order)):
-        yield ("" if n == 0 else ", ") + json.dumps({"depth": plan.depths[run_id], "run": body})
+    yield from json_items(
+        [{"depth": plan.depths[run_id], "run": body} for run_id, body in chunk]
+        for chunk in body_chunks(plan.order)
+    )
     yield '], "edges": ['
-    for n, pair in enumerate(plan.edge_pairs()):
-        yield ("" if n == 0 else ", ") + json.dumps(pair)
+    yield from json_items(batched(plan.edge_pairs(), BODY_CHUNK))
     yield "]}"
 
 
@@ -329,8 +353,10 @@ def review_json(plan: ReviewPlan) -> Iterator[str]:
     """review()'s JSON, written as it is built: run bodies a chunk at a time."""
     counts = dict(plan.ranked)
     yield f'{{"flagged": {json.dumps(plan.flagged)}, "runs": ['
-    for n, (run_id, body) in enumerate(run_bodies([i for i, _ in plan.ranked])):
-        yield ("" if n == 0 else ", ") + json.dumps({"run": body, "count": counts[run_id]})
+    yield from json_items(
+        [{"run": body, "count": counts[run_id]} for run_id, body in chunk]
+        for chunk in body_chunks([i for i, _ in plan.ranked])
+    )
     yield "]}"
 
 

@@ -304,3 +304,12 @@ def test_a_review_of_100_flagged_outputs_takes_a_constant_number_of_queries(
     assert counts[250] == 51
     assert counts[300] == 1
     assert [r["run"]["id"] for r in body["runs"][:3]] == [201, 200, 199]
+
+
+@pytest.mark.parametrize("count", [0, 1, 5, 12])
+def test_streamed_lists_join_their_chunks_into_one_json_list(count):
+    from runs.lineage import batched, json_items
+
+    text = "[" + "".join(json_items(batched(({"n": i} for i in range(count)), 5))) + "]"
+
+    assert json.loads(text) == [{"n": i} for i in range(count)]
