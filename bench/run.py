@@ -485,6 +485,88 @@ def seed_chart(out: Path, seed: dict[str, Any], label: str) -> str:
     return "worker_memory.png"
 
 
+def round_size(round_: dict[str, Any]) -> int:
+    return int(round_["folder"].removeprefix("size-"))
+
+
+def scale_rows(rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per database size: accept latency, commit throughput and read latency."""
+    rows = []
+    for round_ in rounds:
+        by_name = {r["scenario"]: r for r in round_["results"]}
+        reads = by_name.get("readers", {}).get("endpoints", {})
+        row: dict[str, Any] = {"size": round_size(round_)}
+        for name in ("sync", "async", "batch"):
+            if name in by_name:
+                row[f"{name}_rps"] = by_name[name]["rps"]
+                row[f"{name}_p50"] = by_name[name]["p50"]
+                row[f"{name}_p99"] = by_name[name]["p99"]
+        if "batch" in by_name:
+            row["drain_runs_per_s"] = by_name["batch"]["committed_runs_per_s_draining"]
+        for label, endpoint in (
+            ("trace", "GET /trace/"),
+            ("history", "GET /history/"),
+            ("recent", "GET /runs/ (recent)"),
+            ("review", "GET /review/"),
+        ):
+            if endpoint in reads:
+                row[f"{label}_p50"] = reads[endpoint]["p50"]
+                row[f"{label}_p99"] = reads[endpoint]["p99"]
+        if round_.get("lineage"):
+            row["chain_trace_ms"] = round_["lineage"]["trace_median_ms"]
+        if round_.get("seed"):
+            row["seed_runs_per_s"] = round_["seed"]["runs_per_s"]
+            row["seed_worker_mb"] = round_["seed"]["peak_worker_rss_mb"]
+        rows.append(row)
+    return rows
+
+
+def scale_chart(out: Path, rounds: list[dict[str, Any]]) -> str:
+    """Accept latency, commit throughput and read latency against the size of the database."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = scale_rows(rounds)
+    sizes = [max(row["size"], 1) for row in rows]
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(14, 4.2))
+    for key, label in (
+        ("async_p50", "async accept p50"),
+        ("async_p99", "async accept p99"),
+        ("sync_p50", "sync write p50"),
+    ):
+        left.plot(sizes, [row.get(key) for row in rows], marker="o", label=label)
+    left.set_ylabel("ms")
+    left.set_title("Write latency (32 users)")
+    for key, label in (
+        ("drain_runs_per_s", "runs/s committed draining a batch backlog"),
+        ("seed_runs_per_s", "runs/s committed while seeding"),
+    ):
+        middle.plot(sizes, [row.get(key) for row in rows], marker="o", label=label)
+    middle.set_ylabel("committed runs/s")
+    middle.set_ylim(bottom=0)
+    middle.set_title("Commit throughput (2 workers)")
+    for key, label in (
+        ("trace_p50", "trace"),
+        ("history_p50", "history"),
+        ("recent_p50", "recent"),
+        ("review_p50", "review"),
+        ("chain_trace_ms", "500-run chain trace, alone"),
+    ):
+        right.plot(sizes, [row.get(key) for row in rows], marker="o", label=label)
+    right.set_ylabel("ms (p50 under 32 reading users; the chain alone)")
+    right.set_title("Read latency")
+    for axis in (left, middle, right):
+        axis.set_xscale("log")
+        axis.set_xlabel("runs in the database (0 plotted at 1)")
+        axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "scale.png", dpi=110)
+    plt.close(fig)
+    return "scale.png"
+
+
 def fmt(value: Any, digits: int = 0) -> str:
     if value is None:
         return "-"
@@ -493,17 +575,15 @@ def fmt(value: Any, digits: int = 0) -> str:
     return f"{value:,}"
 
 
-def report(
-    out: Path, args: argparse.Namespace, rounds: list[dict[str, Any]], machine: dict[str, Any]
-) -> None:
+def report(out: Path, run: dict[str, Any], rounds: list[dict[str, Any]], machine: dict[str, Any]) -> None:
     lines = [
         f"# mltrace server benchmark, {dt.datetime.now():%Y-%m-%d %H:%M}",
         "",
         f"Machine: {machine['cpus']} cores, {machine['memory_gb']:.0f} GB; {machine['python']}; "
         f"{machine['postgres']}; Redis {machine['redis']}.",
-        f"Command: `{' '.join(sys.argv)}`. {args.users} users, {args.duration} s per scenario, gunicorn "
-        f"{args.web_workers} sync workers, qcluster {args.queue_workers} workers, "
-        f"MLTRACE_COMMIT_BATCH={os.environ.get('MLTRACE_COMMIT_BATCH', '1000')}.",
+        f"Command: `{run['command']}`. {run['users']} users, {run['duration']} s per scenario, gunicorn "
+        f"{run['web_workers']} sync workers, qcluster {run['queue_workers']} workers, "
+        f"MLTRACE_COMMIT_BATCH={run['commit_batch']}.",
         "",
     ]
     for round_ in rounds:
@@ -552,6 +632,24 @@ def report(
         for chart in round_["charts"]:
             lines += ["", f"![{chart}]({round_['folder']}/{chart})"]
         lines.append("")
+    if len(rounds) > 1:
+        lines += [
+            "## As the database grows",
+            "",
+            "| runs in DB | sync req/s | async req/s | async p50 / p99 ms | batch draining runs/s | "
+            "seeding runs/s | trace p50 ms | history p50 ms | recent p50 ms | review p50 ms | "
+            "500-run chain trace ms | worker MB after seeding |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in scale_rows(rounds):
+            lines.append(
+                f"| {fmt(row['size'])} | {fmt(row.get('sync_rps'))} | {fmt(row.get('async_rps'))} | "
+                f"{fmt(row.get('async_p50'))} / {fmt(row.get('async_p99'))} | {fmt(row.get('drain_runs_per_s'))} | "
+                f"{fmt(row.get('seed_runs_per_s'))} | {fmt(row.get('trace_p50'))} | {fmt(row.get('history_p50'))} | "
+                f"{fmt(row.get('recent_p50'))} | {fmt(row.get('review_p50'))} | {fmt(row.get('chain_trace_ms'), 1)} | "
+                f"{fmt(row.get('seed_worker_mb'))} |"
+            )
+        lines += ["", f"![scale.png]({scale_chart(out, rounds)})", ""]
     (out / "report.md").write_text("\n".join(lines))
 
 
@@ -663,7 +761,25 @@ def main() -> None:
     )
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--report-only",
+        type=Path,
+        help="rewrite report.md and scale.png of a results folder, measure nothing",
+    )
     args = parser.parse_args()
+    if args.report_only:
+        folder = args.report_only
+        saved = json.loads((folder / "run.json").read_text())
+        report(folder, saved["run"], json.loads((folder / "results.json").read_text()), saved["machine"])
+        return
+    run = {
+        "command": " ".join(sys.argv),
+        "users": args.users,
+        "duration": args.duration,
+        "web_workers": args.web_workers,
+        "queue_workers": args.queue_workers,
+        "commit_batch": os.environ.get("MLTRACE_COMMIT_BATCH", "1000"),
+    }
 
     out = args.out or ROOT / "bench" / "results" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
@@ -708,7 +824,9 @@ def main() -> None:
             }
         )
         (out / "results.json").write_text(json.dumps(rounds, indent=1, default=str))
-        report(out, args, rounds, machine_facts(env))
+        machine = machine_facts(env)
+        (out / "run.json").write_text(json.dumps({"run": run, "machine": machine}))
+        report(out, run, rounds, machine)
     log(f"report: {out / 'report.md'}")
     latest = ROOT / "bench" / "results" / "latest"
     if latest.is_symlink() or latest.exists():
