@@ -148,6 +148,7 @@ class TracePlan:
     root: int
     order: list[int]
     depths: dict[int, int]
+    # Every traced run's dependencies, ascending (those at the bound included).
     edges: dict[int, list[int]]
 
     def edge_pairs(self) -> Iterator[list[int]]:
@@ -176,17 +177,21 @@ def trace_plan(*, output_id: str, depth: int | None = None) -> TracePlan:
     return TracePlan(output_id, root, trace_order(root, edges, depths), depths, edges)
 
 
-def run_bodies(ids: list[int]) -> Iterator[tuple[int, dict[str, Any]]]:
+def run_bodies(
+    ids: list[int], *, known_dependencies: dict[int, list[int]] | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(id, API body) of committed runs in the given order, BODY_CHUNK runs per batch of queries."""
-    for chunk in body_chunks(ids):
+    for chunk in body_chunks(ids, known_dependencies=known_dependencies):
         yield from chunk
 
 
-def body_chunks(ids: list[int]) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+def body_chunks(
+    ids: list[int], *, known_dependencies: dict[int, list[int]] | None = None
+) -> Iterator[list[tuple[int, dict[str, Any]]]]:
     """run_bodies a chunk at a time."""
     for offset in range(0, len(ids), BODY_CHUNK):
         chunk = ids[offset : offset + BODY_CHUNK]
-        yield list(zip(chunk, runs_to_dicts(chunk), strict=True))
+        yield list(zip(chunk, runs_to_dicts(chunk, known_dependencies=known_dependencies), strict=True))
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -211,7 +216,10 @@ def trace(*, output_id: str, depth: int | None = None) -> dict[str, Any]:
     return {
         "output_id": output_id,
         "root": plan.root,
-        "nodes": [{"depth": plan.depths[i], "run": body} for i, body in run_bodies(plan.order)],
+        "nodes": [
+            {"depth": plan.depths[i], "run": body}
+            for i, body in run_bodies(plan.order, known_dependencies=plan.edges)
+        ],
         "edges": list(plan.edge_pairs()),
     }
 
@@ -235,7 +243,7 @@ def trace_json(plan: TracePlan) -> Iterator[str]:
     yield f'{{"output_id": {json.dumps(plan.output_id)}, "root": {plan.root}, "nodes": ['
     yield from json_items(
         [{"depth": plan.depths[run_id], "run": body} for run_id, body in chunk]
-        for chunk in body_chunks(plan.order)
+        for chunk in body_chunks(plan.order, known_dependencies=plan.edges)
     )
     yield '], "edges": ['
     yield from json_items(batched(plan.edge_pairs(), BODY_CHUNK))

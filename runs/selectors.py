@@ -43,8 +43,13 @@ RUN_FIELDS = (
 )
 
 
-def runs_to_dicts(ids: Sequence[int]) -> list[dict[str, Any]]:
+def runs_to_dicts(
+    ids: Sequence[int], *, known_dependencies: dict[int, list[int]] | None = None
+) -> list[dict[str, Any]]:
     """The API shape of the committed runs with these ids, in this order, five queries per 10,000.
+
+    known_dependencies: every run's dependencies, ascending, when the caller has them
+    already (a trace walked them), which saves their query.
 
     Inputs and outputs keep the order the run listed them in. Links and pointers are read
     apart, each by its own index, rather than joined: a join's plan hangs on statistics that
@@ -68,9 +73,15 @@ def runs_to_dicts(ids: Sequence[int]) -> list[dict[str, Any]]:
             ):
                 links[side][run_id].append((link_id, pointer_id))
                 pointer_ids.add(pointer_id)
-        edges = RunDependency.objects.filter(**one_of("run_id", chunk)).values_list("run_id", "depends_on_id")
-        for run_id, depends_on_id in edges:
-            dependencies[run_id].append(depends_on_id)
+        if known_dependencies is None:
+            edges = RunDependency.objects.filter(**one_of("run_id", chunk)).values_list(
+                "run_id", "depends_on_id"
+            )
+            for run_id, depends_on_id in edges:
+                dependencies[run_id].append(depends_on_id)
+        else:
+            for run_id in chunk:
+                dependencies[run_id] = known_dependencies.get(run_id, [])
     pointers: dict[int, dict[str, Any]] = {}
     for chunk in chunked(sorted(pointer_ids)):
         for pointer_id, name, value, pointer_type, flag in IOPointer.objects.filter(

@@ -71,6 +71,15 @@ def test_a_bounded_trace_keeps_every_edge_between_its_runs(api):
     assert one["edges"] == [[ids["root"], ids["x"]], [ids["root"], ids["a"]], [ids["a"], ids["x"]]]
 
 
+@pytest.mark.parametrize("depth", [None, 0, 1, 2])
+def test_trace_nodes_carry_the_same_run_bodies_as_the_runs_endpoint(api, depth):
+    diamond(api)
+    params = {} if depth is None else {"depth": depth}
+
+    for node in trace(api, "out", **params)["nodes"]:
+        assert node["run"] == api.get(f"/api/v1/runs/{node['run']['id']}/").json()
+
+
 def test_a_bounded_tree_holds_the_runs_of_the_bounded_trace(api):
     """root -> [a, b]; a -> y -> x; b -> x; x -> z. x is 2 hops away through b, 3 through a."""
     z = log_run(api, "z", outputs=["z.csv"])["id"]
