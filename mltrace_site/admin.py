@@ -23,6 +23,8 @@ from mltrace_site.exceptions import MltraceError
 CAPPED_COUNT = 10_000
 RECENT_PAGE = 50
 POINTERS_SHOWN = 20
+# Runs a Trace or Review page lists; the API streams whole traces of any size.
+RUNS_SHOWN = 500
 
 
 class CappedCountPaginator(Paginator):
@@ -75,13 +77,26 @@ class MltraceAdminSite(admin.AdminSite):
         trace, error = None, None
         if output_id:
             try:
-                trace = lineage.trace(output_id=output_id)
+                plan = lineage.trace_plan(output_id=output_id)
             except MltraceError as exc:
                 error = exc.message
             else:
-                for node in trace["nodes"]:
-                    node["outputs"] = pointer_summary(node["run"]["outputs"])
-                    node["indent"] = node["depth"] * 24
+                shown = plan.order[:RUNS_SHOWN]
+                trace = {
+                    "output_id": output_id,
+                    "root": plan.root,
+                    "upstream": len(plan.order) - 1,
+                    "more": len(plan.order) - len(shown),
+                    "nodes": [
+                        {
+                            "run": run,
+                            "depth": plan.depths[run_id],
+                            "indent": plan.depths[run_id] * 24,
+                            "outputs": pointer_summary(run["outputs"]),
+                        }
+                        for run_id, run in lineage.run_bodies(shown, known_dependencies=plan.edges)
+                    ],
+                }
         return self.page(
             request, "admin/mltrace/trace.html", "Trace", output_id=output_id, trace=trace, error=error
         )
@@ -90,7 +105,16 @@ class MltraceAdminSite(admin.AdminSite):
         """Flagged outputs, and the runs in their traces ranked by how many they share."""
         from runs import lineage
 
-        review = lineage.review()
+        plan = lineage.review_plan()
+        shown = plan.ranked[:RUNS_SHOWN]
+        counts = dict(shown)
+        review = {
+            "flagged": plan.flagged,
+            "runs": [
+                {"run": run, "count": counts[i]} for i, run in lineage.run_bodies([i for i, _ in shown])
+            ],
+            "more": len(plan.ranked) - len(shown),
+        }
         return self.page(request, "admin/mltrace/review.html", "Review flagged outputs", review=review)
 
     def recent_view(self, request: HttpRequest) -> HttpResponse:

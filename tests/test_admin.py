@@ -162,6 +162,32 @@ def test_the_trace_page_shows_the_tree_with_links_outputs_and_staleness(admin_cl
     assert text(admin_client_.get("/admin/lineage/trace/?output_id=nothing")).count("No committed run") == 1
 
 
+def test_the_trace_and_review_pages_list_at_most_runs_shown(admin_client_, api, monkeypatch):
+    from mltrace_site import admin as site_admin
+
+    monkeypatch.setattr(site_admin, "RUNS_SHOWN", 3)
+    runs = [
+        {
+            "component": "chain",
+            "start_timestamp": moment(i),
+            "end_timestamp": moment(i),
+            "inputs": [f"c{i - 1}"] if i else [],
+            "outputs": [f"c{i}"],
+        }
+        for i in range(5)
+    ]
+    api.post("/api/v1/runs/batch/?sync=true", {"runs": runs}, format="json")
+    api.post("/api/v1/flag/", {"output_id": "c4"}, format="json")
+
+    trace = text(admin_client_.get("/admin/lineage/trace/?output_id=c4"))
+    review = text(admin_client_.get("/admin/lineage/review/"))
+
+    assert len(re.findall(r'data-run="(\d+)"', trace)) == 3
+    assert "and 4 runs upstream" in trace and "And 2 more runs upstream" in trace
+    assert len(re.findall(r'<a href="/admin/runs/run/(\d+)/change/">', review.split('id="ranked"')[1])) == 3
+    assert "And 2 more runs with fewer flagged outputs" in review
+
+
 def test_the_review_page_flags_ranks_and_unflags(admin_client_, pipeline):
     flag = admin_client_.post(
         "/admin/lineage/flag/", {"output_id": "pred_1", "action": "flag", "next": "/admin/lineage/review/"}
