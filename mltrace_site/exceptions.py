@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 BODY_TOO_LARGE = "Request body is larger than {limit} bytes."
 COMPONENT_NOT_FOUND = "Component {name!r} does not exist."
 RUN_NOT_FOUND = "Run {id} does not exist."
+RUN_NOT_COMMITTED = "Run {id} is {status}, not committed yet; its notes can be changed once it is."
 OUTPUT_NOT_FOUND = "No committed run has an output named {name!r}."
 POINTER_NOT_FOUND = "No IO pointer is named {name!r}."
 DEPENDENCY_UNRESOLVED = "Component {name!r} has no run accepted before this one."

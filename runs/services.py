@@ -34,6 +34,7 @@ from components.services import component_update
 from mltrace_site.exceptions import (
     IDEMPOTENCY_KEY_REUSED,
     POINTER_NOT_FOUND,
+    RUN_NOT_COMMITTED,
     RUN_NOT_FOUND,
     Conflict,
     MltraceError,
@@ -477,9 +478,13 @@ def writes_retry_failed(*, ids: list[int] | None = None) -> list[int]:
 
 
 def run_notes_update(*, run_id: int, notes: str) -> Run:
-    """Replaces the notes of a committed run. Raises NotFound."""
+    """Replaces the notes of a committed run. Raises NotFound, or Conflict for a run write
+    not committed yet (queued or failed)."""
     updated = Run.objects.filter(id=run_id).update(notes=notes)
     if not updated:
+        status = Write.objects.filter(id=run_id, kind=Write.Kind.RUN).values_list("status", flat=True).first()
+        if status in (Write.Status.QUEUED, Write.Status.FAILED):
+            raise Conflict(RUN_NOT_COMMITTED.format(id=run_id, status=status))
         raise NotFound(RUN_NOT_FOUND.format(id=run_id))
     return Run.objects.get(id=run_id)
 

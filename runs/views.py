@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from mltrace_site.api import (
+    ERROR_DETAIL,
     ERRORS,
     IDEMPOTENCY_KEY_PARAMETER,
     SYNC_PARAMETER,
@@ -172,7 +173,11 @@ class RunViewSet(viewsets.ViewSet):
     @extend_schema(
         parameters=[RUN_ID],
         request=RunUpdateSerializer,
-        responses={200: RunSerializer, **ERRORS},
+        responses={
+            200: RunSerializer,
+            409: OpenApiResponse(ERROR_DETAIL, "The run is queued or failed, not committed yet."),
+            **ERRORS,
+        },
         summary="Replace the notes of a committed run",
     )
     def partial_update(self, request: Request, pk: str) -> Response:

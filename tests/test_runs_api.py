@@ -6,7 +6,7 @@ import json
 import pytest
 
 from components.models import Component
-from mltrace_site.exceptions import DEPENDENCY_UNRESOLVED
+from mltrace_site.exceptions import DEPENDENCY_UNRESOLVED, RUN_NOT_COMMITTED
 from mltrace_site.parsers import LONE_SURROGATE
 from runs.models import IOPointer, Run, RunDependency, Write
 from runs.serializers import END_BEFORE_START, POINTER_SHAPE
@@ -271,6 +271,16 @@ def test_it_replaces_a_runs_notes(api):
     assert response.status_code == 200
     assert response.json()["notes"] == "looked fine"
     assert Run.objects.get(id=run["id"]).notes == "looked fine"
+
+
+def test_the_notes_of_a_queued_run_are_409_until_it_is_committed(api):
+    queued = api.post("/api/v1/runs/", run_payload("etl"), format="json").json()
+
+    response = api.patch(f"/api/v1/runs/{queued['id']}/", {"notes": "n"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json() == {"detail": RUN_NOT_COMMITTED.format(id=queued["id"], status="queued")}
+    assert Write.objects.get(id=queued["id"]).status == "queued"
 
 
 def test_an_unknown_run_is_404(api):
