@@ -22,7 +22,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from components.models import Component
-from runs.models import IOPointer, Run, RunDependency, Write
+from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write
 from runs.serializers import infer_pointer_type
 from runs.tasks import commit_writes
 
@@ -161,7 +161,15 @@ def model(pipeline: list[tuple[str, dict]]) -> dict[str, Any]:
                 "outputs": {n for n, _, _ in outputs},
             }
         )
-        result[rank] = (write["component"], start, sorted(deps), stale, unresolved)
+        result[rank] = (
+            write["component"],
+            start,
+            sorted(deps),
+            stale,
+            unresolved,
+            [(n, v) for n, v, _ in inputs],
+            [(n, v) for n, v, _ in outputs],
+        )
     return {
         "runs": result,
         "components": {
@@ -178,6 +186,12 @@ def snapshot(ids: list[int]) -> dict[str, Any]:
     deps: dict[int, list[int]] = {}
     for run_id, depends_on in RunDependency.objects.values_list("run_id", "depends_on_id"):
         deps.setdefault(run_id, []).append(rank[depends_on])
+    links: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for side, model in (("in", RunInput), ("out", RunOutput)):
+        for run_id, name, value in model.objects.order_by("id").values_list(
+            "run_id", "pointer__name", "pointer__value"
+        ):
+            links.setdefault((side, run_id), []).append((name, value))
     runs = {
         rank[run.id]: (
             run.component.name,
@@ -185,6 +199,8 @@ def snapshot(ids: list[int]) -> dict[str, Any]:
             sorted(deps.get(run.id, [])),
             [re.sub(r"\(ID (\d+)\)", lambda m: f"(ID #{rank[int(m[1])]})", s) for s in run.stale],
             run.unresolved_dependencies,
+            links.get(("in", run.id), []),
+            links.get(("out", run.id), []),
         )
         for run in Run.objects.select_related("component")
     }
@@ -269,7 +285,7 @@ def test_async_ingestion_equals_sync_ingestion(api, live_db, web_broker, pipelin
     by_async = snapshot(async_ids)
 
     assert by_async == expected
-    if all(not unresolved for *_, unresolved in expected["runs"].values()):
+    if all(not run[4] for run in expected["runs"].values()):  # no unresolved dependencies
         # The sync door refuses unresolved explicit dependencies, so compare where none is.
         reset()
         by_sync = snapshot(ingest_sync(api, pipeline))
