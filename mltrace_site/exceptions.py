@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import is_valid_path
 from django.views import defaults
 from rest_framework import status
 from rest_framework.exceptions import APIException
@@ -95,13 +96,17 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 
 NO_SUCH_ENDPOINT = "No endpoint at {path!r}. See /api/docs/ for the API."
+MISSING_SLASH = "No endpoint at {path!r}: API paths end with a slash ({path}/)."
 SERVER_ERROR = "Internal server error."
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's 404 for an unmatched URL; under /api/ a JSON body like every other error."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"detail": NO_SUCH_ENDPOINT.format(path=request.path)}, status=404)
+        detail = NO_SUCH_ENDPOINT.format(path=request.path)
+        if not request.path.endswith("/") and is_valid_path(f"{request.path_info}/"):
+            detail = MISSING_SLASH.format(path=request.path)
+        return JsonResponse({"detail": detail}, status=404)
     return defaults.page_not_found(request, exception)
 
 

@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.middleware.common import CommonMiddleware
 
 from mltrace_site.exceptions import BODY_TOO_LARGE
 
@@ -28,3 +29,16 @@ class BodySizeLimitMiddleware:
             body = {"detail": BODY_TOO_LARGE.format(limit=settings.MLTRACE_MAX_BODY_BYTES)}
             return HttpResponse(json.dumps(body), status=413, content_type="application/json")
         return self.get_response(request)
+
+
+class ApiCommonMiddleware(CommonMiddleware):
+    """Django's CommonMiddleware, minus the trailing-slash redirect of API writes.
+
+    A client follows a 301 with a GET and no body, so `POST /api/v1/runs` would come back a
+    confusing listing instead of an error; it gets the JSON 404 naming the URL with a slash.
+    """
+
+    def should_redirect_with_slash(self, request: HttpRequest) -> bool:
+        if request.path_info.startswith("/api/") and request.method not in ("GET", "HEAD"):
+            return False
+        return super().should_redirect_with_slash(request)

@@ -6,6 +6,7 @@ import pytest
 
 from components.models import Component, Tag
 from components.serializers import COMPONENT_NAME_SLASH
+from mltrace_site.exceptions import MISSING_SLASH
 from runs.models import Write
 from tests.factories import create_component, log_run
 
@@ -111,6 +112,15 @@ def test_an_unknown_api_url_is_a_json_404(api):
         assert response.status_code == 404
         assert response["Content-Type"] == "application/json"
         assert url in response.json()["detail"]
+
+
+def test_a_write_to_an_api_path_without_its_slash_is_a_json_404_not_a_redirect(api):
+    response = api.post("/api/v1/components", {"name": "etl"}, format="json")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": MISSING_SLASH.format(path="/api/v1/components")}
+    assert not Component.objects.exists()
+    assert api.get("/api/v1/components").status_code == 301  # reads may still be redirected
 
 
 def test_it_patches_description_and_owner(api):
