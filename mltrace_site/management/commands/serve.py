@@ -37,9 +37,13 @@ class Command(BaseCommand):
                 time.sleep(0.5)
             stop()
         except KeyboardInterrupt:
-            # Ctrl-C reached every process of the terminal's group already; signalling them
-            # again would interrupt their own shutdown.
-            pass
+            # Ctrl-C in a terminal reaches every process of its group: give the children a
+            # moment to stop on their own (signalling them at once would interrupt their
+            # shutdown), then stop those that got no signal (a SIGINT sent to this process alone).
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and any(child.poll() is None for child in children):
+                time.sleep(0.2)
+            stop()
         for child in children:
             try:
                 child.wait(timeout=30)
