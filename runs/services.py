@@ -285,9 +285,7 @@ def writes_commit_now(
                 replay = idempotent_replay(idempotency)
                 if replay is not None:
                     return replay
-                _commit_writes(
-                    list(Write.objects.filter(status=Write.Status.QUEUED).order_by("id")), isolate=True
-                )
+                _commit_still_queued()
                 savepoint = transaction.savepoint()
                 now = timezone.now()
                 writes = Write.objects.bulk_create(
@@ -328,8 +326,13 @@ def component_update_in_order(
     _drain_before_commit_lock()
     with transaction.atomic():
         commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS)
-        _commit_writes(list(Write.objects.filter(status=Write.Status.QUEUED).order_by("id")), isolate=True)
+        _commit_still_queued()
         return component_update(name=name, description=description, owner=owner)
+
+
+def _commit_still_queued() -> None:
+    """Under the commit lock: commits what was accepted since the drain, one write at a time."""
+    _commit_writes(list(Write.objects.filter(status=Write.Status.QUEUED).order_by("id")), isolate=True)
 
 
 def _drain_before_commit_lock() -> None:
@@ -437,7 +440,6 @@ def _commit_writes(writes: list[Write] | list[QueuedWrite], *, isolate: bool) ->
         Write.objects.filter(**one_of("id", [w.id for w in committed])).update(
             status=Write.Status.COMMITTED, payload=None, error="", committed_at=timezone.now()
         )
-    if committed:
         # One line a batch, naming every write in it: a line per write cost a tenth of a
         # 1,000-write batch.
         elapsed = (time.perf_counter() - started) * 1000
