@@ -58,6 +58,13 @@ from runs.services import (
 
 RUN_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The run's id (its write's id).")
 LIMIT = OpenApiParameter("limit", int, description="Page size, default 50, capped at 1000.")
+LOCATION_HEADER = OpenApiParameter(
+    "Location",
+    str,
+    OpenApiParameter.HEADER,
+    response=[202],
+    description="/api/v1/runs/{id}/: where the run's status (queued, committed, failed) can be read.",
+)
 
 
 def keyset_run(field: str, run_id: int | None) -> Run | None:
@@ -132,7 +139,7 @@ class RunViewSet(viewsets.ViewSet):
 
     @extend_schema(
         request=RunCreateSerializer,
-        parameters=[SYNC_PARAMETER, IDEMPOTENCY_KEY_PARAMETER],
+        parameters=[SYNC_PARAMETER, IDEMPOTENCY_KEY_PARAMETER, LOCATION_HEADER],
         responses={
             202: OpenApiResponse(RunAcceptedSerializer, "Accepted; Location: /api/v1/runs/{id}/."),
             201: OpenApiResponse(RunSerializer, "?sync=true: committed."),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 pytestmark = pytest.mark.django_db
@@ -55,6 +57,22 @@ def test_writes_document_202_and_the_sync_answers(schema):
     assert {"202", "201", "200"} <= set(components["responses"])
     assert {"202", "201"} <= set(batch["responses"])
     assert "sync" in {p["name"] for p in runs["parameters"]}
+    assert "Location" in runs["responses"]["202"]["headers"]
+
+
+def test_the_component_list_is_documented_as_a_page_and_trace_with_its_tree_shape(schema):
+    components = schema["paths"]["/api/v1/components/"]["get"]["responses"]["200"]
+    trace = schema["paths"]["/api/v1/trace/"]["get"]["responses"]["200"]
+    refs = json.dumps(components) + json.dumps(trace)
+
+    assert "ComponentPage" in refs
+    assert set(schema["components"]["schemas"]["ComponentPage"]["properties"]) == {
+        "next",
+        "previous",
+        "results",
+    }
+    assert "TraceOrTree" in refs
+    assert "childNodes" in schema["components"]["schemas"]["WebTraceNode"]["properties"]
 
 
 def test_the_docs_page_renders(anon):
