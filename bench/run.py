@@ -124,8 +124,11 @@ class Sampler:
 class Server:
     """gunicorn and a qcluster, logs under the results folder."""
 
-    def __init__(self, env: dict[str, str], out: Path, *, web_workers: int, port: int) -> None:
+    def __init__(
+        self, env: dict[str, str], out: Path, *, web_workers: int, web_threads: int, port: int
+    ) -> None:
         self.env, self.out, self.web_workers, self.port = env, out, web_workers, port
+        self.web_threads = web_threads
         self.web: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
 
@@ -141,7 +144,9 @@ class Server:
                 "-b",
                 f"127.0.0.1:{self.port}",
                 "--worker-class",
-                "sync",
+                "gthread" if self.web_threads > 1 else "sync",
+                "--threads",
+                str(self.web_threads),
                 "--timeout",
                 "120",
             ],
@@ -736,7 +741,7 @@ def fresh_server(args: argparse.Namespace, env: dict[str, str], out: Path) -> Se
         capture_output=True,
         text=True,
     ).stdout.strip()
-    server = Server(env, out, web_workers=args.web_workers, port=args.port)
+    server = Server(env, out, web_workers=args.web_workers, web_threads=args.web_threads, port=args.port)
     server.start()
     return server
 
@@ -752,6 +757,9 @@ def main() -> None:
     )
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--web-workers", type=int, default=2 * (os.cpu_count() or 1))
+    parser.add_argument(
+        "--web-threads", type=int, default=1, help="threads per gunicorn worker (>1: gthread, keep-alive)"
+    )
     parser.add_argument("--queue-workers", type=int, default=2)
     parser.add_argument("--drain-timeout", type=float, default=1800)
     parser.add_argument("--port", type=int, default=8765)
