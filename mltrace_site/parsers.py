@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import io
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -7,6 +9,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 TOO_DEEP = "JSON parse error - nested too deeply."
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 LONE_SURROGATE = "JSON parse error - a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)."
 
 
@@ -38,10 +41,13 @@ class SafeJSONParser(JSONParser):
     too: PostgreSQL, the idempotency digest and every encoder downstream would fail on them."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        raw = stream.read()
         try:
-            data = super().parse(stream, media_type, parser_context)
+            data = super().parse(io.BytesIO(raw), media_type, parser_context)
         except RecursionError:
             raise ParseError(TOO_DEEP) from None
-        if any(has_lone_surrogate(text) for text in json_strings(data)):
+        # UTF-8 bytes hold no surrogate; only a \uD800-\uDFFF escape can make one. Most bodies
+        # have none, and skip the walk over every string.
+        if SURROGATE_ESCAPE.search(raw) and any(has_lone_surrogate(text) for text in json_strings(data)):
             raise ParseError(LONE_SURROGATE)
         return data
