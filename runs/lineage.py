@@ -210,20 +210,6 @@ def json_items(items: Iterator[list[Any]]) -> Iterator[str]:
             first = False
 
 
-def trace(*, output_id: str, depth: int | None = None) -> dict[str, Any]:
-    """The trace of an output: nodes at their shortest depth in pre-order, and their edges."""
-    plan = trace_plan(output_id=output_id, depth=depth)
-    return {
-        "output_id": output_id,
-        "root": plan.root,
-        "nodes": [
-            {"depth": plan.depths[i], "run": body}
-            for i, body in run_bodies(plan.order, known_dependencies=plan.edges)
-        ],
-        "edges": list(plan.edge_pairs()),
-    }
-
-
 def buffered(pieces: Iterable[str], size: int = 64 * 1024) -> Iterator[str]:
     """Joins small pieces of a streamed body into ~64 KB writes (one socket write each)."""
     buffer: list[str] = []
@@ -239,7 +225,10 @@ def buffered(pieces: Iterable[str], size: int = 64 * 1024) -> Iterator[str]:
 
 
 def trace_json(plan: TracePlan) -> Iterator[str]:
-    """trace()'s JSON, written as it is built: run bodies a chunk at a time."""
+    """The trace of an output as JSON, written as it is built: run bodies a chunk at a time.
+
+    {"output_id", "root", "nodes": [{"depth", "run"}] in pre-order, "edges": [[run, dependency]]}.
+    """
     yield f'{{"output_id": {json.dumps(plan.output_id)}, "root": {plan.root}, "nodes": ['
     yield from json_items(
         [{"depth": plan.depths[run_id], "run": body} for run_id, body in chunk]
@@ -267,7 +256,7 @@ def web_trace(*, output_id: str, depth: int | None = None) -> list[dict[str, Any
 
     Children: outputs sorted by name, then dependencies by ascending id. A run met again
     through another path appears as a leaf with no children. A depth bound applies to each
-    run's shortest distance from the root, so the tree holds exactly the runs of trace().
+    run's shortest distance from the root, so the tree holds exactly the runs of the bounded trace.
     """
     root = trace_root(output_id)
     edges, depths = bounded_edges(root, depth)
@@ -347,18 +336,8 @@ def review_plan() -> ReviewPlan:
     return ReviewPlan(flagged, sorted(counts.items(), key=lambda item: (-item[1], -item[0])))
 
 
-def review() -> dict[str, Any]:
-    """review_plan() with the bodies of its runs: {"flagged", "runs": [{"run", "count"}]}."""
-    plan = review_plan()
-    counts = dict(plan.ranked)
-    return {
-        "flagged": plan.flagged,
-        "runs": [{"run": body, "count": counts[i]} for i, body in run_bodies([i for i, _ in plan.ranked])],
-    }
-
-
 def review_json(plan: ReviewPlan) -> Iterator[str]:
-    """review()'s JSON, written as it is built: run bodies a chunk at a time."""
+    """The review as JSON, written as it is built: {"flagged", "runs": [{"run", "count"}]}."""
     counts = dict(plan.ranked)
     yield f'{{"flagged": {json.dumps(plan.flagged)}, "runs": ['
     yield from json_items(
