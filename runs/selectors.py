@@ -178,12 +178,19 @@ def run_page(
 
 
 def queue_stats() -> dict[str, Any]:
-    """Pending and failed accepted writes, and how long the oldest pending one has waited."""
+    """Pending and failed accepted writes, and the id and wait of the oldest pending one.
+
+    Writes are committed in id order, so every write below oldest_pending_id is committed or
+    failed: a client waits for its own writes by watching it pass its last id.
+    """
     queued = Write.objects.filter(status=Write.Status.QUEUED)
-    oldest = queued.order_by("id").values_list("accepted_at", flat=True).first()
-    age = None if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
+    oldest = queued.order_by("id").values_list("id", "accepted_at").first()
+    oldest_id, age = (None, None) if oldest is None else (oldest[0], oldest[1])
     return {
         "pending": queued.count(),
         "failed": Write.objects.filter(status=Write.Status.FAILED).count(),
-        "oldest_pending_age_seconds": age,
+        "oldest_pending_id": oldest_id,
+        "oldest_pending_age_seconds": None
+        if age is None
+        else max(0.0, (timezone.now() - age).total_seconds()),
     }

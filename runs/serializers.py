@@ -396,6 +396,11 @@ class QueueSerializer(serializers.Serializer):
     failed = serializers.IntegerField(
         help_text="Writes whose commit failed; manage.py retry_failed requeues them."
     )
+    oldest_pending_id = serializers.IntegerField(
+        allow_null=True,
+        help_text="Id of the oldest pending write; null when none. Writes are committed in id "
+        "order, so every lower id is committed or failed.",
+    )
     oldest_pending_age_seconds = serializers.FloatField(
         allow_null=True, help_text="Seconds the oldest pending write has waited; null when none."
     )

@@ -59,15 +59,21 @@ def test_a_component_is_accepted_with_202(api):
 
 @pytest.mark.django_db
 def test_the_queue_endpoint_counts_pending_and_failed_writes(api):
-    assert api.get("/api/v1/queue/").json() == {"pending": 0, "failed": 0, "oldest_pending_age_seconds": None}
-    for _ in range(3):
-        api.post("/api/v1/runs/", run_payload("etl"), format="json")
-    Write.objects.filter(id=Write.objects.order_by("id").first().id).update(status="failed", error="boom")
+    assert api.get("/api/v1/queue/").json() == {
+        "pending": 0,
+        "failed": 0,
+        "oldest_pending_id": None,
+        "oldest_pending_age_seconds": None,
+    }
+    ids = [api.post("/api/v1/runs/", run_payload("etl"), format="json").json()["id"] for _ in range(3)]
+    Write.objects.filter(id=ids[0]).update(status="failed", error="boom")
 
     body = api.get("/api/v1/queue/").json()
 
     assert body["pending"] == 2
     assert body["failed"] == 1
+    # The failed write is not pending: the oldest pending one is the next.
+    assert body["oldest_pending_id"] == ids[1]
     assert 0 <= body["oldest_pending_age_seconds"] < 60
 
 
