@@ -13,8 +13,10 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(PY) requirements.txt
+# The server's requirements and the client (client/, editable: `mltrace` in this venv is it).
+$(VENV)/.installed: $(PY) requirements.txt client/pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -e ./client
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
@@ -27,10 +29,12 @@ run: $(VENV)/.installed
 	$(PY) manage.py setup_local
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
+# The server's suite, then the client's (client/tests, against a live server of its own).
 test: $(VENV)/.installed-dev
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		MLTRACE_QUEUE_NAME=$${MLTRACE_QUEUE_NAME:-mltrace-test} \
 		$(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(PY) -m pytest client/tests $(PYTEST_ARGS)
 
 $(VENV)/.installed-bench: $(VENV)/.installed-dev requirements-bench.txt
 	$(PY) -m pip install --quiet -r requirements-bench.txt

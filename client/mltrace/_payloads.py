@@ -1,0 +1,226 @@
+"""Entities to the server's JSON, checked at the call; the server's JSON back to entities.
+
+Everything the server would refuse that can be seen in the write itself is refused here, at
+the call, with a ValueError: a write buffered for later must not be refused later, when
+nobody is there to read the error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from mltrace.db.models import PointerTypeEnum, infer_pointer_type
+from mltrace.entities.component_run import ComponentRun
+from mltrace.entities.io_pointer import IOPointer
+
+COMPONENT_NAME_MAX = 255
+POINTER_NAME_MAX = 1024
+GIT_HASH_MAX = 255
+OWNER_MAX = 255
+TAG_MAX = 255
+# A pointer value that is not a string is stored as its repr, or as the repr's digest when
+# the repr is longer than this (mltrace 0.17 stored every value as a digest).
+VALUE_REPR_MAX = 1024
+DEFAULT_STALENESS_THRESHOLD = 60 * 60 * 24 * 30
+
+
+def _check_text(what: str, text: Any, *, maximum: int | None = None, allow_empty: bool = True) -> str:
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a string, not {type(text).__name__}.")
+    if not allow_empty and not text:
+        raise ValueError(f"{what} must not be empty.")
+    if maximum is not None and len(text) > maximum:
+        raise ValueError(f"{what} is {len(text)} characters long; the server keeps at most {maximum}.")
+    if "\x00" in text:
+        raise ValueError(f"{what} holds a NUL character, which the server refuses.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{what} holds a lone surrogate, which is not text.") from None
+    return text
+
+
+def component_name(name: Any) -> str:
+    _check_text("A component name", name, maximum=COMPONENT_NAME_MAX, allow_empty=False)
+    if "/" in name:
+        raise ValueError(f"A component name cannot contain '/': {name!r}.")
+    return name
+
+
+def value_text(value: Any) -> str:
+    """A pointer value as the server stores it: a string as is, else its (bounded) repr."""
+    if isinstance(value, str):
+        return value
+    text = repr(value)
+    if len(text) <= VALUE_REPR_MAX:
+        return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def pointer_payload(pointer: Any, side: str) -> Any:
+    """A name, or {"name", "value", "pointer_type"} when the value or the type must be said."""
+    if isinstance(pointer, dict):  # as get_history returns them
+        pointer = IOPointer(
+            pointer["name"], pointer.get("value", ""), pointer.get("pointer_type"), pointer.get("flag", False)
+        )
+    if not isinstance(pointer, IOPointer):
+        raise TypeError(f"An {side} is a name (str) or an IOPointer, not {type(pointer).__name__}.")
+    name = pointer.name if isinstance(pointer.name, str) else str(pointer.name)
+    _check_text(f"An {side} name", name, maximum=POINTER_NAME_MAX, allow_empty=False)
+    value = _check_text(f"The value of {side} {name!r}", value_text(pointer.value))
+    pointer_type = pointer.pointer_type
+    if not value and pointer_type is infer_pointer_type(name):
+        return name
+    body: dict[str, str] = {"name": name, "pointer_type": pointer_type.value}
+    if value:
+        body["value"] = value
+    return body
+
+
+def timestamp_text(ts: datetime) -> str:
+    """ISO 8601 in UTC; a naive datetime is UTC already (mltrace's utcnow())."""
+    if ts.tzinfo is not None:
+        ts = ts.astimezone(timezone.utc).replace(tzinfo=None)
+    return ts.isoformat()
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts if ts.tzinfo is None else ts.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def completeness_message(run: ComponentRun) -> tuple[bool, str]:
+    """mltrace's check_completeness(): (complete, the messages it would log or raise)."""
+    name, ok, message = run.component_name, True, ""
+    if run.start_timestamp is None:
+        ok = False
+        message += f"{name} ComponentRun has no start timestamp. "
+    if run.end_timestamp is None:
+        ok = False
+        message += f"{name} ComponentRun has no end timestamp. "
+    if len(run.inputs) == 0:
+        message += f"{name} ComponentRun has no inputs. "
+    if len(run.outputs) == 0:
+        message += f"{name} ComponentRun has no outputs. "
+    if len(run.dependencies) == 0 and len(run.inputs) == 0:
+        message += f"{name} ComponentRun has no dependencies. "
+    return ok, message
+
+
+def run_payload(
+    run: ComponentRun,
+    *,
+    infer_dependencies: bool = True,
+    staleness_threshold: int = DEFAULT_STALENESS_THRESHOLD,
+) -> dict[str, Any]:
+    """The server's run payload, a copy that later changes to `run` do not reach."""
+    name = component_name(run.component_name)
+    start, end = run.start_timestamp, run.end_timestamp
+    for what, ts in (("start", start), ("end", end)):
+        if not isinstance(ts, datetime):
+            raise TypeError(
+                f"The {what} timestamp of a {name} run must be a datetime, not {type(ts).__name__}."
+            )
+    if _utc(end) < _utc(start):
+        raise ValueError(f"The {name} run ends ({end}) before it starts ({start}).")
+    if isinstance(staleness_threshold, bool) or not isinstance(staleness_threshold, int):
+        raise TypeError("staleness_threshold is a number of seconds (int).")
+    if staleness_threshold < 0:
+        raise ValueError("staleness_threshold must not be negative.")
+    payload: dict[str, Any] = {
+        "component": name,
+        "start_timestamp": timestamp_text(start),
+        "end_timestamp": timestamp_text(end),
+    }
+    if run.inputs:
+        payload["inputs"] = [pointer_payload(pointer, "input") for pointer in run.inputs]
+    if run.outputs:
+        payload["outputs"] = [pointer_payload(pointer, "output") for pointer in run.outputs]
+    if run.dependencies:
+        payload["dependencies"] = [component_name(dep) for dep in run.dependencies]
+    if not infer_dependencies:
+        payload["infer_dependencies"] = False
+    if staleness_threshold != DEFAULT_STALENESS_THRESHOLD:
+        payload["staleness_threshold"] = staleness_threshold
+    if run.notes:
+        payload["notes"] = _check_text("notes", run.notes)
+    if run.git_hash:
+        payload["git_hash"] = _check_text("git_hash", run.git_hash, maximum=GIT_HASH_MAX)
+    if run.git_tags:
+        payload["git_tags"] = [_check_text("A git tag", tag, maximum=TAG_MAX) for tag in run.git_tags]
+    if run.code_snapshot:
+        payload["code_snapshot"] = _check_text("code_snapshot", run.code_snapshot)
+    if run.test_results is not None:
+        payload["test_results"] = json_copy("test_results", run.test_results)
+    return payload
+
+
+def json_copy(what: str, value: Any) -> Any:
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON (dicts, lists, strings, numbers): {exc}") from None
+    _check_text(what, text)
+    return json.loads(text)
+
+
+def component_payload(name: Any, description: Any, owner: Any, tags: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {"name": component_name(name)}
+    if description:
+        payload["description"] = _check_text("A component description", description)
+    if owner:
+        payload["owner"] = _check_text("A component owner", owner, maximum=OWNER_MAX)
+    tags = list(tags or [])
+    if tags:
+        payload["tags"] = [_check_text("A tag", tag, maximum=TAG_MAX, allow_empty=False) for tag in tags]
+    return payload
+
+
+# --- the server's JSON back to mltrace's entities --------------------------------------------
+
+
+def parse_timestamp(text: str | None) -> datetime | None:
+    """The server's UTC timestamps as naive UTC datetimes, as mltrace returned them."""
+    if not text:
+        return None
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    ts = datetime.fromisoformat(text)
+    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def pointer_dict(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": body["name"],
+        "value": body["value"],
+        "pointer_type": PointerTypeEnum(body["pointer_type"]),
+        "flag": body["flag"],
+    }
+
+
+def pointer_object(body: dict[str, Any]) -> IOPointer:
+    return IOPointer(body["name"], body["value"], PointerTypeEnum(body["pointer_type"]), body["flag"])
+
+
+def component_run(
+    body: dict[str, Any], dependency_names: list[str], *, pointers_as_objects: bool
+) -> ComponentRun:
+    """A committed run of the API as mltrace's ComponentRun."""
+    convert = pointer_object if pointers_as_objects else pointer_dict
+    return ComponentRun(
+        component_name=body["component"],
+        notes=body["notes"],
+        start_timestamp=parse_timestamp(body["start_timestamp"]),
+        end_timestamp=parse_timestamp(body["end_timestamp"]),
+        inputs=[convert(pointer) for pointer in body["inputs"]],
+        outputs=[convert(pointer) for pointer in body["outputs"]],
+        git_hash=body["git_hash"] or None,
+        git_tags=body["git_tags"] or None,
+        code_snapshot=body["code_snapshot"] or None,
+        id=body["id"],
+        stale=list(body["stale"]),
+        dependencies=dependency_names,
+        test_results=body.get("test_results"),
+    )

@@ -1,0 +1,344 @@
+"""The `mltrace` command: mltrace 0.17's commands and output, reading from the server.
+
+    mltrace recent [--limit 5]          info cards of the newest runs
+    mltrace history COMPONENT           a component's runs
+    mltrace inspect RUN_ID              one run's card
+    mltrace trace OUTPUT_ID             the runs that produced an output, as a tree
+    mltrace flag OUTPUT_ID / unflag (--output_id ID | --all)
+    mltrace review [--limit 5]          the runs behind flagged outputs, likeliest first
+    mltrace components [--owner] [--tag] / tags
+
+Every command takes --server URL and --token (or MLTRACE_SERVER_URL and MLTRACE_TOKEN),
+mltrace's --address HOST, and --json for machine-readable output. Errors are one line on
+stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import textwrap
+from typing import Any, Callable
+
+import click
+
+import mltrace
+from mltrace import _state, client
+from mltrace.errors import NotSupported, ServerError
+
+# A command answers quickly or says why not: it does not wait out an outage as writes do.
+CLI_GIVE_UP_SECONDS = 3.0
+
+
+# ------------------------- Utilities ------------------------ #
+
+
+def _yellow(text: str) -> str:
+    return click.style(text, fg="yellow", bg="black")
+
+
+def _tree_lines(items: list[str]) -> list[str]:
+    return [f"│  {'└' if i == len(items) - 1 else '├'}─{item}" for i, item in enumerate(items)]
+
+
+def _duration(run: mltrace.ComponentRun) -> str:
+    minutes = (run.end_timestamp - run.start_timestamp).total_seconds() / 60
+    return f"{minutes:0.3f} mins"
+
+
+def _stale_lines(run: mltrace.ComponentRun) -> None:
+    if run.stale:
+        click.echo(_yellow("├─Some dependencies may be stale:"))
+        for line in _tree_lines(run.stale):
+            click.echo(_yellow(line))
+
+
+def _body_lines(run: mltrace.ComponentRun) -> None:
+    click.echo("├─Inputs:")
+    for line in _tree_lines([pointer["name"] for pointer in run.inputs]):
+        click.echo(line)
+    click.echo("├─Outputs:")
+    for line in _tree_lines([pointer["name"] for pointer in run.outputs]):
+        click.echo(line)
+    code = textwrap.indent(run.code_snapshot or "", "│  ")
+    click.echo(f"├─Code Snapshot:\n{code.rstrip()}")
+    dependencies = " ".join(run.dependencies) if run.dependencies else "None"
+    click.echo(f"└─Dependencies: {dependencies}")
+    click.echo()
+
+
+def show_info_card(run_id: int, count: int | None = None, num_outputs: int | None = None) -> None:
+    """mltrace's info card of a run; with count, review's coverage line."""
+    run = client.get_component_run_information(run_id)
+    component = client.get_component_information(run.component_name)
+    click.echo(f"Name: {component.name}")
+    if count:
+        times = "time" if count == 1 else "times"
+        coverage = str(round(float(count / num_outputs) * 100, 2))
+        click.echo(
+            click.style(
+                f"├─This component has {coverage}% coverage: it was used "
+                + f"{count} {times} in producing the flagged outputs.",
+                fg="cyan",
+                bg="black",
+            )
+        )
+    _stale_lines(run)
+    click.echo(f"├─Owner: {component.owner}")
+    click.echo(f"├─Desc: {component.description}")
+    click.echo(f"├─Run ID: {run_id}")
+    click.echo(f"├─Tags: {' '.join(component.tags)}")
+    click.echo(f"├─Started: {run.start_timestamp}")
+    click.echo(f"├─Git commit: {run.git_hash}")
+    if run.git_tags is not None:
+        click.echo(f"|-Git Tags: {run.git_tags}")
+    click.echo(f"├─Duration: {_duration(run)}")
+    _body_lines(run)
+
+
+def show_history(history: list) -> None:
+    for run in history:
+        click.echo(f"{run.component_name}--{run.id}")
+        _stale_lines(run)
+        click.echo(f"├─Started: {run.start_timestamp}")
+        click.echo(f"├─Git commit: {run.git_hash}")
+        click.echo(f"├─Duration: {_duration(run)}")
+        _body_lines(run)
+
+
+def show_res(res: Any, indent: int, count: int, pos: int, need_stick: int) -> None:
+    """mltrace's printing of a web_trace tree, line for line."""
+    if isinstance(res, dict):
+        label = f"└─{res['label']}" if count == pos else f"├─{res['label']}"
+        pre = "  " if indent > 0 else ""
+        sticks = "│ " * need_stick
+        post = "  " * ((indent - 1) - need_stick)
+        click.echo(pre + sticks + post + label)
+        need_stick = need_stick if count == pos else need_stick + 1
+        if "childNodes" in res:
+            show_res(res["childNodes"], indent + 1, count, pos, need_stick)
+    if isinstance(res, list):
+        for index, node in enumerate(res):
+            show_res(node, indent, len(res) - 1, index, need_stick)
+
+
+def _run_json(run: mltrace.ComponentRun) -> dict:
+    return {
+        "id": run.id,
+        "component": run.component_name,
+        "start_timestamp": run.start_timestamp.isoformat() + "Z",
+        "end_timestamp": run.end_timestamp.isoformat() + "Z",
+        "inputs": [_pointer_json(p) for p in run.inputs],
+        "outputs": [_pointer_json(p) for p in run.outputs],
+        "dependencies": run.dependencies,
+        "stale": run.stale,
+        "notes": run.notes,
+        "git_hash": run.git_hash,
+        "git_tags": run.git_tags,
+        "code_snapshot": run.code_snapshot,
+        "test_results": run.test_results,
+    }
+
+
+def _pointer_json(pointer: Any) -> dict:
+    if isinstance(pointer, dict):
+        return {**pointer, "pointer_type": pointer["pointer_type"].value}
+    return {
+        "name": pointer.name,
+        "value": pointer.value,
+        "pointer_type": pointer.pointer_type.value,
+        "flag": pointer.flag,
+    }
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+# ------------------------- CLI ------------------------ #
+
+
+def server_options(command: Callable) -> Callable:
+    """--address, --server, --token and --json on a command; errors as one line."""
+
+    @click.option("--address", help="Host of the mltrace server (mltrace's option): http://HOST:8000.")
+    @click.option("--server", help="URL of the mltrace server [env MLTRACE_SERVER_URL].")
+    @click.option("--token", help="API token [env MLTRACE_TOKEN].")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, address: str, server: str, token: str, as_json: bool, **kwargs: Any) -> Any:
+        try:
+            if server:
+                client.set_server(server, token)
+            elif token:
+                client.set_server(client.get_server(), token)
+            if address:
+                client.set_address(address)
+            _state.settings.read_give_up_seconds = CLI_GIVE_UP_SECONDS
+            return command(*args, as_json=as_json, **kwargs)
+        except (ServerError, RuntimeError, ValueError, NotSupported) as exc:
+            raise click.ClickException(_one_line(exc)) from None
+
+    return wrapper
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+@click.group()
+@click.version_option(mltrace.__version__, prog_name="mltrace (mltrace-client)")
+def mltrace_cli() -> None:
+    """mltrace over the mltrace server: trace outputs back to the runs that made them."""
+
+
+@mltrace_cli.command("recent")
+@click.option("--limit", default=5, help="Limit of recent objects.")
+@server_options
+def recent(limit: int, as_json: bool) -> None:
+    """The newest component runs."""
+    ids = client.get_recent_run_ids(limit)
+    if as_json:
+        _echo_json([_run_json(client.get_component_run_information(i)) for i in ids])
+        return
+    for run_id in ids:
+        show_info_card(run_id)
+
+
+@mltrace_cli.command("inspect")
+@click.argument("component_run_id")
+@server_options
+def inspect_run(component_run_id: str, as_json: bool) -> None:
+    """One component run."""
+    if as_json:
+        _echo_json(_run_json(client.get_component_run_information(component_run_id)))
+        return
+    show_info_card(component_run_id)
+
+
+@mltrace_cli.command("history")
+@click.argument("component_name")
+@click.option("--limit", default=5, help="Limit of recent objects.")
+@server_options
+def history(component_name: str, limit: int, as_json: bool) -> None:
+    """A component's runs, newest first."""
+    runs = client.get_history(component_name, limit) if limit else client.get_history(component_name)
+    if as_json:
+        _echo_json([_run_json(run) for run in runs])
+        return
+    show_history(runs)
+
+
+@mltrace_cli.command("trace")
+@click.argument("output_id")
+@server_options
+def trace(output_id: str, as_json: bool) -> None:
+    """The runs that produced an output, as a tree."""
+    res = client.web_trace(output_id)
+    if as_json:
+        _echo_json(res)
+        return
+    click.echo(res[0]["label"])
+    if "childNodes" in res[0]:
+        show_res(res[0]["childNodes"], indent=1, count=0, pos=0, need_stick=0)
+
+
+@mltrace_cli.command("flag")
+@click.argument("output_id")
+@server_options
+def flag(output_id: str, as_json: bool) -> None:
+    """Flag an output id (every pointer of that name)."""
+    client.flag_output_id(output_id)
+    if as_json:
+        _echo_json({"output_id": output_id, "flag": True})
+
+
+@mltrace_cli.command("unflag")
+@click.option("--output_id", help="Output ID to unflag")
+@click.option("--all", "all_", is_flag=True, help="Add flag to unflag all")
+@server_options
+def unflag(output_id: str, all_: bool, as_json: bool) -> None:
+    """Unflag an output id, or all of them."""
+    if all_ and output_id:
+        raise click.ClickException("Can set either --all=True or specify an --output_id. Cannot set both.")
+    if not all_ and not output_id:
+        raise click.ClickException("Need to either set --all=True or specify an --output_id to unflag.")
+    if all_:
+        client.unflag_all()
+    else:
+        client.unflag_output_id(output_id)
+    if as_json:
+        _echo_json({"output_id": output_id, "all": all_, "flag": False})
+
+
+@mltrace_cli.command("review")
+@click.option("--limit", default=5, help="Limit of recent objects.")
+@server_options
+def review(limit: int, as_json: bool) -> None:
+    """The runs behind flagged outputs, the most shared first."""
+    outputs, component_counts = client.review_flagged_outputs()
+    if as_json:
+        _echo_json(
+            {
+                "flagged": outputs,
+                "runs": [{"run": _run_json(run), "count": count} for run, count in component_counts[:limit]],
+            }
+        )
+        return
+    click.echo("Flagged outputs:")
+    for index, out in enumerate(outputs):
+        click.echo(f"{'└' if index == len(outputs) - 1 else '├'}─{out}")
+    click.echo()
+    for run, count in component_counts[:limit]:
+        show_info_card(run.id, count, len(outputs))
+
+
+@mltrace_cli.command("components")
+@click.option("--owner", help="Owner of components")
+@click.option("--tag", help="Tag of components")
+@server_options
+def components(owner: str, tag: str, as_json: bool) -> None:
+    """Components, by owner or tag."""
+    try:
+        result = client.get_components(tag or "", owner or "")
+    except RuntimeError:
+        if as_json:
+            _echo_json([])
+            return
+        raise click.ClickException("No components could be found with the flags passed.") from None
+    if as_json:
+        _echo_json(
+            [{"name": c.name, "description": c.description, "owner": c.owner, "tags": c.tags} for c in result]
+        )
+        return
+    for component in result:
+        click.echo(f"Name: {component.name}")
+        click.echo()
+
+
+@mltrace_cli.command("tags")
+@server_options
+def tags(as_json: bool) -> None:
+    """Every tag."""
+    all_tags = client.get_all_tags()
+    if as_json:
+        _echo_json(all_tags)
+        return
+    click.echo(all_tags)
+    click.echo()
+
+
+@mltrace_cli.command("clear")
+@server_options
+def clear(as_json: bool) -> None:
+    """Not supported: mltrace's command to delete every record."""
+    client.clean_db()
+
+
+def main() -> None:
+    mltrace_cli(prog_name="mltrace")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,626 @@
+"""mltrace's client API over the mltrace server.
+
+Writes (`create_component`, `log_component_run`, `register`, `Component.run`) are checked and
+copied at the call and sent by a background thread (see _sender.py): the call costs
+microseconds. Reads first wait until this process's writes are committed, so a read sees
+every write made before it, as with mltrace. Flags, notes and tags answer mltrace's return
+values and errors, so they wait for the server too.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import random
+import string
+import time
+import uuid
+import warnings
+from datetime import datetime
+from typing import Any, Callable
+from urllib.parse import quote, urlsplit
+
+from mltrace import _capture, _git, _state
+from mltrace._config import normalize_url, url_with_host
+from mltrace._payloads import (
+    completeness_message,
+    component_payload,
+    component_run,
+    run_payload,
+    timestamp_text,
+    value_text,
+)
+from mltrace._sender import COMPONENT, RUN
+from mltrace.db.models import PointerTypeEnum
+from mltrace.entities.base_component import Component
+from mltrace.entities.component_run import ComponentRun
+from mltrace.entities.io_pointer import IOPointer
+from mltrace.errors import NotSupported, ServerError
+
+logger = logging.getLogger("mltrace")
+
+PAGE_LIMIT = 1000
+
+_db_uri: str | None = os.environ.get("DB_URI") or None
+_warned_db_uri = False
+# Component writes this process sent, per server: Component.run re-sends its component on
+# every call in mltrace; an identical write changes nothing, so it is sent once.
+_sent_components: set[tuple] = set()
+# Run id -> component name: dependencies are read as ids and shown as component names.
+_component_of_run: dict[int, str] = {}
+
+
+# --------------------- Server and database configuration ------------------ #
+
+
+def set_server(url: str, token: str | None = None) -> None:
+    """Sends what follows to the server at `url` (with `token`, or the current one if None)."""
+    changes: dict[str, Any] = {"server_url": normalize_url(url)}
+    if token is not None:
+        changes["token"] = token
+    _state.reconfigure(**changes)
+
+
+def get_server() -> str:
+    """The URL of the server this process writes to."""
+    return _state.settings.server_url
+
+
+def set_address(address: str) -> None:
+    """mltrace's meaning: the host the data lives on; here the server at http://ADDRESS:8000."""
+    _state.reconfigure(server_url=url_with_host(_state.settings.server_url, address))
+
+
+def set_db_uri(uri: str) -> None:
+    """Accepted for mltrace code; the client talks to a server, so this changes nothing."""
+    global _db_uri, _warned_db_uri
+    _db_uri = uri
+    if not _warned_db_uri:
+        _warned_db_uri = True
+        warnings.warn(
+            "mltrace.set_db_uri() changes nothing: this mltrace client talks to the mltrace server "
+            f"at {get_server()} (set MLTRACE_SERVER_URL, or call mltrace.set_server()).",
+            stacklevel=2,
+        )
+
+
+def get_db_uri() -> str | None:
+    """What set_db_uri() (or DB_URI) last gave; the client does not use it."""
+    return _db_uri
+
+
+def set_sync(sync: bool = True) -> None:
+    """True: each write waits until the server has committed it (?sync=true), as in mltrace."""
+    current = _state.current_sender()
+    if current is not None:
+        current.wait_sent()
+    _state.settings.sync = bool(sync)
+
+
+def set_error_callback(callback: Callable | None = None) -> None:
+    """Calls `callback(refused)` (a mltrace.errors.RefusedWrite) for each write the server refuses."""
+    _state.settings.error_callback = callback
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Returns once every write made so far is accepted and committed by the server.
+
+    False if `timeout` seconds passed first. Raises ServerError for a token the server refuses.
+    """
+    return _state.sender().flush(timeout)
+
+
+def clean_db():
+    """Not over a server: deleting every team's lineage is an administrator's job."""
+    raise NotSupported(
+        "mltrace.clean_db() is not supported by the mltrace server client: the server keeps "
+        "everyone's lineage. Drop and migrate the server's database to start over."
+    )
+
+
+# ----------------------- Load and save functions ---------------------- #
+
+
+def load(pathname: str):
+    """Loads the joblib file at pathname; inside a decorated call, it becomes an input."""
+    obj = _joblib().load(pathname)
+    capture = _capture.current_capture()
+    if capture is not None:
+        capture.loaded[pathname] = obj
+    return obj
+
+
+def save(obj, pathname: str | None = None, var_name: str = "") -> str:
+    """Saves obj as a joblib file (under $SAVE_DIR or ~/.mltrace when no pathname is given);
+    inside a decorated call, it becomes an output. Returns the path."""
+    capture = _capture.current_capture()
+    if pathname is None:
+        identifier = "".join(random.choice(string.ascii_lowercase) for _ in range(5))
+        pathname = f"{var_name}_{identifier}{time.strftime('%Y%m%d%H%M%S')}.mlt"
+        if capture is not None:
+            pathname = os.path.join(capture.component_name.lower().replace(" ", "_"), pathname)
+        pathname = os.path.join(
+            os.environ.get("SAVE_DIR", os.path.join(os.path.expanduser("~"), ".mltrace")), pathname
+        )
+    directory = os.path.dirname(pathname)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    _joblib().dump(obj, pathname)
+    if capture is not None:
+        capture.saved[pathname] = obj
+    return pathname
+
+
+def _joblib():
+    try:
+        import joblib
+    except ImportError:
+        raise ImportError(
+            "mltrace.save() and mltrace.load() write joblib files: pip install joblib "
+            "(or mltrace-client[joblib])."
+        ) from None
+    return joblib
+
+
+# ----------------------- Creation functions ---------------------------- #
+
+
+def create_component(name: str, description: str, owner: str, tags: list[str] = []):  # noqa: B006
+    """Creates a component, or adds tags to it and replaces non-empty description and owner."""
+    payload = component_payload(name, description, owner, tags)
+    key = (_state.settings.server_url, json.dumps(payload, sort_keys=True))
+    if key in _sent_components and not _state.settings.sync:
+        return
+    _submit(COMPONENT, payload)
+    _sent_components.add(key)
+
+
+def tag_component(component_name: str, tags: list[str]):
+    """Adds tags to an existing component. Raises RuntimeError if there is none of that name."""
+    payload = component_payload(component_name, "", "", tags)
+    path = f"/api/v1/components/{_quote(component_name)}/"
+    if not payload.get("tags"):
+        _read(path, missing=f'Component with name "{component_name}" not found.')
+        return
+    _write_now(
+        "POST",
+        path + "tags/",
+        {"tags": payload["tags"]},
+        missing=f'Component with name "{component_name}" not found.',
+    )
+
+
+def log_component_run(
+    component_run: ComponentRun,
+    set_dependencies_from_inputs=True,
+    staleness_threshold: int = (60 * 60 * 24 * 30),
+):
+    """Logs a run: checked now, committed by the server moments later (at once with set_sync).
+
+    Raises RuntimeError for a run without start or end timestamp, as mltrace did.
+    """
+    complete, message = completeness_message(component_run)
+    if not complete:
+        raise RuntimeError(message)
+    if message:
+        logger.info(message)
+    payload = run_payload(
+        component_run,
+        infer_dependencies=bool(set_dependencies_from_inputs),
+        staleness_threshold=staleness_threshold,
+    )
+    _submit(RUN, payload)
+
+
+def _submit(kind: str, payload: dict) -> None:
+    sender = _state.sender()
+    if _state.settings.sync:
+        sender.send_now(kind, payload)
+    else:
+        sender.put(kind, payload)
+
+
+def create_random_ids(num_outputs=1) -> list[str]:
+    """Returns a list of num_outputs ids that a client can use to tag outputs."""
+    return [str(uuid.uuid4()) for _ in range(num_outputs)]
+
+
+def register(
+    component_name: str,
+    inputs: list[str] = [],  # noqa: B006 (mltrace's signature)
+    outputs: list[str] = [],  # noqa: B006
+    input_vars: list[str] = [],  # noqa: B006
+    output_vars: list[str] = [],  # noqa: B006
+    input_kwargs: dict[str, str] = {},  # noqa: B006
+    output_kwargs: dict[str, str] = {},  # noqa: B006
+    endpoint: bool = False,
+    staleness_threshold: int = (60 * 60 * 24 * 30),
+    auto_log: bool = False,
+):
+    """Decorator: logs a run of `component_name` for every call of the function.
+
+    Its inputs and outputs are the values, at return, of the variables that input_vars,
+    output_vars, input_kwargs and output_kwargs name; with endpoint, outputs are ENDPOINTs.
+    """
+
+    def actual_decorator(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            run = ComponentRun(component_name)
+            run.set_start_timestamp()
+            with _capture.capturing(component_name) as capture:
+                local_vars, value = _capture.run_capturing_locals(func, args, kwargs)
+            run.set_end_timestamp()
+            input_pointers, output_pointers = _capture.pointers_from_locals(
+                local_vars,
+                input_vars=input_vars,
+                output_vars=output_vars,
+                input_kwargs=input_kwargs,
+                output_kwargs=output_kwargs,
+                endpoint=endpoint,
+                kwargs_message="Variables ({key}, {val}) not in current stack frame.",
+            )
+            _add_declared_and_captured(
+                run,
+                func,
+                args,
+                kwargs,
+                local_vars,
+                capture,
+                input_pointers,
+                output_pointers,
+                inputs,
+                outputs,
+                endpoint,
+                auto_log,
+            )
+            _record_code(run, func)
+            log_component_run(run, staleness_threshold=staleness_threshold)
+            return value
+
+        return wrapper
+
+    return actual_decorator
+
+
+def _add_declared_and_captured(
+    run: ComponentRun,
+    func: Callable,
+    args: tuple,
+    kwargs: dict,
+    local_vars: dict,
+    capture: _capture.Capture,
+    input_pointers: list,
+    output_pointers: list,
+    inputs: Any,
+    outputs: Any,
+    endpoint: bool,
+    auto_log: bool,
+) -> None:
+    """Adds the pointers a decorated call logs, besides those its variables name."""
+    if auto_log:
+        arguments = _capture.input_arguments(func, args, kwargs)
+        input_pointers += _capture.auto_log_pointers(arguments, save=save)
+    if not callable(inputs):
+        input_pointers += [IOPointer(name=name) for name in inputs]
+    output_type = PointerTypeEnum.ENDPOINT if endpoint else None
+    output_pointers += [IOPointer(name=name, pointer_type=output_type) for name in outputs]
+    loaded, saved = _capture.artifact_pointers(capture)
+    input_pointers += loaded
+    output_pointers += saved
+    if auto_log:
+        produced = {k: v for k, v in local_vars.items() if k not in arguments}
+        output_pointers += _capture.auto_log_pointers(produced, save=save)
+    run.add_inputs(input_pointers)
+    run.add_outputs(output_pointers)
+
+
+def _record_code(run: ComponentRun, func: Callable) -> None:
+    git_hash, git_tags = _git.hash_and_tags()
+    if git_hash:
+        run.git_hash = git_hash
+    if git_tags is not None:
+        run.git_tags = git_tags
+    snapshot = _capture.code_snapshot(func)
+    if snapshot:
+        run.code_snapshot = snapshot
+
+
+def get_git_hash() -> str | None:
+    """The commit of the git repository around the working directory, or None."""
+    return _git.hash_and_tags()[0]
+
+
+def get_git_tags() -> list[str] | None:
+    """The tags of that commit, or None when it has none."""
+    return _git.hash_and_tags()[1]
+
+
+def add_notes_to_component_run(component_run_id: str, notes: str) -> str:
+    """Replaces a run's notes and returns them. Raises RuntimeError if there is no such run."""
+    if not isinstance(notes, str):
+        raise TypeError("notes field must be of type str")
+    run_id = _run_id(component_run_id, missing=f'ComponentRun with ID "{component_run_id}" not found.')
+    body = _write_now(
+        "PATCH",
+        f"/api/v1/runs/{run_id}/",
+        {"notes": notes},
+        missing=f'ComponentRun with ID "{component_run_id}" not found.',
+    )
+    return body["notes"]
+
+
+def flag_output_id(output_id: str) -> bool:
+    """Flags every pointer named output_id. Raises RuntimeError if there is none."""
+    _write_now(
+        "POST",
+        "/api/v1/flag/",
+        {"output_id": output_id},
+        missing=f"IOPointer with name {output_id} does not exist.",
+    )
+    return True
+
+
+def unflag_output_id(output_id: str) -> bool:
+    """Unflags every pointer named output_id. Raises RuntimeError if there is none."""
+    _write_now(
+        "POST",
+        "/api/v1/unflag/",
+        {"output_id": output_id},
+        missing=f"IOPointer with name {output_id} does not exist.",
+    )
+    return False
+
+
+def unflag_all():
+    """Unflags every pointer."""
+    _write_now("POST", "/api/v1/unflag/", {"all": True})
+
+
+# ----------------- Basic retrieval functions ------------------- #
+
+
+def get_history(
+    component_name: str,
+    limit: int = 10,
+    date_lower: datetime | str = datetime.min,
+    date_upper: datetime | str = datetime.max,
+) -> list[ComponentRun]:
+    """The component's committed runs, newest start first, bounds inclusive; None: no limit."""
+    if not date_lower:
+        date_lower = datetime.min
+    if not date_upper:
+        date_upper = datetime.max
+    params: dict[str, Any] = {}
+    if date_lower != datetime.min:
+        params["date_lower"] = _bound(date_lower)
+    if date_upper != datetime.max:
+        params["date_upper"] = _bound(date_upper)
+    try:
+        bodies = _pages(f"/api/v1/components/{_quote(component_name)}/history/", params, limit)
+    except _Missing:
+        return []
+    return _component_runs(bodies, pointers_as_objects=False)
+
+
+def get_component_information(component_name: str) -> Component:
+    """The component's name, description, owner and tags. Raises RuntimeError if unknown."""
+    body = _read(
+        f"/api/v1/components/{_quote(component_name)}/",
+        missing=f"Component with name {component_name} not found.",
+    )
+    return _component(body)
+
+
+def get_component_run_information(component_run_id: str) -> ComponentRun:
+    """One committed run. Raises RuntimeError if there is none with this id."""
+    missing = f"Component run with id {component_run_id} not found."
+    run_id = _run_id(component_run_id, missing=missing)
+    body = _read(f"/api/v1/runs/{run_id}/", missing=missing)
+    if body["status"] != "committed":
+        detail = f": {body['error']}" if body.get("error") else ""
+        raise RuntimeError(f"Component run with id {run_id} is {body['status']}, not committed{detail}.")
+    return _component_runs([body], pointers_as_objects=False)[0]
+
+
+def get_components(tag="", owner="") -> list[Component]:
+    """Every component with this tag and/or owner. Raises RuntimeError when none matches."""
+    params = {"tag": tag or None, "owner": owner or None}
+    components = [_component(body) for body in _pages("/api/v1/components/", params, None)]
+    if not components:
+        raise RuntimeError("Search yielded no components.")
+    return components
+
+
+def get_recent_run_ids(limit: int = 5, last_run_id=None) -> list[int]:
+    """Ids of the newest committed runs by start time; after last_run_id when given."""
+    params = {"before": int(last_run_id) if last_run_id else None}
+    return [body["id"] for body in _pages("/api/v1/runs/", params, limit)]
+
+
+def get_io_pointer(io_pointer_id: str, io_pointer_val: Any = None, create=True):
+    """The IOPointer a run would log for this name and value (its type inferred from the name).
+
+    Pointers live on the server as part of runs; create=False, which asked mltrace's
+    database whether one exists, is not supported.
+    """
+    if not create:
+        raise NotSupported(
+            "mltrace.get_io_pointer(create=False) is not supported: the server has no lookup of a "
+            "pointer apart from the runs that read or wrote it (try mltrace.backtrace)."
+        )
+    value = "" if io_pointer_val is None else value_text(io_pointer_val)
+    return IOPointer(name=io_pointer_id, value=value)
+
+
+def get_all_tags() -> list[str]:
+    """Every tag name."""
+    return list(_pages("/api/v1/tags/", {}, None))
+
+
+# --------------- Complex retrieval functions ------------------ #
+
+
+def backtrace(output_pointer: str):
+    """The trace of an output: [(depth, ComponentRun)], depth being hops from the run that
+    produced output_pointer, each run once (at its shortest depth), depth-first."""
+    if not isinstance(output_pointer, str):
+        raise RuntimeError("Please specify an output id of string type.")
+    body = _read(
+        "/api/v1/trace/", {"output_id": output_pointer}, missing=f"ID {output_pointer} does not exist."
+    )
+    runs = _component_runs([node["run"] for node in body["nodes"]], pointers_as_objects=True)
+    return [(node["depth"], run) for node, run in zip(body["nodes"], runs)]
+
+
+def web_trace(output_id: str):
+    """The trace of an output as mltrace's UI tree: [node], nodes of runs and their outputs."""
+    return _read(
+        "/api/v1/trace/",
+        {"output_id": output_id, "format": "tree"},
+        missing=f"ID {output_id} does not exist.",
+    )
+
+
+def review_flagged_outputs():
+    """(flagged output names, [(ComponentRun, count)]): the runs behind flagged outputs, the
+    runs shared by more of them first (then newer first)."""
+    body = _read("/api/v1/review/")
+    runs = _component_runs([item["run"] for item in body["runs"]], pointers_as_objects=True)
+    return list(body["flagged"]), [(run, item["count"]) for run, item in zip(runs, body["runs"])]
+
+
+# --------------- The server's answers ------------------ #
+
+
+class _Missing(Exception):
+    """A 404 from a read."""
+
+
+def _quote(name: str) -> str:
+    return quote(str(name), safe="")
+
+
+def _run_id(value: Any, *, missing: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise RuntimeError(missing) from None
+
+
+def _bound(value: datetime | str) -> str:
+    return timestamp_text(value) if isinstance(value, datetime) else str(value)
+
+
+def _wait_for_own_writes() -> None:
+    current = _state.current_sender()
+    if current is not None:
+        current.flush()
+
+
+def _read(path: str, params: dict | None = None, *, missing: str | None = None) -> Any:
+    """GET after this process's writes are committed; a 404 is RuntimeError(missing)."""
+    _wait_for_own_writes()
+    try:
+        return _state.sender().transport.get_json(
+            path, params, give_up_after=_state.settings.read_give_up_seconds
+        )
+    except ServerError as exc:
+        if exc.status == 404 and missing is not None:
+            raise RuntimeError(missing) from None
+        if exc.status == 404:
+            raise _Missing() from None
+        raise
+
+
+def _pages(path: str, params: dict, limit: int | None) -> list:
+    """The results of a paged list, following `next` until `limit` (None: all of them)."""
+    _wait_for_own_writes()
+    transport = _state.sender().transport
+    results: list = []
+    params = {key: value for key, value in params.items() if value is not None}
+    while limit is None or len(results) < limit:
+        wanted = PAGE_LIMIT if limit is None else min(PAGE_LIMIT, limit - len(results))
+        try:
+            page = transport.get_json(
+                path, {**params, "limit": wanted}, give_up_after=_state.settings.read_give_up_seconds
+            )
+        except ServerError as exc:
+            if exc.status == 404:
+                raise _Missing() from None
+            raise
+        results += page["results"]
+        if not page.get("next"):
+            break
+        # The next page's link, against this client's base URL (a proxy may rewrite hosts).
+        link = urlsplit(page["next"])
+        path, params = link.path, dict(pair.split("=", 1) for pair in link.query.split("&") if "=" in pair)
+        params = {key: _unquote(value) for key, value in params.items() if key != "limit"}
+        prefix = urlsplit(transport.url).path
+        if prefix and path.startswith(prefix):
+            path = path[len(prefix) :]
+    return results if limit is None else results[:limit]
+
+
+def _unquote(value: str) -> str:
+    from urllib.parse import unquote_plus
+
+    return unquote_plus(value)
+
+
+def _write_now(method: str, path: str, body: dict, *, missing: str | None = None) -> Any:
+    """A write whose answer mltrace returned: after this process's writes are committed."""
+    _wait_for_own_writes()
+    transport = _state.sender().transport
+    response = transport.request(
+        method,
+        path,
+        body=json.dumps(body, ensure_ascii=False).encode(),
+        give_up_after=_state.settings.read_give_up_seconds,
+    )
+    if response.status == 404 and missing is not None:
+        raise RuntimeError(missing)
+    if response.status == 400:
+        raise ValueError(f"the mltrace server refused this: {response.error_text()}")
+    if response.status == 409:
+        raise RuntimeError(response.error_text())
+    if response.status >= 300:
+        from mltrace._http import error_for
+
+        raise error_for(transport.url, response)
+    return response.json()
+
+
+def _component(body: dict) -> Component:
+    return Component(
+        name=body["name"], description=body["description"], owner=body["owner"], tags=list(body["tags"])
+    )
+
+
+def _component_runs(bodies: list[dict], *, pointers_as_objects: bool) -> list[ComponentRun]:
+    """ComponentRuns, their dependencies named by component as mltrace named them."""
+    for body in bodies:
+        _component_of_run[body["id"]] = body["component"]
+    unknown = sorted({dep for body in bodies for dep in body["dependencies"] if dep not in _component_of_run})
+    transport = _state.sender().transport
+    for run_id in unknown:
+        try:
+            dep = transport.get_json(
+                f"/api/v1/runs/{run_id}/", give_up_after=_state.settings.read_give_up_seconds
+            )
+        except ServerError as exc:
+            if exc.status != 404:
+                raise
+            continue
+        if dep.get("component"):
+            _component_of_run[run_id] = dep["component"]
+    return [
+        component_run(
+            body,
+            [_component_of_run.get(dep, f"run {dep}") for dep in body["dependencies"]],
+            pointers_as_objects=pointers_as_objects,
+        )
+        for body in bodies
+    ]

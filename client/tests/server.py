@@ -1,0 +1,296 @@
+"""A real mltrace server for the client's tests, run as the client meets it: gunicorn and a
+qcluster on PostgreSQL, with a private redis-server.
+
+Nothing here imports the server. It is started from the repository with the Python running
+the tests, on a database of its own (`<DATABASE_URL's name>_client`), and reset between tests
+by truncating its tables, so that ids start at 1 in every test as they did in mltrace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/mltrace"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, *, timeout: float = 30, interval: float = 0.05, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+class Output:
+    """The lines a child process prints, kept for assertions and for failing tests' logs."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, args=(process,), daemon=True).start()
+
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            self.lines.append(line)
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+class TcpProxy:
+    """Forwards a local port to PostgreSQL until cut(): the web process's database outage."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = free_port()
+        self.listener: socket.socket | None = None
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                return
+            with self.lock:
+                self.sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        if self.listener is not None:
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self.sockets = []
+
+
+class Server:
+    def __init__(self, *, env: dict[str, str] | None = None) -> None:
+        base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+        parts = urlsplit(base)
+        self.database = parts.path.lstrip("/") + "_client"
+        self.database_url = urlunsplit(parts._replace(path="/" + self.database))
+        self.admin_url = urlunsplit(parts._replace(path="/postgres"))
+        # The web process reaches PostgreSQL through a proxy that a test can cut.
+        self.proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        auth = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+        self.web_database_url = urlunsplit(
+            parts._replace(netloc=f"{auth}127.0.0.1:{self.proxy.port}", path="/" + self.database)
+        )
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.redis_port = free_port()
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "DJANGO_SETTINGS_MODULE": "mltrace_site.settings",
+            "MLTRACE_QUEUE_NAME": "mltrace-client-tests",
+            "MLTRACE_WORKERS": "2",
+            "MLTRACE_SWEEP_SECONDS": "1",
+            "MLTRACE_SWEEP_AFTER_SECONDS": "1",
+            # Lower than the client knows of, so that a test can make the server refuse one
+            # run of a batch that the client let through.
+            "MLTRACE_MAX_POINTERS_PER_RUN": "50",
+            "MLTRACE_RETRY_AFTER_SECONDS": "1",
+            **(env or {}),
+        }
+        self.token = ""
+        self.redis: subprocess.Popen | None = None
+        self.web: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None
+        self.web_output: Output | None = None
+        self.worker_output: Output | None = None
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._create_database()
+        self.proxy.start()
+        self._manage("migrate", "--noinput")
+        self.token = self._manage("create_api_token", "client-tests").strip().splitlines()[-1]
+        self.redis = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.redis_port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.start_worker()
+        self.start_web()
+
+    def start_web(self) -> None:
+        self.web = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "mltrace_site.wsgi",
+                f"--bind=127.0.0.1:{self.port}",
+                "--workers=2",
+                "--timeout=120",
+            ],
+            cwd=REPO,
+            env={**self.env, "DATABASE_URL": self.web_database_url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.web_output = Output(self.web)
+        wait_until(lambda: answers(self.url + "/readyz"), timeout=60, what="the server to answer /readyz")
+
+    def cut_database(self) -> None:
+        """The web process loses PostgreSQL (the workers keep it)."""
+        self.proxy.cut()
+
+    def restore_database(self) -> None:
+        self.proxy.start()
+
+    def stop_web(self) -> None:
+        _stop(self.web)
+        self.web = None
+
+    def start_worker(self) -> None:
+        self.worker = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.worker_output = Output(self.worker)
+        wait_until(lambda: "running." in self.worker_output.text(), timeout=60, what="qcluster to start")
+
+    def stop(self) -> None:
+        for process in (self.web, self.worker):
+            _stop(process)
+        if self.redis is not None and self.redis.poll() is None:
+            self.redis.kill()
+            self.redis.wait(10)
+
+    # --- the database, for resets and for what the API does not show ----------------
+
+    def _create_database(self) -> None:
+        connection = psycopg2.connect(self.admin_url)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+                cursor.execute(f'CREATE DATABASE "{self.database}"')
+        finally:
+            connection.close()
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        connection = psycopg2.connect(self.database_url)
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchall() if cursor.description else []
+        finally:
+            connection.close()
+
+    def reset(self) -> None:
+        """Empties every table of lineage and of the write log; ids start at 1 again."""
+        tables = [
+            row[0]
+            for row in self.query(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND (tablename LIKE 'components\\_%%' OR tablename LIKE 'runs\\_%%')"
+            )
+        ]
+        self.query("TRUNCATE " + ", ".join(f'"{table}"' for table in tables) + " RESTART IDENTITY CASCADE")
+
+    def _manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    # SIGTERM to the main process, as a deployment stops it: it stops its own workers.
+    process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
