@@ -78,6 +78,9 @@ def test_setup_local_creates_the_admin_and_prints_how_to_use_it(capsys, settings
     token = Token.objects.get(user__username="admin").key
     assert password in out
     assert token in out
+    # The two lines a user pastes to point the client at this server.
+    assert "    export MLTRACE_SERVER_URL=http://127.0.0.1:8000\n" in out
+    assert f"    export MLTRACE_TOKEN={token}\n" in out
     assert get_user_model().objects.get(username="admin").check_password(password)
 
 

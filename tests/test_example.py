@@ -46,3 +46,11 @@ def test_the_pipeline_example_logs_flags_and_traces(live_server, cluster, django
     assert [line.split(" (run")[0] for line in lines] == ["infer", "    train", "        etl"]
     assert "1 flagged output(s) trace back to etl run" in out
     assert Run.objects.count() == 5
+    # The decorators logged what mltrace's decorators log: the variables, the code, the tests.
+    etl = Run.objects.get(component__name="etl")
+    assert etl.test_results == {"before": {}, "after": {"HasRows": {"testNotEmpty": "passed"}}}
+    assert "def clean(source: str)" in etl.code_snapshot
+    assert etl.component.description == "Cleans raw events"
+    assert set(
+        IOPointer.objects.filter(name__startswith="prediction_").values_list("pointer_type", flat=True)
+    ) == {"ENDPOINT"}

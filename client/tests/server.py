@@ -2,8 +2,9 @@
 qcluster on PostgreSQL, with a private redis-server.
 
 Nothing here imports the server. It is started from the repository with the Python running
-the tests, on a database of its own (`<DATABASE_URL's name>_client`), and reset between tests
+the tests, on a database of its own (`<DATABASE_URL's name>_client_<pid>`), and reset between tests
 by truncating its tables, so that ids start at 1 in every test as they did in mltrace.
+The database is dropped when the session ends.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ class Server:
     def __init__(self, *, env: dict[str, str] | None = None) -> None:
         base = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
         parts = urlsplit(base)
-        self.database = parts.path.lstrip("/") + "_client"
+        # One database per test session, so that two sessions cannot reset each other's.
+        self.database = f"{parts.path.lstrip('/')}_client_{os.getpid()}"
         self.database_url = urlunsplit(parts._replace(path="/" + self.database))
         self.admin_url = urlunsplit(parts._replace(path="/postgres"))
         # The web process reaches PostgreSQL through a proxy that a test can cut.
@@ -237,6 +239,8 @@ class Server:
         if self.redis is not None and self.redis.poll() is None:
             self.redis.kill()
             self.redis.wait(10)
+        self.proxy.cut()
+        self._drop_database()
 
     # --- the database, for resets and for what the API does not show ----------------
 
@@ -247,6 +251,15 @@ class Server:
             with connection.cursor() as cursor:
                 cursor.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
                 cursor.execute(f'CREATE DATABASE "{self.database}"')
+        finally:
+            connection.close()
+
+    def _drop_database(self) -> None:
+        connection = psycopg2.connect(self.admin_url)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         finally:
             connection.close()
 

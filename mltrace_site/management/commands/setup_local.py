@@ -48,6 +48,11 @@ class Command(BaseCommand):
                     f'      -d \'{{"component": "etl", "start_timestamp": "2024-01-01T00:00:00Z", '
                     f'"end_timestamp": "2024-01-01T00:01:00Z", "outputs": ["clean.csv"]}}\' {base}/api/v1/runs/',
                     "",
+                    "  point the mltrace client (pip install ./client; .venv has it) at this server:",
+                    f"    export MLTRACE_SERVER_URL={base}",
+                    f"    export MLTRACE_TOKEN={token.key}",
+                    "  then run examples/pipeline.py, or `mltrace recent`.",
+                    "",
                 ]
             )
         )
