@@ -26,8 +26,9 @@ class Capture:
 
     def __init__(self, component_name: str) -> None:
         self.component_name = component_name
-        self.loaded: dict[str, Any] = {}
-        self.saved: dict[str, Any] = {}
+        # path -> the stored text of the value read or written (see value_text)
+        self.loaded: dict[str, str] = {}
+        self.saved: dict[str, str] = {}
 
 
 _current: contextvars.ContextVar[Capture | None] = contextvars.ContextVar("mltrace_capture", default=None)
@@ -149,7 +150,7 @@ def artifact_pointers(capture: Capture) -> tuple[list[IOPointer], list[IOPointer
     inputs = [_pointer(name, value) for name, value in capture.loaded.items()]
     outputs = [_pointer(name, value) for name, value in capture.saved.items()]
     for pointer in outputs:
-        _outputs_by_value[value_text(pointer.value)] = pointer.name
+        _outputs_by_value[pointer.value] = pointer.name
     return inputs, outputs
 
 

@@ -128,7 +128,8 @@ def load(pathname: str):
     obj = _joblib().load(pathname)
     capture = _capture.current_capture()
     if capture is not None:
-        capture.loaded[pathname] = obj
+        # The value as read: later changes to the object are not what the file held.
+        capture.loaded[pathname] = value_text(obj)
     return obj
 
 
@@ -149,7 +150,7 @@ def save(obj, pathname: str | None = None, var_name: str = "") -> str:
         os.makedirs(directory, exist_ok=True)
     _joblib().dump(obj, pathname)
     if capture is not None:
-        capture.saved[pathname] = obj
+        capture.saved[pathname] = value_text(obj)
     return pathname
 
 
