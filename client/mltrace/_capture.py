@@ -10,8 +10,10 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any, Callable
 
+from mltrace import _git
 from mltrace._payloads import value_text
 from mltrace.db.models import PointerTypeEnum
 from mltrace.entities.io_pointer import IOPointer
@@ -19,6 +21,21 @@ from mltrace.entities.io_pointer import IOPointer
 logger = logging.getLogger("mltrace")
 
 CODE_SNAPSHOT_MAX = 2**16
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What a decorator was told to log: mltrace's arguments of register and Component.run."""
+
+    inputs: Any
+    outputs: list
+    input_vars: list
+    output_vars: list
+    input_kwargs: dict
+    output_kwargs: dict
+    endpoint: bool
+    auto_log: bool
+    kwargs_message: str  # register and Component.run word a missing pair differently
 
 
 class Capture:
@@ -192,3 +209,50 @@ def input_arguments(func: Callable, args: tuple, kwargs: dict) -> dict[str, Any]
     arguments.update(zip(inspect.getfullargspec(func).args, args))
     arguments.update(kwargs)
     return arguments
+
+
+def call_and_capture(
+    run: Any, func: Callable, args: tuple, kwargs: dict, declared: Declared, *, save: Callable
+) -> tuple[Any, dict[str, Any]]:
+    """Calls func for a decorator, ends `run`, and adds what the call logs: the pointers its
+    variables name, the declared ones, load/save and auto_log, the code and the git commit.
+
+    Returns (the function's value, its local variables at return). Raises mltrace's
+    ValueErrors for variables that are not there, after the call, as mltrace did.
+    """
+    with capturing(run.component_name) as capture:
+        local_vars, value = run_capturing_locals(func, args, kwargs)
+    run.set_end_timestamp()
+    inputs, outputs = pointers_from_locals(
+        local_vars,
+        input_vars=declared.input_vars,
+        output_vars=declared.output_vars,
+        input_kwargs=declared.input_kwargs,
+        output_kwargs=declared.output_kwargs,
+        endpoint=declared.endpoint,
+        kwargs_message=declared.kwargs_message,
+    )
+    if declared.auto_log:
+        arguments = input_arguments(func, args, kwargs)
+        inputs += auto_log_pointers(arguments, save=save)
+    if not callable(declared.inputs):
+        inputs += [IOPointer(name=name) for name in declared.inputs]
+    output_type = PointerTypeEnum.ENDPOINT if declared.endpoint else None
+    outputs += [IOPointer(name=name, pointer_type=output_type) for name in declared.outputs]
+    loaded, saved = artifact_pointers(capture)
+    inputs += loaded
+    outputs += saved
+    if declared.auto_log:
+        produced = {k: v for k, v in local_vars.items() if k not in arguments}
+        outputs += auto_log_pointers(produced, save=save)
+    run.add_inputs(inputs)
+    run.add_outputs(outputs)
+    git_hash, git_tags = _git.hash_and_tags()
+    if git_hash:
+        run.git_hash = git_hash
+    if git_tags is not None:
+        run.git_tags = git_tags
+    snapshot = code_snapshot(func)
+    if snapshot:
+        run.code_snapshot = snapshot
+    return value, local_vars

@@ -33,7 +33,6 @@ from mltrace._payloads import (
     value_text,
 )
 from mltrace._sender import COMPONENT, RUN
-from mltrace.db.models import PointerTypeEnum
 from mltrace.entities.base_component import Component
 from mltrace.entities.component_run import ComponentRun
 from mltrace.entities.io_pointer import IOPointer
@@ -246,87 +245,30 @@ def register(
     output_vars, input_kwargs and output_kwargs name; with endpoint, outputs are ENDPOINTs.
     """
 
+    declared = _capture.Declared(
+        inputs=inputs,
+        outputs=outputs,
+        input_vars=input_vars,
+        output_vars=output_vars,
+        input_kwargs=input_kwargs,
+        output_kwargs=output_kwargs,
+        endpoint=endpoint,
+        auto_log=auto_log,
+        kwargs_message="Variables ({key}, {val}) not in current stack frame.",
+    )
+
     def actual_decorator(func):
         @functools.wraps(func)
         def wrapper(*args, **kwargs):
             run = ComponentRun(component_name)
             run.set_start_timestamp()
-            with _capture.capturing(component_name) as capture:
-                local_vars, value = _capture.run_capturing_locals(func, args, kwargs)
-            run.set_end_timestamp()
-            input_pointers, output_pointers = _capture.pointers_from_locals(
-                local_vars,
-                input_vars=input_vars,
-                output_vars=output_vars,
-                input_kwargs=input_kwargs,
-                output_kwargs=output_kwargs,
-                endpoint=endpoint,
-                kwargs_message="Variables ({key}, {val}) not in current stack frame.",
-            )
-            _add_declared_and_captured(
-                run,
-                func,
-                args,
-                kwargs,
-                local_vars,
-                capture,
-                input_pointers,
-                output_pointers,
-                inputs,
-                outputs,
-                endpoint,
-                auto_log,
-            )
-            _record_code(run, func)
+            value, _ = _capture.call_and_capture(run, func, args, kwargs, declared, save=save)
             log_component_run(run, staleness_threshold=staleness_threshold)
             return value
 
         return wrapper
 
     return actual_decorator
-
-
-def _add_declared_and_captured(
-    run: ComponentRun,
-    func: Callable,
-    args: tuple,
-    kwargs: dict,
-    local_vars: dict,
-    capture: _capture.Capture,
-    input_pointers: list,
-    output_pointers: list,
-    inputs: Any,
-    outputs: Any,
-    endpoint: bool,
-    auto_log: bool,
-) -> None:
-    """Adds the pointers a decorated call logs, besides those its variables name."""
-    if auto_log:
-        arguments = _capture.input_arguments(func, args, kwargs)
-        input_pointers += _capture.auto_log_pointers(arguments, save=save)
-    if not callable(inputs):
-        input_pointers += [IOPointer(name=name) for name in inputs]
-    output_type = PointerTypeEnum.ENDPOINT if endpoint else None
-    output_pointers += [IOPointer(name=name, pointer_type=output_type) for name in outputs]
-    loaded, saved = _capture.artifact_pointers(capture)
-    input_pointers += loaded
-    output_pointers += saved
-    if auto_log:
-        produced = {k: v for k, v in local_vars.items() if k not in arguments}
-        output_pointers += _capture.auto_log_pointers(produced, save=save)
-    run.add_inputs(input_pointers)
-    run.add_outputs(output_pointers)
-
-
-def _record_code(run: ComponentRun, func: Callable) -> None:
-    git_hash, git_tags = _git.hash_and_tags()
-    if git_hash:
-        run.git_hash = git_hash
-    if git_tags is not None:
-        run.git_tags = git_tags
-    snapshot = _capture.code_snapshot(func)
-    if snapshot:
-        run.code_snapshot = snapshot
 
 
 def get_git_hash() -> str | None:

@@ -12,11 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,24 +23,14 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 
 REPO = Path(__file__).resolve().parents[2]
+# The server's own test tools (processes, ports, a TCP proxy): test code, not the server.
+sys.path.insert(0, str(REPO))
+from tests.live import TcpProxy, free_port, wait_until  # noqa: E402
+
+# The server's Python: the one running the tests, unless the client is tested on another
+# (MLTRACE_TEST_SERVER_PYTHON=.venv/bin/python python3.9 -m pytest client/tests).
+SERVER_PYTHON = os.environ.get("MLTRACE_TEST_SERVER_PYTHON") or sys.executable
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/mltrace"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate, *, timeout: float = 30, interval: float = 0.05, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def answers(url: str) -> bool:
@@ -66,62 +54,6 @@ class Output:
 
     def text(self) -> str:
         return "".join(self.lines)
-
-
-class TcpProxy:
-    """Forwards a local port to PostgreSQL until cut(): the web process's database outage."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.port = free_port()
-        self.listener: socket.socket | None = None
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-
-    def start(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self.listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                return
-            with self.lock:
-                self.sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-
-    def cut(self) -> None:
-        if self.listener is not None:
-            with contextlib.suppress(OSError):
-                self.listener.shutdown(socket.SHUT_RDWR)
-            self.listener.close()
-            self.listener = None
-        with self.lock:
-            for sock in self.sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self.sockets = []
 
 
 class Server:
@@ -191,7 +123,7 @@ class Server:
     def start_web(self) -> None:
         self.web = subprocess.Popen(
             [
-                sys.executable,
+                SERVER_PYTHON,
                 "-m",
                 "gunicorn",
                 "mltrace_site.wsgi",
@@ -214,7 +146,7 @@ class Server:
         self.proxy.cut()
 
     def restore_database(self) -> None:
-        self.proxy.start()
+        self.proxy.restore()
 
     def stop_web(self) -> None:
         _stop(self.web)
@@ -222,7 +154,7 @@ class Server:
 
     def start_worker(self) -> None:
         self.worker = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"],
+            [SERVER_PYTHON, "manage.py", "qcluster"],
             cwd=REPO,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -285,7 +217,7 @@ class Server:
 
     def _manage(self, *args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "manage.py", *args],
+            [SERVER_PYTHON, "manage.py", *args],
             cwd=REPO,
             env=self.env,
             capture_output=True,

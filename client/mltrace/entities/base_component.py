@@ -68,6 +68,17 @@ class Component(Base):
         from mltrace import _capture, client
 
         inv_user_kwargs = {v: k for k, v in user_kwargs.items()}
+        declared = _capture.Declared(
+            inputs=inputs,
+            outputs=outputs,
+            input_vars=input_vars,
+            output_vars=output_vars,
+            input_kwargs=input_kwargs,
+            output_kwargs=output_kwargs,
+            endpoint=endpoint,
+            auto_log=auto_log,
+            kwargs_message="({key}, {val}) not in current stack frame.",
+        )
 
         def rename(arguments: dict) -> dict:
             return {inv_user_kwargs.get(k, k): v for k, v in arguments.items()}
@@ -88,33 +99,9 @@ class Component(Base):
                 results: dict = {}
                 if not user_kwargs.get("skip_before"):
                     results["before"] = self.beforeRun(**{**rename(dict(zip(arg_names, args))), **kwargs})
-                with _capture.capturing(self.name) as capture:
-                    local_vars, value = _capture.run_capturing_locals(func, args, kwargs)
-                run.set_end_timestamp()
-                input_pointers, output_pointers = _capture.pointers_from_locals(
-                    local_vars,
-                    input_vars=input_vars,
-                    output_vars=output_vars,
-                    input_kwargs=input_kwargs,
-                    output_kwargs=output_kwargs,
-                    endpoint=endpoint,
-                    kwargs_message="({key}, {val}) not in current stack frame.",
+                value, local_vars = _capture.call_and_capture(
+                    run, func, args, kwargs, declared, save=client.save
                 )
-                client._add_declared_and_captured(
-                    run,
-                    func,
-                    args,
-                    kwargs,
-                    local_vars,
-                    capture,
-                    input_pointers,
-                    output_pointers,
-                    inputs,
-                    outputs,
-                    endpoint,
-                    auto_log,
-                )
-                client._record_code(run, func)
                 failure = None
                 if not user_kwargs.get("skip_after"):
                     try:
