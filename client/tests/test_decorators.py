@@ -174,3 +174,16 @@ def test_preprocessing_component_runs_its_outliers_test():
     assert (
         run.test_results["after"]["Outliers"]["testZscore"] == "failed: Exception: There are outlier values!"
     )
+
+
+def test_a_function_with_non_ascii_source_is_logged_with_its_source():
+    # mltrace 0.17 encoded the source as ASCII: UnicodeEncodeError, and nothing logged.
+    @register("café", outputs=["données.csv"])
+    def prépare():
+        return "é"
+
+    prépare()
+
+    (run,) = mltrace.get_history("café")
+    assert "def prépare():" in run.code_snapshot
+    assert [p["name"] for p in run.outputs] == ["données.csv"]
