@@ -8,7 +8,13 @@ records: Locust's CSVs, requests/s, latency percentiles, failures, committed run
 draining, accept-to-commit lag, peak RSS of the web and worker processes, and the size of
 the database. It writes bench/results/<timestamp>/ with report.md and PNG charts.
 
+It also runs the client scenario first (bench/client_bench.py, its own fresh database for
+each mode): one process logs --client-runs inference runs through the mltrace client's
+log_component_run, in a tight loop and paced at --client-rate runs/s, with mltrace 0.17's
+log_component_run beside it. --only client (or --only locust) runs one half alone.
+
     python bench/run.py --users 32 --duration 60 --sizes 0
+    python bench/run.py --only client --client-runs 100000 --client-rate 2000
 """
 
 from __future__ import annotations
@@ -32,7 +38,11 @@ from typing import Any
 import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench import client_bench  # noqa: E402
+
 PY = sys.executable
+BASELINE_JSON = ROOT / "docs" / "benchmarks" / "mltrace-baseline.json"
 SCENARIOS = {
     "sync": ("SyncRunWriter", "one run per request, ?sync=true"),
     "async": ("AsyncRunWriter", "one run per request, 202"),
@@ -70,6 +80,63 @@ def tree_rss_mb(root_pid: int) -> dict[int, float]:
             pass
         stack.extend(children.get(pid, []))
     return result
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a live process has used (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    total = sum(ticks[:8])
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    hz = os.sysconf("SC_CLK_TCK")
+    return (total - idle) / hz, total / hz
+
+
+class CpuMeter:
+    """CPU seconds used between start() and stop() by the web and worker process trees, by
+    PostgreSQL's processes (a backend that exits meanwhile is lost), and by the whole machine."""
+
+    def __init__(self, web_pid: int, worker_pid: int) -> None:
+        self.roots = {"web": web_pid, "workers": worker_pid}
+
+    def _snapshot(self) -> dict[str, dict[int, float]]:
+        groups = {name: {p: cpu_seconds(p) for p in tree_rss_mb(pid)} for name, pid in self.roots.items()}
+        groups["postgres"] = {p: cpu_seconds(p) for p in postgres_pids()}
+        return groups
+
+    def start(self) -> None:
+        self.began, self.first, self.machine = time.monotonic(), self._snapshot(), machine_busy()
+
+    def stop(self) -> dict[str, float]:
+        last, (busy, total) = self._snapshot(), machine_busy()
+        used = {
+            f"{name}_cpu_s": sum(v - self.first[name].get(p, 0.0) for p, v in pids.items())
+            for name, pids in last.items()
+        }
+        used["wall_s"] = time.monotonic() - self.began
+        used["machine_busy_cpu_s"] = busy - self.machine[0]
+        used["machine_busy_share"] = (busy - self.machine[0]) / max(total - self.machine[1], 1e-9)
+        return used
 
 
 @dataclass
@@ -395,6 +462,147 @@ def lineage_timings(
     return result
 
 
+# --- the client scenario --------------------------------------------------------------------
+
+
+def commit_log_stats(log_path: Path) -> dict[str, Any]:
+    """The workers' "committed N writes in X ms" lines: batches, writes, and time in commits."""
+    import re
+
+    pattern = re.compile(r"committed (\d+) writes in ([\d.]+) ms")
+    sizes, millis = [], []
+    if log_path.exists():
+        for line in log_path.read_text(errors="replace").splitlines():
+            found = pattern.search(line)
+            if found:
+                sizes.append(int(found.group(1)))
+                millis.append(float(found.group(2)))
+    total_ms = sum(millis)
+    return {
+        "batches": len(sizes),
+        "writes": sum(sizes),
+        "commit_s": total_ms / 1000,
+        "writes_per_commit_s": sum(sizes) / (total_ms / 1000) if total_ms else None,
+        "ms_per_batch_p50": median(millis) if millis else None,
+        "ms_per_batch_max": max(millis, default=None),
+        "writes_per_batch_mean": sum(sizes) / len(sizes) if sizes else None,
+    }
+
+
+def mltrace_baseline(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+    """mltrace 0.17's log_component_run on an empty database: measured now by
+    bench/mltrace_baseline.py if bench/.mltrace-venv is set up, else its last saved results."""
+    venv = ROOT / "bench" / ".mltrace-venv"
+    if (venv / "bin" / "python").exists() and (venv / ".installed").exists():
+        target = out / "mltrace-baseline.json"
+        base = args.database_url.rsplit("/", 1)[0]
+        log(
+            f"mltrace 0.17: {args.baseline_runs} runs through its log_component_run (bench/mltrace_baseline.py)"
+        )
+        with open(out / "mltrace-baseline.log", "w") as baseline_log:
+            proc = subprocess.run(
+                [
+                    PY,
+                    str(ROOT / "bench" / "mltrace_baseline.py"),
+                    "--db",
+                    f"{base}/mltrace_baseline_client",
+                    "--runs",
+                    str(args.baseline_runs),
+                    # Only the empty-database ingest is used here: the other parts kept small.
+                    "--seed-runs",
+                    "1000",
+                    "--runs-at-size",
+                    "5",
+                    "--chain",
+                    "20",
+                    "--flagged",
+                    "5",
+                    "--repeat",
+                    "1",
+                    "--out",
+                    str(target),
+                ],
+                cwd=ROOT,
+                stdout=baseline_log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        if proc.returncode == 0 and target.exists():
+            results = json.loads(target.read_text())
+            return {
+                "measured": True,
+                "source": f"measured in this run by bench/mltrace_baseline.py ({args.baseline_runs} runs "
+                "of the etl, train, infer pipeline on an empty database)",
+                **results,
+            }
+        log(
+            f"mltrace 0.17: bench/mltrace_baseline.py failed (exit {proc.returncode}); using {BASELINE_JSON.name}"
+        )
+        why = "bench/mltrace_baseline.py failed in this run (see mltrace-baseline.log)"
+    else:
+        why = "there is no bench/.mltrace-venv; `python bench/mltrace_baseline.py --setup` makes it"
+    results = json.loads(BASELINE_JSON.read_text())
+    return {
+        "measured": False,
+        "source": f"not measured in this run ({why}): taken from docs/benchmarks/mltrace-baseline.json "
+        f"({results['empty']['runs']} runs on an empty database, mltrace {results['mltrace_version']}, "
+        f"Python {results['python']})",
+        **results,
+    }
+
+
+def client_round(args: argparse.Namespace, env: dict[str, str], out: Path) -> dict[str, Any]:
+    """bench/client_bench.py in a tight loop, then paced, each on a fresh database and server."""
+    folder = out / "client"
+    folder.mkdir(exist_ok=True)
+    modes = [None] + ([args.client_rate] if args.client_rate else [])
+    results = []
+    for rate in modes:
+        sub = folder / ("tight" if rate is None else f"paced-{rate:g}")
+        sub.mkdir(exist_ok=True)
+        server = fresh_server(args, env, sub)
+        sampler = Sampler(env["DATABASE_URL"], server.web.pid, server.worker.pid)
+        thread = threading.Thread(target=sampler.run, daemon=True)
+        thread.start()
+        meter = CpuMeter(server.web.pid, server.worker.pid)
+        meter.start()
+        try:
+            result = client_bench.measure(
+                f"http://127.0.0.1:{args.port}",
+                env["MLTRACE_TOKEN"],
+                env["DATABASE_URL"],
+                runs=args.client_runs,
+                rate=rate,
+                out=sub,
+            )
+            cpu = meter.stop()
+        finally:
+            sampler.stop.set()
+            thread.join()
+            server.stop()
+        result["folder"] = str(sub.relative_to(out))
+        result["server"] = {
+            "cpu": cpu,
+            "peak_web_rss_mb": max((s.web_rss for s in sampler.samples), default=0),
+            "peak_worker_rss_mb": max((s.worker_rss for s in sampler.samples), default=0),
+            "peak_queued": max((s.pending for s in sampler.samples), default=0),
+            "commits": commit_log_stats(sub / "qcluster.log"),
+            "samples": [s.__dict__ for s in sampler.samples],
+        }
+        (sub / "result.json").write_text(json.dumps(result, indent=1, default=str))
+        results.append(result)
+    baseline = mltrace_baseline(args, folder)
+    return {
+        "runs": args.client_runs,
+        "web_workers": args.web_workers,
+        "queue_workers": args.queue_workers,
+        "cpus": os.cpu_count(),
+        "modes": results,
+        "baseline": baseline,
+        "charts": [client_chart(out, results)],
+    }
+
+
 # --- charts and report ----------------------------------------------------------------------
 
 
@@ -490,6 +698,240 @@ def seed_chart(out: Path, seed: dict[str, Any], label: str) -> str:
     return "worker_memory.png"
 
 
+def client_chart(out: Path, modes: list[dict[str, Any]]) -> str:
+    """Runs committed and writes queued over time, for each mode of the client scenario."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    for mode in modes:
+        samples = mode["server"]["samples"]
+        top.plot([s["t"] for s in samples], [s["committed"] for s in samples], label=mode["mode"])
+        bottom.plot([s["t"] for s in samples], [s["pending"] for s in samples], label=mode["mode"])
+    top.set_ylabel("runs committed")
+    top.set_title(f"The client scenario: {modes[0]['producer']['runs']:,} runs through log_component_run")
+    top.legend()
+    bottom.set_ylabel("writes accepted, not committed")
+    bottom.set_xlabel("seconds since the server was up")
+    bottom.legend()
+    fig.tight_layout()
+    fig.savefig(out / "client.png", dpi=110)
+    plt.close(fig)
+    return "client.png"
+
+
+def us(value: float | None) -> str:
+    """Microseconds as µs below a millisecond, else as ms."""
+    if value is None:
+        return "-"
+    if value < 1000:
+        return f"{value:,.1f} µs"
+    return f"{value / 1000:,.2f} ms"
+
+
+def verdict(met: bool | None) -> str:
+    return {True: "met", False: "**missed**", None: "not judged"}[met]
+
+
+def client_section(client: dict[str, Any]) -> list[str]:
+    """report.md's section on the client scenario: every number, the targets met or missed."""
+    modes = client["modes"]
+    baseline = client["baseline"]
+    empty = baseline["empty"]
+    targets = client_bench.TARGETS
+    runs = client["runs"]
+
+    def row(label: str, cells: list[str], target: str = "", mltrace: str = "") -> str:
+        return f"| {label} | " + " | ".join(cells) + f" | {target} | {mltrace} |"
+
+    def each(get: Any) -> list[str]:
+        return [get(m["producer"], m["database"], m) for m in modes]
+
+    def judged(text: str, key: str) -> Any:
+        return lambda p, d, m: f"{text.format(p=p, d=d)} ({verdict(m['targets'][key])})"
+
+    lines = [
+        f"## Client: {runs:,} inference runs through log_component_run",
+        "",
+        f"One process (`bench/client_bench.py`) imports only the client (`mltrace`, client/) and logs "
+        f"{runs:,} runs of component `infer`, each with input `{client_bench.MODEL}` (MODEL, the output of "
+        "one `train` run logged and committed before the clock starts) and one ENDPOINT output of its own "
+        "name. Each ComponentRun is built first; the `log_component_run` call alone is timed "
+        "(perf_counter_ns). Then `mltrace.flush()` waits until the server has committed every run. The "
+        "database is then checked: the scenario's runs, their distinct outputs, each run once. Each mode "
+        f"runs against a fresh database and server (gunicorn {client['web_workers']} sync workers, qcluster "
+        f"{client['queue_workers']} workers, as above), on the same 2 cores as the producer.",
+        "",
+        f"mltrace 0.17's `log_component_run`: {baseline['source']}.",
+        "",
+        "| | " + " | ".join(m["mode"] for m in modes) + " | target | mltrace 0.17 |",
+        "|---|" + "---|" * len(modes) + "---|---|",
+        row(
+            "caller's cost per call, p50",
+            each(judged("{p[call][p50_us]:.1f} µs", "p50")),
+            f"≤ {targets['p50_us']:.0f} µs",
+            f"{empty['p50_ms']:,.1f} ms",
+        ),
+        row("p90", each(lambda p, d, m: us(p["call"]["p90_us"]))),
+        row(
+            "p99",
+            [f"{us(m['producer']['call']['p99_us'])} ({verdict(m['targets']['p99'])})" for m in modes],
+            f"≤ {us(targets['p99_us'])}",
+            f"{empty['p99_ms']:,.1f} ms",
+        ),
+        row("p99.9", each(lambda p, d, m: us(p["call"]["p999_us"]))),
+        row("max", each(lambda p, d, m: us(p["call"]["max_us"])), "", f"{empty['max_ms']:,.1f} ms"),
+        row("mean", each(lambda p, d, m: us(p["call"]["mean_us"]))),
+        row("calls over 1 ms", each(lambda p, d, m: f"{p['calls_over_1ms']:,}")),
+        row(
+            "time blocked on a full buffer",
+            each(
+                lambda p, d, m: (
+                    f"{p['blocked_s']:.2f} s in {p['blocked_calls']:,} calls (longest "
+                    f"{p['blocked_max_ms']:,.0f} ms); {p['warnings']} warnings"
+                )
+            ),
+            f"buffer {modes[0]['producer']['buffer_size']:,} writes",
+        ),
+        row(
+            "time to make all the calls",
+            each(lambda p, d, m: f"{p['log_s']:.2f} s ({p['log_runs_per_s']:,.0f} calls/s)"),
+        ),
+        row("time until all accepted", each(lambda p, d, m: f"{p['accept_s']:.2f} s")),
+        row(
+            "time until all committed (flush returned)",
+            each(
+                lambda p, d, m: (
+                    f"{p['commit_s']:.2f} s ({p['drain_after_accept_s']:.2f} s after the last accept)"
+                )
+            ),
+        ),
+        row(
+            "committed runs/s, end to end",
+            each(judged("{p[committed_runs_per_s]:,.0f}", "committed_runs_per_s")),
+            f"≥ {targets['committed_runs_per_s']:,.0f}",
+            f"{empty['runs_per_s']:,.1f}",
+        ),
+        row(
+            "in the database: runs / distinct outputs",
+            each(
+                lambda p, d, m: (
+                    f"{d['runs']:,} / {d['distinct_outputs']:,} "
+                    f"({verdict(m['targets']['all_committed_once'])})"
+                )
+            ),
+            f"{runs:,} / {runs:,}, once",
+        ),
+        row(
+            "runs reading model.pkl / with their dependency on train",
+            each(lambda p, d, m: f"{d['runs_reading_model']:,} / {d['runs_with_dependency']:,}"),
+        ),
+        row(
+            "peak RSS of the producer",
+            each(
+                lambda p, d, m: (
+                    f"{p['rss_at_end']['peak_rss_mb']:,.0f} MB ({p['rss_at_start']['rss_mb']:,.0f} MB at start)"
+                )
+            ),
+        ),
+        row(
+            "requests (runs per request): round trip p50 / p99",
+            each(
+                lambda p, d, m: (
+                    f"{p['requests']:,} ({p['request_runs_mean']:,.0f}): {p['request_ms']['p50_ms']:,.0f} / "
+                    f"{p['request_ms']['p99_ms']:,.0f} ms"
+                )
+            ),
+        ),
+        row(
+            "sending thread busy, share of the time to accept",
+            each(
+                lambda p, d, m: (
+                    f"{p['sender_busy_s']:.1f} s ({p['sender_busy_share']:.0%}), {p['sender_post_s']:.1f} s in POSTs"
+                )
+            ),
+        ),
+        row(
+            "accept to commit lag p50 / p99 / max",
+            each(lambda p, d, m: f"{d['lag_p50_s']:.2f} / {d['lag_p99_s']:.2f} / {d['lag_max_s']:.2f} s"),
+        ),
+        row(
+            "worker commits: batches, writes per second of commit",
+            [
+                f"{c['batches']:,} ({fmt(c['writes_per_batch_mean'])} writes, p50 {fmt(c['ms_per_batch_p50'])} ms): "
+                f"{fmt(c['writes_per_commit_s'])}/s"
+                for c in (m["server"]["commits"] for m in modes)
+            ],
+        ),
+        row(
+            "CPU seconds: producer / web / workers / PostgreSQL (machine busy)",
+            [
+                f"{m['producer']['cpu_s']:.1f} / {m['server']['cpu']['web_cpu_s']:.1f} / "
+                f"{m['server']['cpu']['workers_cpu_s']:.1f} / {m['server']['cpu']['postgres_cpu_s']:.1f} s "
+                f"in {m['server']['cpu']['wall_s']:.0f} s ({m['server']['cpu']['machine_busy_share']:.0%} of "
+                f"{client.get('cpus', os.cpu_count())} cores)"
+                for m in modes
+            ],
+        ),
+        row(
+            "most writes queued at once",
+            [f"{m['server']['peak_queued']:,}" for m in modes],
+        ),
+        row(
+            "peak web / worker RSS",
+            [
+                f"{fmt(m['server']['peak_web_rss_mb'])} / {fmt(m['server']['peak_worker_rss_mb'])} MB"
+                for m in modes
+            ],
+        ),
+    ]
+    for m in modes:
+        p, commits = m["producer"], m["server"]["commits"]
+        paced_s = p["runs"] / p["rate"] if p["rate"] else 0.0
+        if p["drain_after_accept_s"] > 0.2 * p["accept_s"]:
+            limit = (
+                f"the commit limited it: {p['drain_after_accept_s']:.1f} s of commits after the last accept "
+                f"(the workers committed {fmt(commits['writes_per_commit_s'])} writes per second of commit "
+                f"transaction, slowest batch {fmt(commits['ms_per_batch_max'])} ms)"
+            )
+        elif p["rate"] and p["accept_s"] < 1.05 * paced_s + 1:
+            limit = (
+                f"the pace limited it: every run was accepted {p['accept_s'] - paced_s:.2f} s after the "
+                f"{paced_s:,.0f} s its calls took, in {p['requests']:,} POSTs of {p['request_runs_mean']:,.0f} "
+                f"runs on average, and committed {p['drain_after_accept_s']:.2f} s after the last accept: the "
+                "server kept up"
+            )
+        elif p["sender_busy_share"] > 0.9:
+            limit = (
+                f"the accept limited it: the one sending thread was busy {p['sender_busy_share']:.0%} of the time "
+                f"to accept, {p['sender_post_s'] / max(p['sender_busy_s'], 1e-9):.0%} of that waiting for POSTs "
+                f"of {p['request_runs_mean']:,.0f} runs (p50 {p['request_ms']['p50_ms']:,.0f} ms each); the commit "
+                f"ended {p['drain_after_accept_s']:.1f} s after the last accept"
+            )
+        else:
+            limit = "the producer limited it: the server kept up"
+        lines += ["", f"{m['mode']}: {limit}."]
+    paced = [m for m in modes if m["producer"]["rate"]]
+    for m in paced:
+        p = m["producer"]
+        lines += [
+            "",
+            f"{m['mode']}: the producer fell at most {p['behind_schedule_max_ms']:,.1f} ms behind its schedule; "
+            "its committed runs/s cannot exceed the pace, so that target is judged on the tight loop only.",
+        ]
+    lines += [
+        "",
+        f"The producer imported no server module ({', '.join(modes[0]['producer']['server_modules_imported']) or 'none'} "
+        f"imported); client {modes[0]['producer']['client_version']} from {modes[0]['producer']['client_file']}.",
+    ]
+    for chart in client["charts"]:
+        lines += ["", f"![{chart}]({chart})"]
+    lines.append("")
+    return lines
+
+
 def round_size(round_: dict[str, Any]) -> int:
     return int(round_["folder"].removeprefix("size-"))
 
@@ -580,17 +1022,26 @@ def fmt(value: Any, digits: int = 0) -> str:
     return f"{value:,}"
 
 
-def report(out: Path, run: dict[str, Any], rounds: list[dict[str, Any]], machine: dict[str, Any]) -> None:
+def report(
+    out: Path,
+    run: dict[str, Any],
+    rounds: list[dict[str, Any]],
+    machine: dict[str, Any],
+    client: dict[str, Any] | None = None,
+) -> None:
     lines = [
         f"# mltrace server benchmark, {dt.datetime.now():%Y-%m-%d %H:%M}",
         "",
         f"Machine: {machine['cpus']} cores, {machine['memory_gb']:.0f} GB; {machine['python']}; "
         f"{machine['postgres']}; Redis {machine['redis']}.",
-        f"Command: `{run['command']}`. {run['users']} users, {run['duration']} s per scenario, gunicorn "
-        f"{run['web_workers']} sync workers, qcluster {run['queue_workers']} workers, "
+        f"Command: `{run['command']}`. "
+        + (f"{run['users']} users, {run['duration']} s per scenario, " if rounds else "")
+        + f"gunicorn {run['web_workers']} sync workers, qcluster {run['queue_workers']} workers, "
         f"MLTRACE_COMMIT_BATCH={run['commit_batch']}.",
         "",
     ]
+    if client:
+        lines += client_section(client)
     for round_ in rounds:
         results = round_["results"]
         lines += [
@@ -770,6 +1221,27 @@ def main() -> None:
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
     parser.add_argument("--out", type=Path)
     parser.add_argument(
+        "--only", choices=("client", "locust"), help="run only the client scenario, or only the Locust ones"
+    )
+    parser.add_argument(
+        "--client-runs",
+        type=int,
+        default=int(os.environ.get("BENCH_CLIENT_RUNS", 100_000)),
+        help="client scenario",
+    )
+    parser.add_argument(
+        "--client-rate",
+        type=float,
+        default=float(os.environ.get("BENCH_CLIENT_RATE", 2000)),
+        help="runs/s of the client scenario's paced mode (0: the tight loop only)",
+    )
+    parser.add_argument(
+        "--baseline-runs",
+        type=int,
+        default=200,
+        help="mltrace 0.17 log_component_run calls beside the client",
+    )
+    parser.add_argument(
         "--report-only",
         type=Path,
         help="rewrite report.md and scale.png of a results folder, measure nothing",
@@ -778,7 +1250,13 @@ def main() -> None:
     if args.report_only:
         folder = args.report_only
         saved = json.loads((folder / "run.json").read_text())
-        report(folder, saved["run"], json.loads((folder / "results.json").read_text()), saved["machine"])
+        rounds = (
+            json.loads((folder / "results.json").read_text()) if (folder / "results.json").exists() else []
+        )
+        client = (
+            json.loads((folder / "client.json").read_text()) if (folder / "client.json").exists() else None
+        )
+        report(folder, saved["run"], rounds, saved["machine"], client)
         return
     run = {
         "command": " ".join(sys.argv),
@@ -801,8 +1279,16 @@ def main() -> None:
         "PYTHONPATH": str(ROOT),
     }
     log(f"results in {out}")
-    rounds = []
-    for size in [int(s) for s in args.sizes.split(",")]:
+    rounds: list[dict[str, Any]] = []
+    client = None
+    if args.only in (None, "client"):
+        client = client_round(args, env, out)
+        (out / "client.json").write_text(json.dumps(client, indent=1, default=str))
+        machine = machine_facts(env)
+        (out / "run.json").write_text(json.dumps({"run": run, "machine": machine}))
+        report(out, run, rounds, machine, client)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.only in (None, "locust") else []
+    for size in sizes:
         # Each size starts from an empty database seeded to exactly that size: the write
         # scenarios of one size would otherwise inflate the next.
         label = f"{size:,} runs in the database" if size else "empty database"
@@ -834,7 +1320,7 @@ def main() -> None:
         (out / "results.json").write_text(json.dumps(rounds, indent=1, default=str))
         machine = machine_facts(env)
         (out / "run.json").write_text(json.dumps({"run": run, "machine": machine}))
-        report(out, run, rounds, machine)
+        report(out, run, rounds, machine, client)
     log(f"report: {out / 'report.md'}")
     latest = ROOT / "bench" / "results" / "latest"
     if latest.is_symlink() or latest.exists():
