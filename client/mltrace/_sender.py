@@ -85,7 +85,10 @@ class Sender:
         with self.lock:
             if self.thread is None:
                 self._start()
-            if self.in_flight + len(self.buffer) >= self.settings.buffer_size:
+            # The error callback runs in the sending thread: waiting there would wait for
+            # itself. Its writes go over the bound instead.
+            full = self.in_flight + len(self.buffer) >= self.settings.buffer_size
+            if full and threading.current_thread() is not self.thread:
                 self._wait_for_room()
             self.buffer.append((self.next_seq, kind, payload))
             self.next_seq += 1
