@@ -98,6 +98,6 @@ class Settings:
     # Called in the sender's thread with each write the server refused (a RefusedWrite).
     error_callback: Callable | None = None
     # How long a read keeps trying a server that does not answer before it raises.
-    read_give_up_seconds: float = 30.0
+    read_give_up_seconds: float = field(default_factory=lambda: _env_float("MLTRACE_READ_TIMEOUT", 30.0))
     # Largest request body the sender builds; a larger single write is still sent alone.
     max_request_bytes: int = 4 * 1024 * 1024

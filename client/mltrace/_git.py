@@ -15,6 +15,14 @@ _cache: dict[str, tuple[str | None, list[str] | None]] = {}
 _lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # another thread of the parent may have held it
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _git(*args: str) -> str | None:
     try:
         result = subprocess.run(

@@ -66,6 +66,10 @@ def retry_after_seconds(response: Response) -> float | None:
         return None
 
 
+class Retargeted(Exception):
+    """The transport was replaced (set_server, set_address) while a request was retrying."""
+
+
 class Transport:
     """One server, one small pool of kept-alive connections, safe to share between threads."""
 
@@ -84,6 +88,9 @@ class Transport:
         }
         if token:
             self.headers["Authorization"] = f"Token {token}"
+        # Set when the settings change: a request retrying against this transport stops, and
+        # its sender sends it again through the new one.
+        self.abort = threading.Event()
 
     def request_once(
         self,
@@ -93,8 +100,12 @@ class Transport:
         params: dict[str, Any] | None = None,
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Response:
-        """One request; raises urllib3's errors or OSError when nothing came back."""
+        """One request; raises urllib3's errors or OSError when nothing came back.
+
+        timeout: a bound on this request's connect and read (seconds), below the defaults.
+        """
         url = self.url + path
         if params:
             url += "?" + urlencode({k: v for k, v in params.items() if v is not None})
@@ -103,7 +114,12 @@ class Transport:
             all_headers["Content-Type"] = "application/json"
         if headers:
             all_headers.update(headers)
-        raw = self.pool.request(method, url, body=body, headers=all_headers, redirect=False)
+        extra = {}
+        if timeout is not None:
+            extra["timeout"] = urllib3.Timeout(
+                connect=min(CONNECT_TIMEOUT, timeout), read=min(READ_TIMEOUT, timeout)
+            )
+        raw = self.pool.request(method, url, body=body, headers=all_headers, redirect=False, **extra)
         return Response(raw.status, raw.headers, raw.data)
 
     def request(
@@ -115,16 +131,21 @@ class Transport:
         body: bytes | None = None,
         headers: dict[str, str] | None = None,
         give_up_after: float | None = None,
-        stop: threading.Event | None = None,
         on_retry: Any = None,
     ) -> Response:
         """The first answer that is not transient, retrying until `give_up_after` seconds
-        (None: for ever). Raises ServerUnreachable when it gives up without an answer."""
+        (None: for ever). Raises ServerUnreachable when it gives up without an answer, and
+        Retargeted once retarget() has replaced this transport (see abort)."""
         deadline = None if give_up_after is None else time.monotonic() + give_up_after
         attempt = 0
         while True:
+            if self.abort.is_set():
+                raise Retargeted(self.url)
+            remaining = None if deadline is None else max(0.05, deadline - time.monotonic())
             try:
-                response = self.request_once(method, path, params=params, body=body, headers=headers)
+                response = self.request_once(
+                    method, path, params=params, body=body, headers=headers, timeout=remaining
+                )
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 problem, response, wait = _reason(exc), None, backoff(attempt)
             else:
@@ -137,12 +158,9 @@ class Transport:
                     return response
                 raise ServerUnreachable(f"cannot reach the mltrace server at {self.url}: {problem}")
             if on_retry is not None:
-                on_retry(problem, wait)
-            if stop is not None:
-                if stop.wait(wait):
-                    raise ServerUnreachable(f"stopped waiting for the mltrace server at {self.url}")
-            else:
-                time.sleep(wait)
+                on_retry(self.url, problem, wait)
+            if self.abort.wait(wait):
+                raise Retargeted(self.url)
             attempt += 1
 
     def get_json(

@@ -158,12 +158,23 @@ def run_payload(
 
 
 def json_copy(what: str, value: Any) -> Any:
+    """A copy of a JSON value; ValueError for what is not JSON or holds NUL or lone surrogates."""
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what} must be JSON (dicts, lists, strings, numbers): {exc}") from None
-    _check_text(what, text)
-    return json.loads(text)
+    copy = json.loads(text)
+    stack = [copy]
+    while stack:  # iterative: a value may nest deeply
+        item = stack.pop()
+        if isinstance(item, str):
+            _check_text(f"A string in {what}", item)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+    return copy
 
 
 def component_payload(name: Any, description: Any, owner: Any, tags: Any) -> dict[str, Any]:

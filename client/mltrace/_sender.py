@@ -7,10 +7,13 @@ background thread takes the buffer in order: consecutive runs go out as one
 so one process's writes keep the order it made them in, and the lineage the server infers
 is the one synchronous logging would give.
 
-Each request carries an Idempotency-Key that its retries reuse, so a request whose answer
-was lost (a timeout, a restart) is never accepted twice. Outages are waited out for as long
-as they last; a write the server refuses (4xx) is logged, handed to the error callback, and
-dropped from the buffer, and its neighbours are sent again without it.
+Each request body carries an Idempotency-Key that every retry of that body reuses, so a
+request whose answer was lost (a timeout, a restart, a proxy's 500) is never accepted twice.
+Outages are waited out for as long as they last. A write the server refuses (a 400, or a
+413 or a 500 that stays when the write is sent alone) is logged, handed to the error
+callback and dropped, and its neighbours are sent again without it. An answer that says the
+configuration is wrong (401, 403, 404, 405) drops nothing: the writes wait, and flush() and
+reads raise it, until new settings (set_server) send them.
 """
 
 from __future__ import annotations
@@ -25,15 +28,19 @@ from collections import deque
 from typing import Any
 
 from mltrace._config import Settings
-from mltrace._http import Response, Transport, backoff, error_for
+from mltrace._http import Response, Retargeted, Transport, backoff, error_for
 from mltrace.errors import RefusedWrite, ServerError
 
 logger = logging.getLogger("mltrace")
 
 RUN = "run"
 COMPONENT = "component"
-# A batch that keeps failing with HTTP 500 is split to find the write behind it.
+# A body answered HTTP 500 is tried this many times, with its key, before it is split (or,
+# alone, refused).
 SERVER_ERROR_ATTEMPTS = 3
+# Answers that no retry of the same request can change: the token, or a URL that is not an
+# mltrace server's. The writes are kept until the settings change.
+CONFIGURATION_ERRORS = frozenset((401, 403, 404, 405))
 COMMIT_POLL_FIRST = 0.005
 COMMIT_POLL_MAX = 0.2
 WARN_EVERY = 30.0
@@ -47,7 +54,8 @@ class Sender:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.transport = Transport(settings.server_url, settings.token)
-        self.lock = threading.Lock()
+        # Reentrant: the exit flush may run in a signal handler while this thread holds it.
+        self.lock = threading.RLock()
         self.has_work = threading.Condition(self.lock)
         self.progress = threading.Condition(self.lock)
         self.buffer: deque[tuple[int, str, dict]] = deque()
@@ -58,24 +66,25 @@ class Sender:
         self.committed_through = 0  # every accepted id up to this one is committed
         self.accepted = 0
         self.refused = 0
-        self.auth_error: ServerError | None = None
+        self.configuration_error: ServerError | None = None
         self.thread: threading.Thread | None = None
         self.pid = os.getpid()
-        self.stopped = threading.Event()
+        self.outage_since: float | None = None
         self._warned_full = 0.0
         self._warned_retry = 0.0
-        self._outage_since: float | None = None
 
     def retarget(self) -> None:
-        """Sends every write not sent yet, and what follows, with the current settings'
-        server and token (a request in flight finishes where it started)."""
+        """Sends every write not accepted yet, and what follows, with the current settings'
+        server and token; a request retrying against the old ones moves over at once."""
         with self.lock:
             old = self.transport
             self.transport = Transport(self.settings.server_url, self.settings.token)
+            old.abort.set()
             if old.url != self.transport.url:
                 # Ids are the server's: what this process knew of the old one says nothing here.
                 self.last_accepted_id = self.committed_through = 0
-            self.auth_error = None
+            self.configuration_error = None
+            self.outage_since = None
             self.progress.notify_all()
 
     # --- the caller's side ---------------------------------------------------------------
@@ -88,12 +97,15 @@ class Sender:
             # The error callback runs in the sending thread: waiting there would wait for
             # itself. Its writes go over the bound instead.
             full = self.in_flight + len(self.buffer) >= self.settings.buffer_size
-            if full and threading.current_thread() is not self.thread:
+            if full and not self._in_sending_thread():
                 self._wait_for_room()
             self.buffer.append((self.next_seq, kind, payload))
             self.next_seq += 1
             if len(self.buffer) == 1:
                 self.has_work.notify()
+
+    def _in_sending_thread(self) -> bool:
+        return threading.current_thread() is self.thread
 
     def _wait_for_room(self) -> None:
         now = time.monotonic()
@@ -103,7 +115,7 @@ class Sender:
                 "mltrace: the write buffer is full (%d writes); waiting until the server at %s "
                 "accepts some (MLTRACE_BUFFER_SIZE sets its size)",
                 self.settings.buffer_size,
-                self.settings.server_url,
+                self.transport.url,
             )
         while self.in_flight + len(self.buffer) >= self.settings.buffer_size:
             self.progress.wait()
@@ -114,32 +126,43 @@ class Sender:
             return self.next_seq - 1 - self.done_seq
 
     def wait_sent(self, timeout: float | None = None) -> bool:
-        """Waits until every write made so far is accepted or refused; False on timeout."""
+        """Waits until every write made so far is accepted or refused; False on timeout.
+
+        Raises the configuration error (a bad token, a wrong URL) that holds the writes back.
+        In the sending thread (the error callback) it returns False at once: it would wait
+        for itself.
+        """
+        if self._in_sending_thread():
+            return False
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.lock:
             target = self.next_seq - 1
             while self.done_seq < target:
-                if self.auth_error is not None and self.done_seq < target:
-                    raise self.auth_error
+                if self.configuration_error is not None:
+                    raise self.configuration_error
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
-                self.progress.wait(remaining if remaining is None else min(remaining, 1.0))
+                self.progress.wait(1.0 if remaining is None else min(remaining, 1.0))
             return True
 
     def wait_committed(self, timeout: float | None = None) -> bool:
-        """Waits until every accepted write of this process is committed; False on timeout."""
+        """Waits until every accepted write of this process is committed; False on timeout.
+
+        Raises ServerUnreachable if the server does not answer within the timeout.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self.lock:
             target = self.last_accepted_id
             if self.committed_through >= target:
                 return True
+            transport = self.transport
         pause = COMMIT_POLL_FIRST
         while True:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return False
-            queue = self.transport.get_json(
+            queue = transport.get_json(
                 "/api/v1/queue/", give_up_after=None if remaining is None else max(remaining, 0.1)
             )
             oldest = queue.get("oldest_pending_id")
@@ -151,7 +174,8 @@ class Sender:
             pause = min(pause * 1.5, COMMIT_POLL_MAX)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Every write made so far accepted and committed; False if the timeout came first."""
+        """Every write made so far accepted (or refused) and committed; False if the timeout
+        came first, or in the sending thread."""
         deadline = None if timeout is None else time.monotonic() + timeout
         if not self.wait_sent(timeout):
             return False
@@ -163,18 +187,26 @@ class Sender:
         committed. Raises ValueError if the server refuses it, ServerError for a bad token."""
         self.wait_sent()
         path = "/api/v1/runs/" if kind == RUN else "/api/v1/components/"
-        response = self.transport.request(
-            "POST",
-            path,
-            params={"sync": "true"},
-            body=json.dumps(payload, ensure_ascii=False).encode(),
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-            on_retry=self._log_retry,
-        )
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        key = uuid.uuid4().hex
+        while True:
+            transport = self.transport
+            try:
+                response = transport.request(
+                    "POST",
+                    path,
+                    params={"sync": "true"},
+                    body=body,
+                    headers={"Idempotency-Key": key},
+                    on_retry=self._log_retry,
+                )
+                break
+            except Retargeted:
+                continue
         if response.status == 400:
             raise ValueError(f"the mltrace server refused this {kind}: {response.error_text()}")
         if response.status not in (200, 201):
-            raise error_for(self.settings.server_url, response)
+            raise error_for(transport.url, response)
         # The synchronous door commits everything queued before it: this process's writes too.
         with self.lock:
             if kind == RUN:
@@ -188,7 +220,7 @@ class Sender:
         self.thread.start()
 
     def _run(self) -> None:
-        while not self.stopped.is_set():
+        while True:
             with self.lock:
                 while not self.buffer:
                     self.has_work.wait()
@@ -197,7 +229,7 @@ class Sender:
             try:
                 outcome = self._send(batch)
             except Exception:  # a bug here must not silently stop every later write
-                logger.exception("mltrace: the sender failed; retrying these writes")
+                logger.exception("mltrace: the sender failed; these writes are tried again")
                 time.sleep(1.0)
                 with self.lock:
                     self.buffer.extendleft(reversed(batch))
@@ -211,7 +243,6 @@ class Sender:
                     self.last_accepted_id = max(self.last_accepted_id, max(accepted_ids))
                 self.accepted += len(accepted_ids)
                 self.refused += len(outcome) - len(accepted_ids)
-                self.auth_error = None
                 self.progress.notify_all()
 
     def _take(self) -> list[tuple[int, str, dict]]:
@@ -226,7 +257,13 @@ class Sender:
     def _send(self, batch: list[tuple[int, str, dict]]) -> list[int | None]:
         """The server's id for each write of the batch, None where it was refused."""
         if batch[0][1] == COMPONENT:
-            return [self._send_component(batch[0][2])]
+            payload = batch[0][2]
+            body = json.dumps(payload, ensure_ascii=False).encode()
+            response = self._post("/api/v1/components/", body)
+            if response.status == 202:
+                return [response.json()["id"]]
+            self._refuse(COMPONENT, payload, response)
+            return [None]
         payloads = [payload for _, _, payload in batch]
         encoded = [
             json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() for payload in payloads
@@ -236,24 +273,16 @@ class Sender:
             ids += self._send_runs(payloads[start:end], encoded[start:end])
         return ids
 
-    def _send_component(self, payload: dict) -> int | None:
-        body = json.dumps(payload, ensure_ascii=False).encode()
-        response = self._post("/api/v1/components/", body)
-        if response.status in (200, 201, 202):
-            return response.json()["id"] if response.status == 202 else None
-        self._refuse(COMPONENT, payload, response.status, response.json() or response.error_text())
-        return None
-
-    def _send_runs(self, payloads: list[dict], encoded: list[bytes], attempt: int = 0) -> list[int | None]:
+    def _send_runs(self, payloads: list[dict], encoded: list[bytes]) -> list[int | None]:
         body = b'{"runs":[' + b",".join(encoded) + b"]}"
         response = self._post("/api/v1/runs/batch/", body)
-        if response.status in (201, 202):
+        if response.status == 202:
             return [run["id"] for run in response.json()["runs"]]
         if response.status == 400:
             refused = _refused_indexes(response.json(), len(payloads))
             if refused:
                 for index, error in refused.items():
-                    self._refuse(RUN, payloads[index], 400, error)
+                    self._refuse(RUN, payloads[index], response, error)
                 keep = [i for i in range(len(payloads)) if i not in refused]
                 ids: list[int | None] = [None] * len(payloads)
                 if keep:
@@ -261,59 +290,67 @@ class Sender:
                     for i, write_id in zip(keep, resent):
                         ids[i] = write_id
                 return ids
-        if response.status >= 500 and attempt + 1 < SERVER_ERROR_ATTEMPTS:
-            time.sleep(backoff(attempt + 2))
-            return self._send_runs(payloads, encoded, attempt + 1)
         if len(payloads) > 1:
-            # A 413, an answer that names no index, or a 500 that keeps coming: halve the
-            # batch until the write behind it stands alone.
+            # A 413, a 400 that names no index, or a 500 that stayed: halve the batch until
+            # the write behind it stands alone.
             middle = len(payloads) // 2
             return self._send_runs(payloads[:middle], encoded[:middle]) + self._send_runs(
                 payloads[middle:], encoded[middle:]
             )
-        self._refuse(RUN, payloads[0], response.status, response.json() or response.error_text())
+        self._refuse(RUN, payloads[0], response)
         return [None]
 
     def _post(self, path: str, body: bytes) -> Response:
-        """POST until an answer that is not transient and not an auth failure."""
+        """POST one body until an answer that is neither transient, nor a configuration
+        error, nor a 500 that may pass; every try with the same Idempotency-Key."""
         headers = {"Idempotency-Key": uuid.uuid4().hex}
-        attempt = 0
+        server_errors = attempt = 0
         while True:
-            response = self.transport.request(
-                "POST", path, body=body, headers=headers, stop=self.stopped, on_retry=self._log_retry
-            )
-            if response.status not in (401, 403):
-                self._outage_since = None
-                return response
-            # A token problem is fixed by configuration, not by dropping writes: keep them,
-            # say so, and try again.
-            error = error_for(self.settings.server_url, response)
+            transport = self.transport
+            try:
+                response = transport.request(
+                    "POST", path, body=body, headers=headers, on_retry=self._log_retry
+                )
+            except Retargeted:
+                continue  # the same body and key, through the new settings
+            if response.status in CONFIGURATION_ERRORS:
+                self._hold_for_configuration(error_for(transport.url, response), transport, attempt)
+                attempt += 1
+                continue
+            self.outage_since = None
             with self.lock:
-                first = self.auth_error is None
-                self.auth_error = error
-                self.progress.notify_all()
-            if first:
-                logger.error("mltrace: %s; %d writes wait for a token it accepts", error, self.pending())
-            if self.stopped.wait(backoff(attempt + 4)):
-                raise error
-            attempt += 1
+                self.configuration_error = None
+            if response.status >= 500 and server_errors + 1 < SERVER_ERROR_ATTEMPTS:
+                server_errors += 1
+                transport.abort.wait(backoff(server_errors + 2))
+                continue
+            return response
 
-    def _log_retry(self, problem: str, wait: float) -> None:
+    def _hold_for_configuration(self, error: ServerError, transport: Transport, attempt: int) -> None:
+        """Keeps the writes, says why once, and waits for new settings or the next try."""
+        with self.lock:
+            first = self.configuration_error is None
+            self.configuration_error = error
+            self.progress.notify_all()
+        if first:
+            logger.error("mltrace: %s; %d writes wait until it is fixed (set_server)", error, self.pending())
+        transport.abort.wait(backoff(attempt + 4))
+
+    def _log_retry(self, url: str, problem: str, wait: float) -> None:
         now = time.monotonic()
         logger.debug("mltrace: retrying in %.2f s (%s)", wait, problem)
-        if self._outage_since is None:
-            self._outage_since = now
-        if now - self._outage_since >= WARN_AFTER and now - self._warned_retry > WARN_EVERY:
+        if self.outage_since is None:
+            self.outage_since = now
+        if now - self.outage_since >= WARN_AFTER and now - self._warned_retry > WARN_EVERY:
             self._warned_retry = now
             logger.warning(
-                "mltrace: %d writes wait for the server at %s (%s); retrying",
-                self.pending(),
-                self.settings.server_url,
-                problem,
+                "mltrace: %d writes wait for the server at %s (%s); retrying", self.pending(), url, problem
             )
 
-    def _refuse(self, kind: str, payload: dict, status: int, error: Any) -> None:
-        refused = RefusedWrite(kind=kind, payload=payload, status=status, error=error)
+    def _refuse(self, kind: str, payload: dict, response: Response, error: Any = None) -> None:
+        if error is None:
+            error = response.json() or response.error_text()
+        refused = RefusedWrite(kind=kind, payload=payload, status=response.status, error=error)
         logger.error("mltrace: the server refused a %s", refused.describe())
         callback = self.settings.error_callback
         if callback is not None:

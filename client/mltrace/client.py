@@ -36,7 +36,7 @@ from mltrace._sender import COMPONENT, RUN
 from mltrace.entities.base_component import Component
 from mltrace.entities.component_run import ComponentRun
 from mltrace.entities.io_pointer import IOPointer
-from mltrace.errors import NotSupported, ServerError
+from mltrace.errors import NotSupported, ServerError, ServerUnreachable
 
 logger = logging.getLogger("mltrace")
 
@@ -44,9 +44,10 @@ PAGE_LIMIT = 1000
 
 _db_uri: str | None = os.environ.get("DB_URI") or None
 _warned_db_uri = False
-# Component writes this process sent, per server: Component.run re-sends its component on
-# every call in mltrace; an identical write changes nothing, so it is sent once.
-_sent_components: set[tuple] = set()
+# The last component write this process sent, per server and name: Component.run re-sends
+# its component on every call in mltrace; the same write again changes nothing, so it is
+# not sent again.
+_sent_components: dict[tuple[str, str], str] = {}
 # Run id -> component name: dependencies are read as ids and shown as component names.
 _component_of_run: dict[int, str] = {}
 
@@ -92,9 +93,7 @@ def get_db_uri() -> str | None:
 
 def set_sync(sync: bool = True) -> None:
     """True: each write waits until the server has committed it (?sync=true), as in mltrace."""
-    current = _state.current_sender()
-    if current is not None:
-        current.wait_sent()
+    _wait_for_own_writes(committed=False)
     _state.settings.sync = bool(sync)
 
 
@@ -170,11 +169,12 @@ def _joblib():
 def create_component(name: str, description: str, owner: str, tags: list[str] = []):  # noqa: B006
     """Creates a component, or adds tags to it and replaces non-empty description and owner."""
     payload = component_payload(name, description, owner, tags)
-    key = (_state.settings.server_url, json.dumps(payload, sort_keys=True))
-    if key in _sent_components and not _state.settings.sync:
+    key = (_state.settings.server_url, payload["name"])
+    fields = json.dumps(payload, sort_keys=True)
+    if _sent_components.get(key) == fields and not _state.settings.sync:
         return
     _submit(COMPONENT, payload)
-    _sent_components.add(key)
+    _sent_components[key] = fields
 
 
 def tag_component(component_name: str, tags: list[str]):
@@ -457,10 +457,32 @@ def _bound(value: datetime | str) -> str:
     return timestamp_text(value) if isinstance(value, datetime) else str(value)
 
 
-def _wait_for_own_writes() -> None:
+def _wait_for_own_writes(*, committed: bool = True) -> None:
+    """Waits until this process's writes are accepted (and committed), for as long as the
+    server answers. Raises ServerUnreachable once it has not answered for the read timeout."""
     current = _state.current_sender()
-    if current is not None:
-        current.flush()
+    if current is None:
+        return
+    give_up = _state.settings.read_give_up_seconds
+    unreachable_since = None
+    while True:
+        try:
+            done = current.flush(timeout=1.0) if committed else current.wait_sent(timeout=1.0)
+            stuck = current.outage_since is not None
+        except ServerUnreachable:
+            done, stuck = False, True
+        if done or current._in_sending_thread():
+            return
+        now = time.monotonic()
+        if not stuck:
+            unreachable_since = None
+        elif unreachable_since is None:
+            unreachable_since = min(now, current.outage_since or now)
+        elif now - unreachable_since > give_up:
+            raise ServerUnreachable(
+                f"cannot reach the mltrace server at {current.transport.url}: {current.pending()} "
+                f"writes of this process wait to be sent"
+            )
 
 
 def _read(path: str, params: dict | None = None, *, missing: str | None = None) -> Any:

@@ -86,6 +86,8 @@ class Server:
             # run of a batch that the client let through.
             "MLTRACE_MAX_POINTERS_PER_RUN": "50",
             "MLTRACE_RETRY_AFTER_SECONDS": "1",
+            # 1 MiB, so that a test can send a run, or a batch, that the server answers 413.
+            "MLTRACE_MAX_BODY_BYTES": str(1024 * 1024),
             **(env or {}),
         }
         self.token = ""
@@ -150,6 +152,14 @@ class Server:
 
     def stop_web(self) -> None:
         _stop(self.web)
+        self.web = None
+
+    def kill_web(self) -> None:
+        """SIGKILL to gunicorn and its workers at once: requests in flight lose their answers."""
+        if self.web is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.web.pid, signal.SIGKILL)
+            self.web.wait(10)
         self.web = None
 
     def start_worker(self) -> None:

@@ -209,3 +209,22 @@ def test_clear_is_not_supported():
     result = CliRunner().invoke(mltrace_cli, ["clear"])
     assert result.exit_code == 1
     assert result.output.startswith("Error: mltrace.clean_db() is not supported")
+
+
+def test_a_server_that_never_answers_is_given_up_on(tmp_path):
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        started = time.monotonic()
+        result = run_cli("tags", "--server", url)
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    assert result.returncode == 1
+    assert result.stderr == f"Error: cannot reach the mltrace server at {url}: timed out\n"
+    assert elapsed < 20

@@ -362,3 +362,11 @@ def test_git_hash_and_tags_of_the_working_directory(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     assert mltrace.get_git_hash() is None and mltrace.get_git_tags() is None
+
+
+def test_test_results_with_a_nul_character_are_refused_at_the_call():
+    run = ComponentRun("etl", start_timestamp=T0, end_timestamp=T0, test_results={"note": "a\x00b"})
+
+    with pytest.raises(ValueError, match="NUL"):
+        mltrace.log_component_run(run)
+    assert mltrace.get_history("etl") == []

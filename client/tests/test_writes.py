@@ -152,7 +152,7 @@ def test_nothing_lost_or_doubled_when_the_server_stops_for_10_s_in_a_stream_of_2
     deadline = time.monotonic() + 60
     while sender.accepted < 5000 and time.monotonic() < deadline:
         time.sleep(0.01)
-    server.stop_web()  # requests in flight die with it; their answers are lost
+    server.kill_web()  # requests in flight die with it; their answers are lost
     time.sleep(10)
     server.start_web()
     writer.join(120)
@@ -251,7 +251,7 @@ def test_the_exit_flush_gives_up_after_its_timeout_with_one_warning(server):
     assert lines[0].endswith("before exit (MLTRACE_FLUSH_TIMEOUT is 1 s); they are lost")
 
 
-def _child_logs(url: str, token: str) -> None:
+def _child_logs(url: str, token: str) -> None:  # noqa: ARG001
     for i in range(20):
         mltrace.log_component_run(a_run("child", i, outputs=[f"child_{i}"]))
     # No flush: the child's exit sends its own writes.
@@ -272,3 +272,119 @@ def test_a_forked_child_sends_its_own_writes_and_never_its_parents(server):
     assert mltrace.flush(timeout=60) is True
     assert committed_outputs(server, "child") == [f"child_{i}" for i in range(20)]
     assert committed_outputs(server, "parent") == [f"parent_{i}" for i in range(50)]
+
+
+def test_a_body_the_server_finds_too_large_is_halved_until_the_one_too_large_stands_alone(server):
+    refused = []
+    mltrace.set_error_callback(refused.append)
+    server.stop_web()  # so that the runs go out as one batch of 11, about 3.5 MB
+    for i in range(11):
+        run = a_run("etl", i, outputs=[f"out_{i}.csv"])
+        # 200 KB each; the sixth 1.5 MB, over the server's 1 MiB limit on its own.
+        run.code_snapshot = "x" * (1_500_000 if i == 5 else 200_000)
+        mltrace.log_component_run(run)
+    server.start_web()
+
+    assert mltrace.flush(timeout=60) is True
+
+    assert committed_outputs(server, "etl") == [f"out_{i}.csv" for i in range(11) if i != 5]
+    assert [(write.status, write.payload["outputs"]) for write in refused] == [(413, ["out_5.csv"])]
+
+
+def test_set_server_moves_writes_stuck_on_a_dead_server_to_the_new_one(server):
+    from server import free_port
+
+    mltrace.set_server(f"http://127.0.0.1:{free_port()}")
+    mltrace.log_component_run(a_run("etl", 0, outputs=["a.csv"]))
+    time.sleep(0.5)  # the sender is retrying the dead one
+
+    mltrace.set_server(server.url)
+
+    assert mltrace.flush(timeout=20) is True
+    assert committed_outputs(server, "etl") == ["a.csv"]
+
+
+def test_a_url_that_is_not_a_servers_keeps_the_writes_and_says_so(server):
+    mltrace.set_server(server.url + "/not-mltrace")
+    mltrace.log_component_run(a_run("etl", 0, outputs=["a.csv"]))
+
+    with pytest.raises(mltrace.ServerError, match="HTTP 404"):
+        mltrace.flush(timeout=10)
+    assert committed_outputs(server, "etl") == []
+
+    mltrace.set_server(server.url)
+    assert mltrace.flush(timeout=20) is True
+    assert committed_outputs(server, "etl") == ["a.csv"]
+
+
+def test_an_error_callback_that_reads_does_not_stop_the_sender(server):
+    seen = []
+
+    def callback(refused):
+        seen.append(mltrace.get_history("etl"))  # a read, in the sending thread
+        mltrace.flush()
+
+    mltrace.set_error_callback(callback)
+    mltrace.log_component_run(a_run("etl", 0, inputs=[f"in_{k}" for k in range(60)], outputs=["bad.csv"]))
+    mltrace.log_component_run(a_run("etl", 1, outputs=["good.csv"]))
+
+    assert mltrace.flush(timeout=20) is True
+    assert len(seen) == 1
+    assert committed_outputs(server, "etl") == ["good.csv"]
+
+
+def test_a_read_gives_up_on_a_server_that_stays_down(server):
+    _state.settings.read_give_up_seconds = 2.0
+    try:
+        server.stop_web()
+        mltrace.log_component_run(a_run("etl", 0, outputs=["a.csv"]))
+        started = time.monotonic()
+        with pytest.raises(mltrace.ServerUnreachable, match="1 writes of this process wait to be sent"):
+            mltrace.backtrace("a.csv")
+        assert time.monotonic() - started < 15
+    finally:
+        _state.settings.read_give_up_seconds = 30.0
+    server.start_web()
+    assert mltrace.flush(timeout=30) is True
+    assert [run.component_name for _, run in mltrace.backtrace("a.csv")] == ["etl"]
+
+
+def _pool_logs(i: int) -> int:
+    mltrace.log_component_run(a_run("pooled", i, outputs=[f"pooled_{i}"]))
+    return i
+
+
+def test_pool_workers_send_their_writes_when_the_pool_terminates_them(server):
+    context = multiprocessing.get_context("fork")
+    with context.Pool(2) as pool:  # leaving the block terminates the workers (SIGTERM)
+        assert sorted(pool.map(_pool_logs, range(400))) == list(range(400))
+
+    # Each worker flushed before it ended: every run is there, once.
+    names = committed_outputs(server, "pooled")
+    assert sorted(names, key=lambda name: int(name.split("_")[1])) == [f"pooled_{i}" for i in range(400)]
+
+
+def test_the_exit_flush_runs_once_with_multiprocessing_imported(server):
+    from server import free_port
+
+    result = run_script(
+        server,
+        """
+        import multiprocessing
+        run = mltrace.ComponentRun("etl", start_timestamp=datetime(2024, 1, 1), end_timestamp=datetime(2024, 1, 1))
+        mltrace.log_component_run(run)
+        """,
+        MLTRACE_SERVER_URL=f"http://127.0.0.1:{free_port()}",
+        MLTRACE_FLUSH_TIMEOUT="1",
+    )
+
+    assert result.returncode == 0
+    assert result.stderr.count("writes were not sent") == 1, result.stderr
+
+
+def test_a_component_written_again_with_the_fields_it_had_before_gets_them(server):
+    mltrace.create_component("etl", "first", "ana")
+    mltrace.create_component("etl", "second", "ana")
+    mltrace.create_component("etl", "first", "ana")  # not the last write sent: sent again
+
+    assert mltrace.get_component_information("etl").description == "first"
