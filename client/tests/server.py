@@ -25,7 +25,7 @@ import psycopg2
 REPO = Path(__file__).resolve().parents[2]
 # The server's own test tools (processes, ports, a TCP proxy): test code, not the server.
 sys.path.insert(0, str(REPO))
-from tests.live import TcpProxy, free_port, wait_until  # noqa: E402
+from tests.live import PrivateRedis, TcpProxy, free_port, wait_until  # noqa: E402
 
 # The server's Python: the one running the tests, unless the client is tested on another
 # (MLTRACE_TEST_SERVER_PYTHON=.venv/bin/python python3.9 -m pytest client/tests).
@@ -72,11 +72,11 @@ class Server:
         )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.redis_port = free_port()
+        self.redis = PrivateRedis()
         self.env = {
             **os.environ,
             "DATABASE_URL": self.database_url,
-            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
+            "REDIS_URL": self.redis.url,
             "DJANGO_SETTINGS_MODULE": "mltrace_site.settings",
             "MLTRACE_QUEUE_NAME": "mltrace-client-tests",
             "MLTRACE_WORKERS": "2",
@@ -91,7 +91,6 @@ class Server:
             **(env or {}),
         }
         self.token = ""
-        self.redis: subprocess.Popen | None = None
         self.web: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
         self.web_output: Output | None = None
@@ -104,21 +103,7 @@ class Server:
         self.proxy.start()
         self._manage("migrate", "--noinput")
         self.token = self._manage("create_api_token", "client-tests").strip().splitlines()[-1]
-        self.redis = subprocess.Popen(
-            [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.redis_port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.redis.start()
         self.start_worker()
         self.start_web()
 
@@ -178,9 +163,7 @@ class Server:
     def stop(self) -> None:
         for process in (self.web, self.worker):
             _stop(process)
-        if self.redis is not None and self.redis.poll() is None:
-            self.redis.kill()
-            self.redis.wait(10)
+        self.redis.stop()
         self.proxy.cut()
         self._drop_database()
 
