@@ -177,7 +177,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Lineage and tracing for ML pipelines: components, runs with their input and output "
         "pointers, dependencies inferred from inputs, staleness, trace, history, flag and "
-        "review. The contract is shared/API.md; this schema documents it."
+        "review. docs/API.md in the repository is the reference, with examples; this schema "
+        "documents the same API."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -7,7 +7,7 @@ dependencies and staleness in memory in acceptance order, then inserts everythin
 The synchronous door commits its writes as one such list; a worker commits up to
 MLTRACE_COMMIT_BATCH queued writes per call.
 
-What a run sees, as mltrace defines it (API.md):
+What a run sees, as mltrace defines it (docs/API.md):
 - inferred dependencies: for each input name, the run accepted earlier (lower id) with the
   highest id among those that output a pointer of that name;
 - explicit dependencies: for each component name, its run accepted earlier with the latest

@@ -81,7 +81,7 @@ def request_body(kind: str, write: dict[str, Any]) -> dict[str, Any]:
     return {**body, "start_timestamp": start, "end_timestamp": start}
 
 
-# --- the model: mltrace's semantics, applied in acceptance order, written from API.md ---------
+# --- the model: mltrace's semantics, applied in acceptance order, written from docs/API.md ---------
 
 
 def normalized(pointers: list[Any]) -> list[tuple[str, str, str]]:

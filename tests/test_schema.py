@@ -1,4 +1,4 @@
-"""The OpenAPI schema documents every path, method and error of API.md."""
+"""The OpenAPI schema documents every path, method and error of docs/API.md."""
 
 from __future__ import annotations
 

@@ -33,3 +33,24 @@ def test_the_example_runs(server, code, tmp_path):
         # The flagged prediction traces back to its inference run, then to train.
         lines = result.stdout.splitlines()
         assert lines[0].split()[0] == "infer" and lines[1].split()[0] == "train", result.stdout
+
+
+def test_the_api_references_shell_session_runs_on_a_fresh_server(server, tmp_path):
+    """docs/API.md's examples: one shell session, every block in order, each curl -f."""
+    blocks = re.findall(r"```sh\n(.*?)```", (REPO / "docs" / "API.md").read_text(), re.S)
+    script = "set -euo pipefail\n" + "\n".join(blocks)
+    result = subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env={**os.environ, "BASE": server.url, "TOKEN": server.token},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    out = result.stdout.replace(" ", "").replace("\n", "")  # streamed answers have spaces
+    assert '"stale":["train(ID3)wasrun40daysago."]' in out
+    assert out.count('{"id":6,"status":"queued"}') == 2  # the retry got the first answer
+    assert '{"end_timestamp":["end_timestampmustnotbeearlierthanstart_timestamp."]}' in out
+    assert '"edges":[[5,3],[3,2]]' in out
+    assert '{"output_id":"prediction_1","flag":true,"pointers":1}' in out
