@@ -1,4 +1,4 @@
-"""Payloads shaped like a real pipeline, shared by the Locust users and `manage.py seed_bench`.
+"""Payloads shaped like a real pipeline, shared by the Locust users and `bench/seed.py`.
 
     etl (raw events -> clean data) -> train (clean data -> model) -> infer x N
 

@@ -1150,7 +1150,7 @@ def seed(env: dict[str, str], runs: int, server: Server, out: Path) -> dict[str,
     began = time.monotonic()
     with open(out / "seed.log", "a") as seed_log:
         subprocess.run(
-            [PY, "manage.py", "seed_bench", "--runs", str(runs), "--queue"],
+            [PY, "bench/seed.py", "--runs", str(runs), "--queue"],
             cwd=ROOT,
             env=env,
             check=True,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from bench.seed import seed
 from components.models import Component
 from runs.models import IOPointer, Run, Write
 from tests.factories import log_run, moment
@@ -304,7 +304,7 @@ PAGES = [
 def test_every_page_answers_in_bounded_queries_with_capped_counts(
     admin_client_, settings, django_assert_max_num_queries
 ):
-    call_command("seed_bench", "--runs", "3000", "--batch", "1000", verbosity=0)
+    seed(runs=3000, batch=1000, say=lambda line: None)
     from mltrace_site import admin as site_admin
 
     settings.DEBUG = False

@@ -1,10 +1,10 @@
-"""manage.py seed_bench: pipeline-shaped runs through the commit path, or into the queue."""
+"""bench/seed.py: pipeline-shaped runs through the commit path, or into the queue."""
 
 from __future__ import annotations
 
 import pytest
-from django.core.management import call_command
 
+from bench.seed import seed
 from components.models import Component
 from runs.models import Run, RunDependency, Write
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_it_commits_pipeline_shaped_runs_through_the_commit_path():
-    call_command("seed_bench", "--runs", "205", "--batch", "50", verbosity=0)
+    seed(runs=205, batch=50, say=lambda line: None)
 
     assert Run.objects.count() == 205
     assert dict(Component.objects.values_list("name", "run_count")) == {"etl": 3, "train": 2, "infer": 200}
@@ -23,7 +23,7 @@ def test_it_commits_pipeline_shaped_runs_through_the_commit_path():
 
 
 def test_with_queue_it_accepts_the_runs_for_the_workers_to_commit():
-    call_command("seed_bench", "--runs", "120", "--batch", "50", "--queue", verbosity=0)
+    seed(runs=120, batch=50, queue=True, say=lambda line: None)
 
     assert Write.objects.filter(status="queued", kind="run").count() == 120
     assert not Run.objects.exists()
