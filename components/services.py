@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from django.db import transaction
-
 from components.models import Component, Tag
 from mltrace_site.exceptions import COMPONENT_NOT_FOUND, NotFound
 
@@ -26,48 +22,6 @@ def component_tags_add(*, component: Component, tags: list[str]) -> Component:
     """Adds tags to a component (existing ones are kept); returns the component."""
     if tags:
         component.tags.add(*tags_get_or_create(tags))
-    return component
-
-
-@transaction.atomic
-def component_upsert(
-    *,
-    name: str,
-    description: str = "",
-    owner: str = "",
-    tags: list[str] | None = None,
-    accepted_at: dt.datetime,
-) -> tuple[Component, bool]:
-    """Creates a component, or updates an existing one as mltrace's API describes.
-
-    An existing component gets the given tags added, and its description and owner replaced
-    where the new value is non-empty. Returns (component, created).
-    """
-    component = Component.objects.filter(name=name).first()
-    created = component is None
-    if component is None:
-        component = Component.objects.create(
-            name=name, description=description, owner=owner, created_at=accepted_at
-        )
-    else:
-        changed = []
-        if description and description != component.description:
-            component.description = description
-            changed.append("description")
-        if owner and owner != component.owner:
-            component.owner = owner
-            changed.append("owner")
-        if changed:
-            component.save(update_fields=changed)
-    component_tags_add(component=component, tags=tags or [])
-    return component, created
-
-
-def component_get_or_create(*, name: str, accepted_at: dt.datetime) -> Component:
-    """The component of this name, created with empty description and owner if missing."""
-    component = Component.objects.filter(name=name).first()
-    if component is None:
-        component = Component.objects.create(name=name, created_at=accepted_at)
     return component
 
 

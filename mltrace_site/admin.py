@@ -47,6 +47,20 @@ class LargeTableAdmin(admin.ModelAdmin):
     list_per_page = 50
 
 
+class WrittenThroughTheQueue(LargeTableAdmin):
+    """Rows that only accepted writes create or remove: the admin has no Add and no Delete.
+
+    An admin insert or delete would take no place in acceptance order, and a worker's batch
+    could then undo it or commit a run that depends on a row that is gone.
+    """
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 def pointer_summary(pointers: list[dict[str, Any]]) -> dict[str, Any]:
     return {"shown": pointers[:POINTERS_SHOWN], "more": max(0, len(pointers) - POINTERS_SHOWN)}
 

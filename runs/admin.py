@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.db.models import Q, QuerySet
@@ -8,7 +9,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from mltrace_site.admin import LargeTableAdmin
+from mltrace_site.admin import WrittenThroughTheQueue
 from runs.models import IOPointer, Run, RunDependency, Write, pointer_name_hash
 from runs.services import pointers_flag, writes_retry_failed
 
@@ -21,9 +22,7 @@ def run_link(run_id: int, label: str = "") -> str:
 
 
 def trace_link(name: str) -> str:
-    url = (
-        reverse("admin:mltrace-trace") + "?" + __import__("urllib.parse").parse.urlencode({"output_id": name})
-    )
+    url = reverse("admin:mltrace-trace") + "?" + urlencode({"output_id": name})
     return format_html('<a href="{}" title="trace">{}</a>', url, name)
 
 
@@ -67,7 +66,7 @@ class StatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Run)
-class RunAdmin(LargeTableAdmin):
+class RunAdmin(WrittenThroughTheQueue):
     list_display = ["id", "component", "start_timestamp", "duration", "status", "stale_marker"]
     list_display_links = ["id"]
     list_filter = [StatusFilter, StaleFilter, "component", ("start_timestamp", admin.DateFieldListFilter)]
@@ -98,12 +97,6 @@ class RunAdmin(LargeTableAdmin):
         "created_at",
     ]
     readonly_fields = [f for f in fields if f != "notes"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Run], search_term: str
@@ -210,7 +203,7 @@ class FlaggedFilter(admin.SimpleListFilter):
 
 
 @admin.register(IOPointer)
-class IOPointerAdmin(LargeTableAdmin):
+class IOPointerAdmin(WrittenThroughTheQueue):
     list_display = ["name", "value", "pointer_type", "flag", "trace"]
     list_filter = [FlaggedFilter, "pointer_type"]
     search_fields = ["name"]
@@ -219,12 +212,6 @@ class IOPointerAdmin(LargeTableAdmin):
     actions = ["flag", "unflag"]
     fields = ["name", "value", "pointer_type", "flag"]
     readonly_fields = ["name", "value", "pointer_type"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[IOPointer], search_term: str
@@ -269,7 +256,7 @@ class WriteStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Write)
-class WriteAdmin(LargeTableAdmin):
+class WriteAdmin(WrittenThroughTheQueue):
     list_display = ["id", "kind", "status", "accepted_at", "committed_at", "short_error", "run"]
     list_filter = [WriteStatusFilter, "kind"]
     ordering = ["-id"]
@@ -300,13 +287,7 @@ class WriteAdmin(LargeTableAdmin):
         requeued = writes_retry_failed(ids=list(queryset.values_list("id", flat=True)))
         self.message_user(request, f"Requeued {len(requeued)} failed writes.", messages.SUCCESS)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # The changelist's retry action needs change permission; a write's own page does
         # not: saving it would write back a status and payload a worker changed meanwhile.
         return obj is None and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

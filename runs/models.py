@@ -32,6 +32,19 @@ def pointer_key(name: str, value: str) -> str:
     return hashlib.sha256(name.encode() + b"\x00" + value.encode()).hexdigest()
 
 
+class WriteQuerySet(models.QuerySet):
+    def queued(self) -> WriteQuerySet:
+        """Accepted and not committed yet (write_queued_idx)."""
+        return self.filter(status=Write.Status.QUEUED)
+
+    def failed(self) -> WriteQuerySet:
+        return self.filter(status=Write.Status.FAILED)
+
+    def last_queued_id(self) -> int | None:
+        """The id of the newest queued write: what a commit of the whole queue must reach."""
+        return self.queued().order_by("-id").values_list("id", flat=True).first()
+
+
 class Write(models.Model):
     """An accepted write. Its id is the acceptance order shared by every component and run."""
 
@@ -52,6 +65,8 @@ class Write(models.Model):
     error = models.TextField(blank=True, default="")
     accepted_at = models.DateTimeField()
     committed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WriteQuerySet.as_manager()
 
     class Meta:
         verbose_name = "accepted write"

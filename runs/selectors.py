@@ -183,12 +183,12 @@ def queue_stats() -> dict[str, Any]:
     Writes are committed in id order, so every write below oldest_pending_id is committed or
     failed: a client waits for its own writes by watching it pass its last id.
     """
-    queued = Write.objects.filter(status=Write.Status.QUEUED)
+    queued = Write.objects.queued()
     oldest = queued.order_by("id").values_list("id", "accepted_at").first()
     oldest_id, age = (None, None) if oldest is None else (oldest[0], oldest[1])
     return {
         "pending": queued.count(),
-        "failed": Write.objects.filter(status=Write.Status.FAILED).count(),
+        "failed": Write.objects.failed().count(),
         "oldest_pending_id": oldest_id,
         "oldest_pending_age_seconds": None
         if age is None

@@ -332,14 +332,12 @@ def component_update_in_order(
 
 def _commit_still_queued() -> None:
     """Under the commit lock: commits what was accepted since the drain, one write at a time."""
-    _commit_writes(list(Write.objects.filter(status=Write.Status.QUEUED).order_by("id")), isolate=True)
+    _commit_writes(list(Write.objects.queued().order_by("id")), isolate=True)
 
 
 def _drain_before_commit_lock() -> None:
     """Commits the backlog outside the caller's locked transaction, which then stays short."""
-    backlog = (
-        Write.objects.filter(status=Write.Status.QUEUED).order_by("-id").values_list("id", flat=True).first()
-    )
+    backlog = Write.objects.last_queued_id()
     if backlog is not None:
         writes_commit_pending(through_id=backlog)
 
@@ -351,7 +349,7 @@ def writes_commit_pending(*, through_id: int) -> int:
     leave the writes queued for the next task or the sweep.
     """
     done = 0
-    queued = Write.objects.filter(status=Write.Status.QUEUED)
+    queued = Write.objects.queued()
     while queued.filter(id__lte=through_id).exists():
         limit = settings.MLTRACE_COMMIT_BATCH
         try:
@@ -399,7 +397,7 @@ def _next_batch_end(queued: QuerySet[Write], *, limit: int) -> int | None:
 def _commit_queued(*, limit: int, isolate: bool) -> int:
     with transaction.atomic():
         commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS, flush_wal=False)
-        queued = Write.objects.filter(status=Write.Status.QUEUED)
+        queued = Write.objects.queued()
         end = _next_batch_end(queued, limit=limit)
         if end is None:
             return 0
@@ -467,7 +465,7 @@ def writes_retry_failed(*, ids: list[int] | None = None) -> list[int]:
     A retried write is committed late: it sees exactly the writes accepted before it, but runs
     accepted after it were committed without it. Returns the ids requeued.
     """
-    failed = Write.objects.filter(status=Write.Status.FAILED)
+    failed = Write.objects.failed()
     if ids is not None:
         failed = failed.filter(id__in=ids)
     with transaction.atomic():

@@ -49,23 +49,12 @@ def _gather() -> None:
     writes accepted now do not enqueue tasks of their own: this task takes them all.
     """
     delay = dt.timedelta(milliseconds=settings.MLTRACE_COMMIT_DELAY_MS)
-    oldest = (
-        Write.objects.filter(status=Write.Status.QUEUED)
-        .order_by("id")
-        .values_list("accepted_at", flat=True)
-        .first()
-    )
+    oldest = Write.objects.queued().order_by("id").values_list("accepted_at", flat=True).first()
     if oldest is None or not delay:
         return
     wait = (oldest + delay - timezone.now()).total_seconds()
     if wait > 0:
         time.sleep(min(wait, delay.total_seconds()))
-
-
-def _last_queued() -> int | None:
-    return (
-        Write.objects.filter(status=Write.Status.QUEUED).order_by("-id").values_list("id", flat=True).first()
-    )
 
 
 def commit_writes(through_id: int | None = None) -> int:
@@ -83,7 +72,7 @@ def commit_writes(through_id: int | None = None) -> int:
             client.delete(key)
         except Exception:  # Redis is down: commit anyway, the flag expires on its own
             logger.warning("could not lower the commit-pending flag", exc_info=True)
-    last = _last_queued()
+    last = Write.objects.last_queued_id()
     if last is None:
         return 0
     done = writes_commit_pending(through_id=max(last, through_id or 0))
@@ -93,7 +82,7 @@ def commit_writes(through_id: int | None = None) -> int:
 
 def sweep() -> int:
     """Commits every queued write (their tasks were lost) and forgets expired idempotency keys."""
-    last = _last_queued()
+    last = Write.objects.last_queued_id()
     done = writes_commit_pending(through_id=last) if last is not None else 0
     idempotency_keys_purge()
     if done:
@@ -135,12 +124,7 @@ def enqueue_sweep_if_overdue(*, broker: Broker, previous_oldest: int | None = No
     since, workers are committing (a long backlog, not a lost task), and a sweep would only
     wait for the commit lock. Without it (a cluster that just started) an old write is swept.
     """
-    oldest = (
-        Write.objects.filter(status=Write.Status.QUEUED)
-        .order_by("id")
-        .values_list("id", "accepted_at")
-        .first()
-    )
+    oldest = Write.objects.queued().order_by("id").values_list("id", "accepted_at").first()
     if oldest is None:
         return None
     oldest_id, accepted_at = oldest
