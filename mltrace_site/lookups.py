@@ -7,7 +7,9 @@ ids or ten thousand, and PostgreSQL plans it as an index probe per element like 
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from django.db import connection
 from django.db.models import Field, ForeignObject, Lookup
@@ -42,3 +44,17 @@ def one_of(field: str, values: Any) -> dict[str, Any]:
     if connection.vendor == "postgresql":
         return {f"{field}__any": Array(values)}
     return {f"{field}__in": values}
+
+
+T = TypeVar("T")
+
+# Items per query (ids, names, windows) and run bodies per encoded piece: well under SQLite's
+# 32,766 parameters, even at three parameters an item, and few enough bodies to hold at once.
+CHUNK = 5_000
+
+
+def chunked(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """Lists of at most `size` consecutive items (itertools.batched, from Python 3.12)."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk

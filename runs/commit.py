@@ -35,6 +35,7 @@ from django.db.models import Max, OuterRef, Subquery
 from components.models import Component
 from components.services import tags_get_or_create
 from mltrace_site.exceptions import DependencyUnresolved
+from mltrace_site.lookups import CHUNK, chunked
 from runs.models import (
     IOPointer,
     Run,
@@ -45,13 +46,11 @@ from runs.models import (
     pointer_key,
     pointer_name_hash,
 )
-from runs.selectors import chunked
 
 logger = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 60 * 60 * 24
 # Bound on the values of one IN (...) or VALUES list: SQLite allows 32,766 parameters.
-CHUNK = 5_000
 
 
 class AcceptedWrite(Protocol):
@@ -153,9 +152,7 @@ class _Batch:
             payload = write.payload
             names.add(payload["name"] if write.kind == Write.Kind.COMPONENT else payload["component"])
         return {
-            c.name: c
-            for chunk in chunked(sorted(names), CHUNK)
-            for c in Component.objects.filter(name__in=chunk)
+            c.name: c for chunk in chunked(sorted(names)) for c in Component.objects.filter(name__in=chunk)
         }
 
     def _db_latest_producers(self, runs: list[AcceptedWrite]) -> dict[str, int]:
@@ -188,7 +185,7 @@ class _Batch:
         """
         names = sorted({n for w in runs for n in w.payload["dependencies"]})
         latest = {}
-        for chunk in chunked(names, CHUNK):
+        for chunk in chunked(names):
             newest = Run.objects.filter(component_id=OuterRef("pk"), id__lt=self.bound).order_by(
                 "-start_timestamp", "-id"
             )

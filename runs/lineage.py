@@ -7,7 +7,6 @@ number of queries does not grow with the depth of the pipeline.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
@@ -17,7 +16,7 @@ from typing import Any
 from django.db import connection
 
 from mltrace_site.exceptions import OUTPUT_NOT_FOUND, NotFound
-from mltrace_site.lookups import one_of
+from mltrace_site.lookups import chunked, one_of
 from runs.models import IOPointer, PointerType, Run, RunDependency, RunOutput, pointer_name_hash
 from runs.selectors import runs_by_id, runs_to_dicts
 
@@ -135,11 +134,6 @@ def trace_order(root: int, edges: dict[int, list[int]], depths: dict[int, int]) 
     return order
 
 
-# Run bodies are built and sent this many at a time, so a trace or review of a million runs
-# never holds a million bodies (only their ids and edges).
-BODY_CHUNK = 5_000
-
-
 @dataclass(frozen=True)
 class TracePlan:
     """The shape of a trace: which runs, in which order, at which depth, and their edges."""
@@ -180,7 +174,10 @@ def trace_plan(*, output_id: str, depth: int | None = None) -> TracePlan:
 def run_bodies(
     ids: list[int], *, known_dependencies: dict[int, list[int]] | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(id, API body) of committed runs in the given order, BODY_CHUNK runs per batch of queries."""
+    """(id, API body) of committed runs in the given order, CHUNK runs per batch of queries.
+
+    So a trace or review of a million runs never holds a million bodies, only their ids.
+    """
     for chunk in body_chunks(ids, known_dependencies=known_dependencies):
         yield from chunk
 
@@ -189,16 +186,8 @@ def body_chunks(
     ids: list[int], *, known_dependencies: dict[int, list[int]] | None = None
 ) -> Iterator[list[tuple[int, dict[str, Any]]]]:
     """run_bodies a chunk at a time."""
-    for offset in range(0, len(ids), BODY_CHUNK):
-        chunk = ids[offset : offset + BODY_CHUNK]
+    for chunk in chunked(ids):
         yield list(zip(chunk, runs_to_dicts(chunk, known_dependencies=known_dependencies), strict=True))
-
-
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Lists of `size` consecutive items (itertools.batched from Python 3.12)."""
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
 
 
 def json_items(items: Iterator[list[Any]]) -> Iterator[str]:
@@ -235,7 +224,7 @@ def trace_json(plan: TracePlan) -> Iterator[str]:
         for chunk in body_chunks(plan.order, known_dependencies=plan.edges)
     )
     yield '], "edges": ['
-    yield from json_items(batched(plan.edge_pairs(), BODY_CHUNK))
+    yield from json_items(chunked(plan.edge_pairs()))
     yield "]}"
 
 
