@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 
+from common.errors import COMPONENT_NOT_FOUND, NotFound
 from components.models import Component, Tag
-from mltrace_site.exceptions import COMPONENT_NOT_FOUND, NotFound
 
 
 def component_list(*, tag: str = "", owner: str = "") -> QuerySet[Component]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from common.errors import COMPONENT_NOT_FOUND, NotFound
 from components.models import Component, Tag
-from mltrace_site.exceptions import COMPONENT_NOT_FOUND, NotFound
 
 
 def tags_get_or_create(names: list[str]) -> list[Tag]:

@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from mltrace_site.exceptions import MltraceError
+from common.errors import MltraceError
 
 CAPPED_COUNT = 10_000
 RECENT_PAGE = 50

@@ -1,7 +1,7 @@
-"""Domain errors and the one DRF exception handler that maps them to JSON.
+"""The one DRF exception handler that maps every error to JSON, and the HTTP layer's messages.
 
 Every error body of the API is either {"detail": message} or DRF's field errors
-{"field": [messages]}; the messages are constants here so tests can import them.
+{"field": [messages]}. The domain's errors and messages are in common/errors.py.
 """
 
 from __future__ import annotations
@@ -19,60 +19,13 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from common.errors import MltraceError
+
 logger = logging.getLogger(__name__)
 
 BODY_TOO_LARGE = "Request body is larger than {limit} bytes."
-COMPONENT_NOT_FOUND = "Component {name!r} does not exist."
-RUN_NOT_FOUND = "Run {id} does not exist."
-RUN_NOT_COMMITTED = "Run {id} is {status}, not committed yet; its notes can be changed once it is."
-OUTPUT_NOT_FOUND = "No committed run has an output named {name!r}."
-POINTER_NOT_FOUND = "No IO pointer is named {name!r}."
-DEPENDENCY_UNRESOLVED = "Component {name!r} has no run accepted before this one."
-NOT_A_RUN = "Write {id} is a component write, not a run."
-IDEMPOTENCY_KEY_REUSED = "This Idempotency-Key was already used with a different request."
 IDEMPOTENCY_KEY_INVALID = "An Idempotency-Key is 1 to 255 printable ASCII characters."
 DATABASE_UNAVAILABLE = "The write could not be recorded: the database is unavailable. Retry later."
-
-
-class MltraceError(Exception):
-    """Base of the domain errors the services raise."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    # Position of the refused write in a batch, when it came from one.
-    index: int | None = None
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-    def body(self) -> dict[str, Any]:
-        if self.field:
-            return {self.field: [self.message]}
-        return {"detail": self.message}
-
-
-class NotFound(MltraceError):
-    status_code = status.HTTP_404_NOT_FOUND
-
-
-class InvalidInput(MltraceError):
-    status_code = status.HTTP_400_BAD_REQUEST
-
-
-class Conflict(MltraceError):
-    status_code = status.HTTP_409_CONFLICT
-
-
-class DependencyUnresolved(InvalidInput):
-    """An explicit dependency names a component with no earlier run (a 400 on the sync path)."""
-
-    def __init__(self, names: list[str]) -> None:
-        super().__init__(
-            " ".join(DEPENDENCY_UNRESOLVED.format(name=name) for name in names),
-            field="dependencies",
-        )
-        self.names = names
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -32,10 +32,10 @@ from typing import Any, Protocol
 from django.db import connection
 from django.db.models import Max, OuterRef, Subquery
 
+from common.errors import DependencyUnresolved
+from common.lookups import CHUNK, chunked
 from components.models import Component
 from components.services import tags_get_or_create
-from mltrace_site.exceptions import DependencyUnresolved
-from mltrace_site.lookups import CHUNK, chunked
 from runs.models import (
     IOPointer,
     Run,

@@ -15,8 +15,8 @@ from typing import Any
 
 from django.db import connection
 
-from mltrace_site.exceptions import OUTPUT_NOT_FOUND, NotFound
-from mltrace_site.lookups import chunked, one_of
+from common.errors import OUTPUT_NOT_FOUND, NotFound
+from common.lookups import chunked, one_of
 from runs.models import IOPointer, PointerType, Run, RunDependency, RunOutput, pointer_name_hash
 from runs.selectors import runs_by_id, runs_to_dicts
 

@@ -11,9 +11,9 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from common.errors import NOT_A_RUN, RUN_NOT_FOUND, NotFound
+from common.lookups import chunked, one_of
 from components.models import Component
-from mltrace_site.exceptions import NOT_A_RUN, RUN_NOT_FOUND, NotFound
-from mltrace_site.lookups import chunked, one_of
 from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write
 from runs.serializers import pending_write_to_dict, run_to_dict
 

@@ -29,9 +29,7 @@ from django.db import DatabaseError, IntegrityError, InterfaceError, Operational
 from django.db.models import BigIntegerField, Func, QuerySet
 from django.utils import timezone
 
-from components.models import Component
-from components.services import component_update
-from mltrace_site.exceptions import (
+from common.errors import (
     IDEMPOTENCY_KEY_REUSED,
     POINTER_NOT_FOUND,
     RUN_NOT_COMMITTED,
@@ -40,7 +38,9 @@ from mltrace_site.exceptions import (
     MltraceError,
     NotFound,
 )
-from mltrace_site.lookups import one_of
+from common.lookups import one_of
+from components.models import Component
+from components.services import component_update
 from runs.commit import CommittedRun, writes_commit
 from runs.models import (
     IdempotencyKey,

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.errors import RUN_NOT_FOUND, DependencyUnresolved, NotFound
 from mltrace_site.api import (
     ERROR_DETAIL,
     ERRORS,
@@ -21,7 +22,6 @@ from mltrace_site.api import (
     validated,
     wants_sync,
 )
-from mltrace_site.exceptions import RUN_NOT_FOUND, DependencyUnresolved, NotFound
 from mltrace_site.pagination import page_url, parse_limit
 from runs import lineage
 from runs.models import Run, Write

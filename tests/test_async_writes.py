@@ -14,8 +14,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from common.errors import IDEMPOTENCY_KEY_REUSED
 from components.models import Component
-from mltrace_site.exceptions import DATABASE_UNAVAILABLE, IDEMPOTENCY_KEY_REUSED
+from mltrace_site.exceptions import DATABASE_UNAVAILABLE
 from runs.models import IdempotencyKey, Run, Write
 from runs.services import ACCEPT_LOCK_KEY
 from tests.factories import run_payload

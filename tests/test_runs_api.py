@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from common.errors import DEPENDENCY_UNRESOLVED, RUN_NOT_COMMITTED
 from components.models import Component
-from mltrace_site.exceptions import DEPENDENCY_UNRESOLVED, RUN_NOT_COMMITTED
 from mltrace_site.parsers import LONE_SURROGATE
 from runs.models import IOPointer, Run, RunDependency, Write
 from runs.serializers import END_BEFORE_START, POINTER_SHAPE
