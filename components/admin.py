@@ -9,8 +9,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from components.models import Component, Tag
+from ingest.queue import component_update_in_order
 from mltrace_site.admin import LargeTableAdmin
-from runs.services import component_update_in_order
 
 
 @admin.register(Component)

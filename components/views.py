@@ -17,6 +17,9 @@ from components.serializers import (
     component_to_dict,
 )
 from components.services import component_tags_add
+from ingest.accept import writes_accept
+from ingest.idempotency import Answer
+from ingest.queue import component_update_in_order, writes_commit_now
 from mltrace_site.api import (
     ERRORS,
     IDEMPOTENCY_KEY_PARAMETER,
@@ -30,7 +33,6 @@ from mltrace_site.api import (
 from mltrace_site.pagination import LimitCursorPagination, parse_limit
 from runs.models import Write
 from runs.serializers import HistoryQuerySerializer, RunPageSerializer
-from runs.services import Answer, component_update_in_order, writes_accept, writes_commit_now
 from runs.views import run_page_response
 
 COMPONENT_NAME = OpenApiParameter(

@@ -242,9 +242,7 @@ Q_CLUSTER = {
     "ack_failures": True,
     "catch_up": False,
     "poll": 0.2,
-    "broker_class": (
-        "mltrace_site.brokers.SweepingRedis" if REDIS_URL else "mltrace_site.brokers.SweepingORM"
-    ),
+    "broker_class": ("ingest.brokers.SweepingRedis" if REDIS_URL else "ingest.brokers.SweepingORM"),
 }
 if REDIS_URL:
     # Bounded waits: an unreachable Redis must not hang a request that enqueues (the write is

@@ -9,9 +9,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from ingest.retry import writes_retry_failed
 from mltrace_site.admin import WrittenThroughTheQueue
 from runs.models import IOPointer, Run, RunDependency, Write, pointer_name_hash
-from runs.services import pointers_flag, writes_retry_failed
+from runs.services import pointers_flag
 
 LINKS_SHOWN = 100
 

@@ -9,13 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 
-from common.errors import NOT_A_RUN, RUN_NOT_FOUND, NotFound
 from common.lookups import chunked, one_of
 from components.models import Component
-from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write
-from runs.serializers import pending_write_to_dict, run_to_dict
+from runs.bodies import run_to_dict
+from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput
 
 RUN_FIELDS = (
     "id",
@@ -103,21 +101,6 @@ def runs_by_id(ids: Sequence[int]) -> dict[int, Run]:
     return found
 
 
-def run_get(*, run_id: int) -> dict[str, Any]:
-    """A run by id: committed, or the queued or failed write that carries it. Raises NotFound."""
-    if Run.objects.filter(id=run_id).exists():
-        return runs_to_dicts([run_id])[0]
-    write = Write.objects.filter(id=run_id).first()
-    if write is None:
-        raise NotFound(RUN_NOT_FOUND.format(id=run_id))
-    if write.kind != Write.Kind.RUN:
-        raise NotFound(NOT_A_RUN.format(id=run_id))
-    if write.status == Write.Status.COMMITTED:
-        # Committed by a worker between the two reads above: the run exists now.
-        return runs_to_dicts([run_id])[0]
-    return pending_write_to_dict(write)
-
-
 @dataclass(frozen=True)
 class RunPage:
     runs: list[Run]
@@ -165,22 +148,3 @@ def run_page(
         return RunPage(runs=list(reversed(found[:limit])), has_more=len(found) > limit)
     found = list(runs.order_by("-start_timestamp", "-id")[: limit + 1])
     return RunPage(runs=found[:limit], has_more=len(found) > limit)
-
-
-def queue_stats() -> dict[str, Any]:
-    """Pending and failed accepted writes, and the id and wait of the oldest pending one.
-
-    Writes are committed in id order, so every write below oldest_pending_id is committed or
-    failed: a client waits for its own writes by watching it pass its last id.
-    """
-    queued = Write.objects.queued()
-    oldest = queued.order_by("id").values_list("id", "accepted_at").first()
-    oldest_id, age = (None, None) if oldest is None else (oldest[0], oldest[1])
-    return {
-        "pending": queued.count(),
-        "failed": Write.objects.failed().count(),
-        "oldest_pending_id": oldest_id,
-        "oldest_pending_age_seconds": None
-        if age is None
-        else max(0.0, (timezone.now() - age).total_seconds()),
-    }

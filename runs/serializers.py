@@ -16,7 +16,6 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from common.timestamps import iso_utc
 from components.serializers import ComponentNameField, unique_in_order
 from mltrace_site.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from mltrace_site.parsers import json_strings
@@ -240,47 +239,6 @@ class RunBatchAcceptedSerializer(serializers.Serializer):
 
 class RunBatchCommittedSerializer(serializers.Serializer):
     runs = RunSerializer(many=True)
-
-
-def run_to_dict(
-    row: tuple, *, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]], dependencies: list[int]
-) -> dict[str, Any]:
-    """A committed run, from a row of selectors.RUN_FIELDS and its pointers as dicts."""
-    (run_id, component, start, end, stale, unresolved, notes, git_hash, git_tags, code, tests, created) = row
-    return {
-        "id": run_id,
-        "status": Write.Status.COMMITTED,
-        "error": None,
-        "component": component,
-        "start_timestamp": iso_utc(start),
-        "end_timestamp": iso_utc(end),
-        "inputs": inputs,
-        "outputs": outputs,
-        "dependencies": dependencies,
-        "stale": stale,
-        "unresolved_dependencies": unresolved,
-        "notes": notes,
-        "git_hash": git_hash,
-        "git_tags": git_tags,
-        "code_snapshot": code,
-        "test_results": tests,
-        "created_at": iso_utc(created),
-    }
-
-
-def pending_write_to_dict(write: Write) -> dict[str, Any]:
-    """A run write that is not committed: queued, or failed with its error."""
-    body: dict[str, Any] = {"id": write.id, "status": write.status}
-    if write.status == Write.Status.FAILED:
-        body["error"] = write.error
-    payload = write.payload or {}
-    if "component" in payload:
-        body["component"] = payload["component"]
-    for key in ("start_timestamp", "end_timestamp"):
-        if key in payload:
-            body[key] = iso_utc(dt.datetime.fromisoformat(payload[key]))
-    body["created_at"] = iso_utc(write.accepted_at)
-    return body
 
 
 MAX_BIGINT = 2**63 - 1

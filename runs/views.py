@@ -10,7 +10,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.errors import RUN_NOT_FOUND, DependencyUnresolved, NotFound
+from common.errors import RUN_NOT_COMMITTED, RUN_NOT_FOUND, Conflict, DependencyUnresolved, NotFound
+from ingest.accept import writes_accept
+from ingest.idempotency import Answer
+from ingest.queue import writes_commit_now
+from ingest.selectors import queue_stats, run_get, run_write_pending
 from mltrace_site.api import (
     ERROR_DETAIL,
     ERRORS,
@@ -25,7 +29,7 @@ from mltrace_site.api import (
 from mltrace_site.pagination import page_url, parse_limit
 from runs import lineage
 from runs.models import Run, Write
-from runs.selectors import queue_stats, run_get, run_page, runs_to_dicts
+from runs.selectors import run_page, runs_to_dicts
 from runs.serializers import (
     MAX_BIGINT,
     FlagResultSerializer,
@@ -47,14 +51,7 @@ from runs.serializers import (
     WebTraceNodeSerializer,
     run_payload,
 )
-from runs.services import (
-    Answer,
-    pointers_flag,
-    pointers_unflag_all,
-    run_notes_update,
-    writes_accept,
-    writes_commit_now,
-)
+from runs.services import pointers_flag, pointers_unflag_all, run_notes_update
 
 RUN_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The run's id (its write's id).")
 LIMIT = OpenApiParameter("limit", int, description="Page size, default 50, capped at 1000.")
@@ -193,7 +190,13 @@ class RunViewSet(viewsets.ViewSet):
             raise NotFound(RUN_NOT_FOUND.format(id=run_id))
         serializer = RunUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        run_notes_update(run_id=run_id, notes=serializer.validated_data["notes"])
+        try:
+            run_notes_update(run_id=run_id, notes=serializer.validated_data["notes"])
+        except NotFound:
+            pending = run_write_pending(run_id=run_id)
+            if pending is None:
+                raise
+            raise Conflict(RUN_NOT_COMMITTED.format(id=run_id, status=pending)) from None
         return Response(run_get(run_id=run_id))
 
 

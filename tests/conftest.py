@@ -79,7 +79,7 @@ def web_broker(private_redis, monkeypatch, settings):
     import redis as redis_client
     from django_q.brokers.redis_broker import Redis
 
-    from runs import tasks
+    from ingest import tasks
 
     url = private_redis.url
 

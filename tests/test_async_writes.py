@@ -16,9 +16,9 @@ from django.utils import timezone
 
 from common.errors import IDEMPOTENCY_KEY_REUSED
 from components.models import Component
+from ingest.locks import ACCEPT_LOCK_KEY
 from mltrace_site.exceptions import DATABASE_UNAVAILABLE
 from runs.models import IdempotencyKey, Run, Write
-from runs.services import ACCEPT_LOCK_KEY
 from tests.factories import run_payload
 from tests.live import wait_until
 
@@ -171,7 +171,7 @@ def test_an_expired_idempotency_key_is_forgotten_and_may_be_used_afresh(api, set
 
 @pytest.mark.django_db
 def test_the_purge_forgets_expired_idempotency_keys_only(api, settings):
-    from runs.tasks import purge_idempotency_keys
+    from ingest.tasks import purge_idempotency_keys
 
     api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="old")
     api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="new")
@@ -268,7 +268,7 @@ def test_a_failed_write_keeps_its_payload_and_error_and_retry_failed_requeues_it
     del broken["component"]
     Write.objects.filter(id=write.id).update(payload=broken)
 
-    from runs.tasks import commit_writes
+    from ingest.tasks import commit_writes
 
     commit_writes(write.id)
 
@@ -297,7 +297,7 @@ def test_one_failing_write_does_not_hold_back_the_others(api):
     ]
     Write.objects.filter(id=ids[1]).update(payload={"garbage": True})
 
-    from runs.tasks import commit_writes
+    from ingest.tasks import commit_writes
 
     commit_writes(ids[-1])
 
@@ -316,7 +316,7 @@ def test_a_commit_batch_holds_at_most_commit_batch_bytes_of_payload(api, setting
         for i in range(3)
     ]
 
-    from runs.tasks import commit_writes
+    from ingest.tasks import commit_writes
 
     assert commit_writes(ids[-1]) == 3
 
@@ -330,7 +330,7 @@ def test_explicit_dependencies_cost_the_same_queries_for_2_names_or_200(api):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from runs.tasks import commit_writes
+    from ingest.tasks import commit_writes
 
     names = [f"step{i}" for i in range(200)]
     api.post("/api/v1/runs/batch/?sync=true", {"runs": [run_payload(name) for name in names]}, format="json")
@@ -347,7 +347,7 @@ def test_explicit_dependencies_cost_the_same_queries_for_2_names_or_200(api):
 
 @pytest.mark.django_db
 def test_an_overdue_write_is_swept_unless_commits_are_moving(api, settings):
-    from runs.tasks import enqueue_sweep_if_overdue, shared_broker
+    from ingest.tasks import enqueue_sweep_if_overdue, shared_broker
 
     broker = shared_broker()
     settings.MLTRACE_SWEEP_AFTER_SECONDS = 0

@@ -95,7 +95,7 @@ def test_readyz_names_the_broker_when_it_does_not_answer(anon, monkeypatch):
     import redis as redis_client
     from django_q.brokers.redis_broker import Redis
 
-    from runs import tasks
+    from ingest import tasks
     from tests.live import free_port
 
     port = free_port()  # nothing listens there

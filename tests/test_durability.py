@@ -19,8 +19,8 @@ from django.db.models import Sum
 from rest_framework.authtoken.models import Token
 
 from components.models import Component
+from ingest.locks import COMMIT_LOCK_KEY
 from runs.models import Run, Write
-from runs.services import COMMIT_LOCK_KEY
 from tests.conftest import database_url
 from tests.factories import run_payload
 from tests.live import ROOT, Cluster, TcpProxy, free_port, http, serves, wait_until

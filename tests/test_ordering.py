@@ -22,9 +22,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from components.models import Component
+from ingest.tasks import commit_writes
 from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write
 from runs.serializers import infer_pointer_type
-from runs.tasks import commit_writes
 
 pytestmark = pytest.mark.live
 

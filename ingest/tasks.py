@@ -1,4 +1,5 @@
-"""django-q entry points: plain functions that call the services."""
+"""The django-q tasks, plain functions enqueued by reference: commit the queue, sweep the
+writes whose task was lost, forget expired idempotency keys."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from django_q.brokers import Broker, get_broker
 from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.tasks import async_task
 
+from ingest.idempotency import idempotency_keys_purge
+from ingest.queue import writes_commit_pending
 from runs.maintenance import analyze_if_grown
 from runs.models import Write
-from runs.services import idempotency_keys_purge, writes_commit_pending
 
 logger = logging.getLogger(__name__)
 
@@ -101,9 +103,7 @@ def enqueue_commit(through_id: int) -> None:
             client, key = flag
             if not client.set(key, through_id, nx=True, ex=COMMIT_PENDING_SECONDS):
                 return
-        async_task(
-            "runs.tasks.commit_writes", through_id, broker=shared_broker(), task_name=f"commit-{through_id}"
-        )
+        async_task(commit_writes, through_id, broker=shared_broker(), task_name=f"commit-{through_id}")
     except Exception:
         logger.exception("could not enqueue the commit of write %s; the sweep will commit it", through_id)
 
@@ -131,5 +131,5 @@ def enqueue_sweep_if_overdue(*, broker: Broker, previous_oldest: int | None = No
     overdue = timezone.now() - accepted_at >= dt.timedelta(seconds=settings.MLTRACE_SWEEP_AFTER_SECONDS)
     moving = previous_oldest is not None and previous_oldest != oldest_id
     if overdue and not moving:
-        async_task("runs.tasks.sweep", broker=broker, task_name="sweep")
+        async_task(sweep, broker=broker, task_name="sweep")
     return oldest_id

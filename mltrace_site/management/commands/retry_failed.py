@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from runs.services import writes_retry_failed
+from ingest.retry import writes_retry_failed
 
 
 class Command(BaseCommand):

@@ -1,0 +1,93 @@
+"""The 202 door: a validated write recorded durably as queued, its commit enqueued.
+
+The ids come from the one shared sequence under the accept lock, in list order, so the
+committed rows of the write log are always a prefix of the sequence.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ingest.idempotency import Answer, Idempotency, idempotent_replay, idempotent_store, retry_on_key_race
+from ingest.locks import ACCEPT_LOCK_KEY, advisory_xact_lock, on_postgres
+from ingest.tasks import enqueue_commit
+from runs.models import (
+    Write,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def writes_accept(
+    *,
+    kind: str,
+    payloads: list[dict[str, Any]],
+    answer: Callable[[list[Write]], Answer],
+    idempotency: Idempotency | None = None,
+) -> Answer:
+    """Records validated writes durably as queued and enqueues their commit (the 202 door).
+
+    The ids come from the shared sequence under the accept lock, in list order. The commit is
+    enqueued once the transaction is committed; if that enqueue is lost, the sweep commits the
+    writes. Raises OperationalError when the database cannot record them (the view's 503).
+    """
+
+    if idempotency is None and on_postgres() and connection.get_autocommit():
+        writes = _accept_in_one_statement(kind, payloads)
+        result = answer(writes)
+        enqueue_commit(writes[-1].id)
+        return result
+
+    def attempt() -> Answer:
+        with transaction.atomic():
+            advisory_xact_lock(ACCEPT_LOCK_KEY, timeout_ms=settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)
+            replay = idempotent_replay(idempotency)
+            if replay is not None:
+                return replay
+            now = timezone.now()
+            writes = Write.objects.bulk_create(
+                [Write(kind=kind, payload=payload, accepted_at=now) for payload in payloads]
+            )
+            result = answer(writes)
+            idempotent_store(idempotency, result)
+            last_id = writes[-1].id
+            transaction.on_commit(lambda: enqueue_commit(last_id))
+        return result
+
+    return retry_on_key_race(attempt)
+
+
+def _accept_in_one_statement(kind: str, payloads: list[dict[str, Any]]) -> list[Write]:
+    """The accept as one round trip: lock, insert and commit in a single implicit transaction.
+
+    The accept lock is held from before the ids are drawn until the commit, as in
+    writes_accept's general path; the ids follow the payloads' order (ORDER BY ordinality).
+    The transaction ends with the statement, so a 202 follows a durable commit.
+    """
+    now = timezone.now()
+    table = Write._meta.db_table
+    sql = f"""
+        SET LOCAL lock_timeout = {int(settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)};
+        WITH locked AS (SELECT pg_advisory_xact_lock(%s))
+        INSERT INTO {table} (kind, status, payload, error, accepted_at)
+        SELECT %s, %s, p.payload::jsonb, '', %s
+        FROM locked, unnest(%s::text[]) WITH ORDINALITY AS p (payload, n)
+        ORDER BY p.n
+        RETURNING id
+    """
+    encoded = [json.dumps(payload, cls=DjangoJSONEncoder) for payload in payloads]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ACCEPT_LOCK_KEY, kind, Write.Status.QUEUED, now, encoded])
+        ids = sorted(row[0] for row in cursor.fetchall())
+    return [
+        Write(id=write_id, kind=kind, payload=payload, accepted_at=now)
+        for write_id, payload in zip(ids, payloads, strict=True)
+    ]

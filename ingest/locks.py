@@ -1,0 +1,85 @@
+"""The two PostgreSQL advisory locks that make asynchronous writes equal synchronous ones.
+
+The accept lock makes ids visible in id order: an accept holds it from before it draws its
+ids until its commit. The commit lock lets one transaction at a time commit queued writes,
+oldest first. docs/ARCHITECTURE.md has the whole argument. On SQLite every transaction
+begins IMMEDIATE, so writers already run one at a time and these do nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
+
+logger = logging.getLogger(__name__)
+
+
+# PostgreSQL advisory lock keys: one serializes commits, one serializes id assignment.
+COMMIT_LOCK_KEY = 0x6D6C7472  # "mltr"
+ACCEPT_LOCK_KEY = 0x6D6C7461  # "mlta"
+# Errors that mean the database could not be reached: the write stays queued and is retried.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def advisory_xact_lock(key: int, *, timeout_ms: int | None = None, settings_sql: str = "") -> None:
+    """Takes a transaction-level advisory lock, waiting at most timeout_ms (then OperationalError).
+
+    settings_sql: SET LOCAL statements sent in the same round trip. On SQLite every
+    transaction begins IMMEDIATE, so writers already run one at a time.
+    """
+    if not on_postgres():
+        return
+    with connection.cursor() as cursor:
+        timeout = "" if timeout_ms is None else f"SET LOCAL lock_timeout = {int(timeout_ms)}; "
+        cursor.execute(f"{timeout}{settings_sql}SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def commit_lock(*, timeout_ms: int | None = None, flush_wal: bool = True) -> None:
+    """Waits until no other transaction is committing writes; held until this one ends.
+
+    flush_wal=False lets the transaction's COMMIT return before its WAL reaches the disk
+    (synchronous_commit off), for a worker's commit of queued writes. A database crash may
+    then undo the last such commits, but only whole and only the newest: a write and its
+    committed status are one transaction, so those writes are queued again and the sweep
+    commits them again, to the same rows, since a commit depends only on the writes before
+    it. Accepts and ?sync=true commits keep flushing: their answers promise durability.
+    """
+    extra = "" if flush_wal else "SET LOCAL synchronous_commit = off; "
+    advisory_xact_lock(COMMIT_LOCK_KEY, timeout_ms=timeout_ms, settings_sql=extra)
+
+
+@contextmanager
+def accept_lock_released_early() -> Iterator[None]:
+    """The accept lock held for a block only, not to the end of the transaction.
+
+    The synchronous door holds the commit lock for its whole transaction; nobody can commit
+    the writes accepted after it until it ends, so it may let accepts go on meanwhile.
+    """
+    if not on_postgres():
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SET LOCAL lock_timeout = {int(settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)}; SELECT pg_advisory_lock(%s)",
+            [ACCEPT_LOCK_KEY],
+        )
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [ACCEPT_LOCK_KEY])
+        except DatabaseError:
+            # The block failed and aborted the transaction, where no unlock can run. A
+            # session-level lock outlives ROLLBACK and would stop every accept: end the
+            # session instead (the block's own error goes on propagating).
+            logger.warning("could not release the accept lock; closing the database connection")
+            connection.close()
