@@ -12,8 +12,11 @@ RUN pip install -r requirements.txt
 
 COPY manage.py ./
 COPY mltrace_site ./mltrace_site
-COPY components ./components
+COPY api ./api
+COPY ingest ./ingest
 COPY runs ./runs
+COPY components ./components
+COPY common ./common
 COPY templates ./templates
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
     && useradd --system --home /app mltrace \

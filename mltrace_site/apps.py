@@ -5,7 +5,6 @@ import sys
 from typing import Any
 
 from django.apps import AppConfig
-from django.contrib.admin.apps import AdminConfig
 from django.db.backends.signals import connection_created
 
 
@@ -29,9 +28,3 @@ class MltraceSiteConfig(AppConfig):
 
     def ready(self) -> None:
         connection_created.connect(configure_session, dispatch_uid="mltrace-configure-session")
-
-
-class MltraceAdminConfig(AdminConfig):
-    """Django's admin, with the site that adds the lineage pages."""
-
-    default_site = "mltrace_site.admin.MltraceAdminSite"

@@ -163,7 +163,7 @@ def test_the_trace_page_shows_the_tree_with_links_outputs_and_staleness(admin_cl
 
 
 def test_the_trace_and_review_pages_list_at_most_runs_shown(admin_client_, api, monkeypatch):
-    from mltrace_site import admin as site_admin
+    from api import dashboard as site_admin
 
     monkeypatch.setattr(site_admin, "RUNS_SHOWN", 3)
     runs = [
@@ -305,7 +305,7 @@ def test_every_page_answers_in_bounded_queries_with_capped_counts(
     admin_client_, settings, django_assert_max_num_queries
 ):
     seed(runs=3000, batch=1000, say=lambda line: None)
-    from mltrace_site import admin as site_admin
+    from api import dashboard as site_admin
 
     settings.DEBUG = False
     site_admin.CAPPED_COUNT = 500  # below the 3,000 rows, so the cap is what answers

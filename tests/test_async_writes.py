@@ -14,10 +14,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from api.exceptions import DATABASE_UNAVAILABLE
 from common.errors import IDEMPOTENCY_KEY_REUSED
 from components.models import Component
 from ingest.locks import ACCEPT_LOCK_KEY
-from mltrace_site.exceptions import DATABASE_UNAVAILABLE
 from runs.models import IdempotencyKey, Run, Write
 from tests.factories import run_payload
 from tests.live import wait_until

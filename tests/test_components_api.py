@@ -4,9 +4,9 @@ import base64
 
 import pytest
 
+from api.exceptions import MISSING_SLASH
+from api.serializers.components import COMPONENT_NAME_SLASH
 from components.models import Component, Tag
-from components.serializers import COMPONENT_NAME_SLASH
-from mltrace_site.exceptions import MISSING_SLASH
 from runs.models import Write
 from tests.factories import create_component, log_run
 

@@ -113,6 +113,10 @@ def test_the_dockerfile_installs_the_requirements_and_copies_every_app():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "pip install -r requirements.txt" in dockerfile
     assert "collectstatic" in dockerfile
-    for package in ("mltrace_site", "components", "runs"):
+    # Every package of the server (its layers, tests/test_layout.py), and nothing of bench/.
+    from tests.test_layout import LAYERS
+
+    for package in ("mltrace_site", "components", "runs", *LAYERS):
         assert f"COPY {package} ./{package}" in dockerfile
+    assert "bench" not in dockerfile
     assert re.search(r'^CMD \["gunicorn", "mltrace_site.wsgi"', dockerfile, re.M)

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
+from api.serializers.runs import UNFLAG_TWO_TARGETS
 from components.models import Component
 from runs.models import IOPointer, Run, RunDependency, RunOutput, pointer_key, pointer_name_hash
-from runs.serializers import UNFLAG_TWO_TARGETS
 from tests.factories import log_run, moment
 
 pytestmark = pytest.mark.django_db

@@ -5,11 +5,11 @@ import json
 
 import pytest
 
+from api.parsers import LONE_SURROGATE
+from api.serializers.runs import END_BEFORE_START, POINTER_SHAPE
 from common.errors import DEPENDENCY_UNRESOLVED, RUN_NOT_COMMITTED
 from components.models import Component
-from mltrace_site.parsers import LONE_SURROGATE
 from runs.models import IOPointer, Run, RunDependency, Write
-from runs.serializers import END_BEFORE_START, POINTER_SHAPE
 from tests.factories import log_run, moment, run_payload
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.middleware.common import CommonMiddleware
 
-from mltrace_site.exceptions import BODY_TOO_LARGE
+from api.exceptions import BODY_TOO_LARGE
 
 
 class BodySizeLimitMiddleware:

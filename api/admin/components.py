@@ -8,9 +8,9 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from api.dashboard import LargeTableAdmin
 from components.models import Component, Tag
 from ingest.queue import component_update_in_order
-from mltrace_site.admin import LargeTableAdmin
 
 
 @admin.register(Component)

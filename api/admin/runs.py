@@ -9,8 +9,8 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from api.dashboard import WrittenThroughTheQueue
 from ingest.retry import writes_retry_failed
-from mltrace_site.admin import WrittenThroughTheQueue
 from runs.models import IOPointer, Run, RunDependency, Write, pointer_name_hash
 from runs.services import pointers_flag
 

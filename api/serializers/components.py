@@ -6,9 +6,9 @@ from typing import Any
 
 from rest_framework import serializers
 
+from api.fields import StrictCharField
 from common.timestamps import iso_utc
 from components.models import COMPONENT_NAME_MAX_LENGTH, OWNER_MAX_LENGTH, TAG_NAME_MAX_LENGTH
-from mltrace_site.fields import StrictCharField
 
 # The states of an accepted write (runs.models.Write.Status), named here to keep this app free
 # of imports from runs.

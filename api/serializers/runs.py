@@ -16,9 +16,9 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from components.serializers import ComponentNameField, unique_in_order
-from mltrace_site.fields import StrictBooleanField, StrictCharField, StrictIntegerField
-from mltrace_site.parsers import json_strings
+from api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from api.parsers import json_strings
+from api.serializers.components import ComponentNameField, unique_in_order
 from runs.models import GIT_HASH_MAX_LENGTH, POINTER_NAME_MAX_LENGTH, PointerType, Write
 
 DEFAULT_STALENESS_THRESHOLD = 60 * 60 * 24 * 30

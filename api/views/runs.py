@@ -10,12 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.errors import RUN_NOT_COMMITTED, RUN_NOT_FOUND, Conflict, DependencyUnresolved, NotFound
-from ingest.accept import writes_accept
-from ingest.idempotency import Answer
-from ingest.queue import writes_commit_now
-from ingest.selectors import queue_stats, run_get, run_write_pending
-from mltrace_site.api import (
+from api.pagination import page_url, parse_limit
+from api.requests import (
     ERROR_DETAIL,
     ERRORS,
     IDEMPOTENCY_KEY_PARAMETER,
@@ -26,11 +22,7 @@ from mltrace_site.api import (
     validated,
     wants_sync,
 )
-from mltrace_site.pagination import page_url, parse_limit
-from runs import lineage
-from runs.models import Run, Write
-from runs.selectors import run_page, runs_to_dicts
-from runs.serializers import (
+from api.serializers.runs import (
     MAX_BIGINT,
     FlagResultSerializer,
     FlagSerializer,
@@ -51,6 +43,14 @@ from runs.serializers import (
     WebTraceNodeSerializer,
     run_payload,
 )
+from common.errors import RUN_NOT_COMMITTED, RUN_NOT_FOUND, Conflict, DependencyUnresolved, NotFound
+from ingest.accept import writes_accept
+from ingest.idempotency import Answer
+from ingest.queue import writes_commit_now
+from ingest.selectors import queue_stats, run_get, run_write_pending
+from runs import lineage
+from runs.models import Run, Write
+from runs.selectors import run_page, runs_to_dicts
 from runs.services import pointers_flag, pointers_unflag_all, run_notes_update
 
 RUN_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The run's id (its write's id).")

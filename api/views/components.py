@@ -6,21 +6,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from components.selectors import component_get, component_list, tag_list
-from components.serializers import (
-    ComponentAcceptedSerializer,
-    ComponentCreateSerializer,
-    ComponentFilterSerializer,
-    ComponentSerializer,
-    ComponentTagsSerializer,
-    ComponentUpdateSerializer,
-    component_to_dict,
-)
-from components.services import component_tags_add
-from ingest.accept import writes_accept
-from ingest.idempotency import Answer
-from ingest.queue import component_update_in_order, writes_commit_now
-from mltrace_site.api import (
+from api.pagination import LimitCursorPagination, parse_limit
+from api.requests import (
     ERRORS,
     IDEMPOTENCY_KEY_PARAMETER,
     SYNC_PARAMETER,
@@ -30,10 +17,23 @@ from mltrace_site.api import (
     validated,
     wants_sync,
 )
-from mltrace_site.pagination import LimitCursorPagination, parse_limit
+from api.serializers.components import (
+    ComponentAcceptedSerializer,
+    ComponentCreateSerializer,
+    ComponentFilterSerializer,
+    ComponentSerializer,
+    ComponentTagsSerializer,
+    ComponentUpdateSerializer,
+    component_to_dict,
+)
+from api.serializers.runs import HistoryQuerySerializer, RunPageSerializer
+from api.views.runs import run_page_response
+from components.selectors import component_get, component_list, tag_list
+from components.services import component_tags_add
+from ingest.accept import writes_accept
+from ingest.idempotency import Answer
+from ingest.queue import component_update_in_order, writes_commit_now
 from runs.models import Write
-from runs.serializers import HistoryQuerySerializer, RunPageSerializer
-from runs.views import run_page_response
 
 COMPONENT_NAME = OpenApiParameter(
     "name", str, OpenApiParameter.PATH, description="Component name: 1-255 characters, no '/'."

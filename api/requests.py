@@ -13,8 +13,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from api.exceptions import IDEMPOTENCY_KEY_INVALID
 from ingest.idempotency import Answer, Idempotency
-from mltrace_site.exceptions import IDEMPOTENCY_KEY_INVALID
 
 SYNC_PARAMETER = OpenApiParameter(
     "sync",

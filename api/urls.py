@@ -1,0 +1,23 @@
+"""The routes of /api/v1/: one view per endpoint, in api/views/."""
+
+from __future__ import annotations
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from api.views.components import ComponentViewSet, TagViewSet
+from api.views.runs import FlagView, QueueView, ReviewView, RunViewSet, TraceView, UnflagView
+
+router = SimpleRouter()
+router.register("components", ComponentViewSet, basename="component")
+router.register("tags", TagViewSet, basename="tag")
+router.register("runs", RunViewSet, basename="run")
+
+urlpatterns = [
+    *router.urls,
+    path("trace/", TraceView.as_view(), name="trace"),
+    path("flag/", FlagView.as_view(), name="flag"),
+    path("unflag/", UnflagView.as_view(), name="unflag"),
+    path("review/", ReviewView.as_view(), name="review"),
+    path("queue/", QueueView.as_view(), name="queue"),
+]
