@@ -33,12 +33,12 @@ def seed(
     from django.db import transaction
     from django.utils import timezone
 
+    from api.serializers.runs import RunCreateSerializer, run_payload
     from ingest.accept import writes_accept
     from ingest.commit import writes_commit
     from ingest.idempotency import Answer
     from ingest.locks import commit_lock
     from runs.models import Write
-    from runs.serializers import RunCreateSerializer, run_payload
 
     # Runs start back in time and end now, so live traffic afterwards is the newest.
     start = timezone.now() - dt.timedelta(seconds=runs)
