@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.exceptions import IDEMPOTENCY_KEY_INVALID
-from ingest.idempotency import Answer, Idempotency
+from ingest.idempotency import Idempotency, Recorded
 
 SYNC_PARAMETER = OpenApiParameter(
     "sync",
@@ -86,10 +86,12 @@ def idempotency_from(request: Request) -> Idempotency | None:
     return Idempotency(user_id=request.user.pk, key=key, fingerprint=digest)
 
 
-def respond(answer: Answer, *, location: str | None = None) -> Response:
+def respond(recorded: Recorded, status_code: int, body: Any, *, location: str | None = None) -> Response:
+    """The answer to a write: the body the view built from what was recorded; a replay of an
+    Idempotency-Key says so in Idempotent-Replayed."""
     headers = {}
     if location:
         headers["Location"] = location
-    if answer.replayed:
+    if recorded.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(answer.body, status=answer.status_code, headers=headers)
+    return Response(body, status=status_code, headers=headers)

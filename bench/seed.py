@@ -36,7 +36,6 @@ def seed(
     from api.serializers.runs import RunCreateSerializer, run_payload
     from ingest.accept import writes_accept
     from ingest.commit import writes_commit
-    from ingest.idempotency import Answer
     from ingest.locks import commit_lock
     from runs.models import Write
 
@@ -53,7 +52,7 @@ def seed(
         payloads = [run_payload(validator.run_validation(p)) for p in itertools.islice(stream, size)]
         if queue:
             # The accept door, as the batch endpoint uses it; the workers commit them.
-            writes_accept(kind=Write.Kind.RUN, payloads=payloads, answer=lambda writes: Answer(202, None))
+            writes_accept(kind=Write.Kind.RUN, payloads=payloads)
         else:
             with transaction.atomic():
                 commit_lock()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -16,7 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ingest.idempotency import Answer, Idempotency, idempotent_replay, idempotent_store, retry_on_key_race
+from ingest.idempotency import Idempotency, Recorded, idempotent_replay, idempotent_store, retry_on_key_race
 from ingest.locks import ACCEPT_LOCK_KEY, advisory_xact_lock, on_postgres
 from ingest.tasks import enqueue_commit
 from runs.models import (
@@ -27,12 +26,8 @@ logger = logging.getLogger(__name__)
 
 
 def writes_accept(
-    *,
-    kind: str,
-    payloads: list[dict[str, Any]],
-    answer: Callable[[list[Write]], Answer],
-    idempotency: Idempotency | None = None,
-) -> Answer:
+    *, kind: str, payloads: list[dict[str, Any]], idempotency: Idempotency | None = None
+) -> Recorded:
     """Records validated writes durably as queued and enqueues their commit (the 202 door).
 
     The ids come from the shared sequence under the accept lock, in list order. The commit is
@@ -42,11 +37,10 @@ def writes_accept(
 
     if idempotency is None and on_postgres() and connection.get_autocommit():
         writes = _accept_in_one_statement(kind, payloads)
-        result = answer(writes)
         enqueue_commit(writes[-1].id)
-        return result
+        return Recorded([write.id for write in writes])
 
-    def attempt() -> Answer:
+    def attempt() -> Recorded:
         with transaction.atomic():
             advisory_xact_lock(ACCEPT_LOCK_KEY, timeout_ms=settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)
             replay = idempotent_replay(idempotency)
@@ -56,11 +50,11 @@ def writes_accept(
             writes = Write.objects.bulk_create(
                 [Write(kind=kind, payload=payload, accepted_at=now) for payload in payloads]
             )
-            result = answer(writes)
-            idempotent_store(idempotency, result)
+            recorded = Recorded([write.id for write in writes])
+            idempotent_store(idempotency, recorded)
             last_id = writes[-1].id
             transaction.on_commit(lambda: enqueue_commit(last_id))
-        return result
+        return recorded
 
     return retry_on_key_race(attempt)
 

@@ -1,4 +1,5 @@
-"""Idempotency-Key: the first answer to a write, stored with it and replayed on retries."""
+"""Idempotency-Key: what the first use of a key recorded, stored with its writes, so that a
+retry gets the same ids and creates nothing. The view rebuilds the answer from them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError
@@ -33,16 +33,21 @@ class Idempotency:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """What a write request is answered; stored with its idempotency key for replays."""
+class Recorded:
+    """What a write request recorded: its writes' ids, in the order it sent them.
 
-    status_code: int
-    body: Any
+    created: None for writes accepted and queued (the 202 door); for writes committed at once
+    (?sync=true), whether the first created its object (a component new to the server).
+    replayed: the request reused an Idempotency-Key, and this is what its first use recorded.
+    """
+
+    write_ids: list[int]
+    created: bool | None = None
     replayed: bool = False
 
 
-def idempotent_replay(idempotency: Idempotency | None) -> Answer | None:
-    """The stored first answer to this key, or None. Raises Conflict for another body.
+def idempotent_replay(idempotency: Idempotency | None) -> Recorded | None:
+    """What the first use of this key recorded, or None. Raises Conflict for another request.
 
     Call under the accept lock, so a concurrent first use is already committed or not begun.
     """
@@ -57,7 +62,7 @@ def idempotent_replay(idempotency: Idempotency | None) -> Answer | None:
         return None
     if stored.fingerprint != idempotency.fingerprint:
         raise Conflict(IDEMPOTENCY_KEY_REUSED)
-    return Answer(stored.status_code, stored.response, replayed=True)
+    return Recorded(list(stored.write_ids), stored.created, replayed=True)
 
 
 def idempotency_expiry() -> dt.datetime:
@@ -71,19 +76,20 @@ def idempotency_keys_purge() -> int:
     return deleted
 
 
-def idempotent_store(idempotency: Idempotency | None, answer: Answer) -> None:
+def idempotent_store(idempotency: Idempotency | None, recorded: Recorded) -> None:
+    """Keeps what this first use of the key recorded, in the caller's transaction."""
     if idempotency is not None:
         IdempotencyKey.objects.create(
             user_id=idempotency.user_id,
             key=idempotency.key,
             fingerprint=idempotency.fingerprint,
-            status_code=answer.status_code,
-            response=answer.body,
+            write_ids=recorded.write_ids,
+            created=recorded.created,
             created_at=timezone.now(),
         )
 
 
-def retry_on_key_race(attempt: Callable[[], Answer]) -> Answer:
+def retry_on_key_race(attempt: Callable[[], Recorded]) -> Recorded:
     # A synchronous first use of a key stores it at the end of its transaction, after it let
     # go of the accept lock; a retry racing it fails on the unique key and, tried again, finds
     # the stored answer.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +25,8 @@ from common.errors import (
 from common.lookups import one_of
 from components.models import Component
 from components.services import component_update
-from ingest.commit import CommittedRun, writes_commit
-from ingest.idempotency import Answer, Idempotency, idempotent_replay, idempotent_store, retry_on_key_race
+from ingest.commit import writes_commit
+from ingest.idempotency import Idempotency, Recorded, idempotent_replay, idempotent_store, retry_on_key_race
 from ingest.locks import DATABASE_UNAVAILABLE, accept_lock_released_early, commit_lock
 from runs.models import (
     Write,
@@ -37,12 +36,8 @@ logger = logging.getLogger(__name__)
 
 
 def writes_commit_now(
-    *,
-    kind: str,
-    payloads: list[dict[str, Any]],
-    answer: Callable[[list[tuple[Write, Component | CommittedRun, bool]]], Answer],
-    idempotency: Idempotency | None = None,
-) -> Answer:
+    *, kind: str, payloads: list[dict[str, Any]], idempotency: Idempotency | None = None
+) -> Recorded:
     """Accepts writes and commits them before returning (the ?sync=true door).
 
     Every write accepted earlier is committed first, so the result is what the queue would
@@ -51,7 +46,7 @@ def writes_commit_now(
     """
     _drain_before_commit_lock()
 
-    def attempt() -> Answer:
+    def attempt() -> Recorded:
         refusal: MltraceError | None = None
         with transaction.atomic():
             commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS)
@@ -72,9 +67,8 @@ def writes_commit_now(
                 for write, payload in zip(writes, payloads, strict=True):
                     write.payload = payload
                 results = writes_commit(writes, strict=True)
-                committed = [(w, obj, created) for w, (obj, created) in zip(writes, results, strict=True)]
-                result = answer(committed)
-                idempotent_store(idempotency, result)
+                recorded = Recorded([write.id for write in writes], created=results[0][1])
+                idempotent_store(idempotency, recorded)
             except MltraceError as exc:
                 transaction.savepoint_rollback(savepoint)
                 refusal = exc
@@ -82,7 +76,7 @@ def writes_commit_now(
                 transaction.savepoint_commit(savepoint)
         if refusal is not None:
             raise refusal
-        return result
+        return recorded
 
     return retry_on_key_race(attempt)
 

@@ -81,14 +81,16 @@ class Write(models.Model):
 
 
 class IdempotencyKey(models.Model):
-    """The first answer to a write sent with an Idempotency-Key header, replayed on retries."""
+    """What the first write request with an Idempotency-Key recorded, replayed on retries."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=255)
     # sha256 of the method, path and body; the same key with another body is a conflict.
     fingerprint = models.CharField(max_length=64)
-    status_code = models.PositiveSmallIntegerField()
-    response = models.JSONField()
+    # The ids of the writes it recorded, in order; the answer is rebuilt from them.
+    write_ids = models.JSONField(default=list)
+    # None: accepted (202); else committed at once, and whether it created its object.
+    created = models.BooleanField(null=True)
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

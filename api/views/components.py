@@ -31,7 +31,6 @@ from api.views.runs import run_page_response
 from components.selectors import component_get, component_list, tag_list
 from components.services import component_tags_add
 from ingest.accept import writes_accept
-from ingest.idempotency import Answer
 from ingest.queue import component_update_in_order, writes_commit_now
 from runs.models import Write
 
@@ -88,25 +87,14 @@ class ComponentViewSet(viewsets.ViewSet):
         payload = dict(validated(ComponentCreateSerializer, request.data))
         idempotency = idempotency_from(request)
         if wants_sync(request):
-
-            def committed(results: list) -> Answer:
-                ((_, component, created),) = results
-                code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-                return Answer(code, component_to_dict(component_get(name=component.name)))
-
-            answer = writes_commit_now(
-                kind=Write.Kind.COMPONENT, payloads=[payload], answer=committed, idempotency=idempotency
+            recorded = writes_commit_now(
+                kind=Write.Kind.COMPONENT, payloads=[payload], idempotency=idempotency
             )
-            return respond(answer)
-
-        def accepted(writes: list[Write]) -> Answer:
-            body = {"id": writes[0].id, "name": payload["name"], "status": Write.Status.QUEUED}
-            return Answer(status.HTTP_202_ACCEPTED, body)
-
-        answer = writes_accept(
-            kind=Write.Kind.COMPONENT, payloads=[payload], answer=accepted, idempotency=idempotency
-        )
-        return respond(answer)
+            code = status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK
+            return respond(recorded, code, component_to_dict(component_get(name=payload["name"])))
+        recorded = writes_accept(kind=Write.Kind.COMPONENT, payloads=[payload], idempotency=idempotency)
+        body = {"id": recorded.write_ids[0], "name": payload["name"], "status": Write.Status.QUEUED}
+        return respond(recorded, status.HTTP_202_ACCEPTED, body)
 
     @extend_schema(parameters=[COMPONENT_NAME], responses={200: ComponentSerializer, **ERRORS})
     def retrieve(self, request: Request, name: str) -> Response:

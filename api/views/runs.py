@@ -45,7 +45,6 @@ from api.serializers.runs import (
 )
 from common.errors import RUN_NOT_COMMITTED, RUN_NOT_FOUND, Conflict, DependencyUnresolved, NotFound
 from ingest.accept import writes_accept
-from ingest.idempotency import Answer
 from ingest.queue import writes_commit_now
 from ingest.selectors import queue_stats, run_get, run_write_pending
 from runs import lineage
@@ -90,29 +89,24 @@ def run_page_response(request: Request, query: dict[str, Any], *, limit: int, **
     )
 
 
-def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool) -> Answer:
-    """Accepts runs (202), or commits them first with ?sync=true (201)."""
+def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool) -> Response:
+    """Accepts runs (202), or commits them first with ?sync=true (201 and the runs)."""
     idempotency = idempotency_from(request)
     if wants_sync(request):
-
-        def committed(results: list) -> Answer:
-            bodies = runs_to_dicts([run.id for _, run, _ in results])
-            return Answer(status.HTTP_201_CREATED, {"runs": bodies} if batch else bodies[0])
-
         try:
-            return writes_commit_now(
-                kind=Write.Kind.RUN, payloads=payloads, answer=committed, idempotency=idempotency
-            )
+            recorded = writes_commit_now(kind=Write.Kind.RUN, payloads=payloads, idempotency=idempotency)
         except DependencyUnresolved as exc:
             if batch and exc.index is not None:
                 raise serializers.ValidationError({"runs": {str(exc.index): exc.body()}}) from None
             raise
-
-    def accepted(writes: list[Write]) -> Answer:
-        bodies = [{"id": write.id, "status": Write.Status.QUEUED} for write in writes]
-        return Answer(status.HTTP_202_ACCEPTED, {"runs": bodies} if batch else bodies[0])
-
-    return writes_accept(kind=Write.Kind.RUN, payloads=payloads, answer=accepted, idempotency=idempotency)
+        bodies = runs_to_dicts(recorded.write_ids)
+        code = status.HTTP_201_CREATED
+    else:
+        recorded = writes_accept(kind=Write.Kind.RUN, payloads=payloads, idempotency=idempotency)
+        bodies = [{"id": write_id, "status": Write.Status.QUEUED} for write_id in recorded.write_ids]
+        code = status.HTTP_202_ACCEPTED
+    location = None if batch else f"/api/v1/runs/{recorded.write_ids[0]}/"
+    return respond(recorded, code, {"runs": bodies} if batch else bodies[0], location=location)
 
 
 class RunViewSet(viewsets.ViewSet):
@@ -146,8 +140,7 @@ class RunViewSet(viewsets.ViewSet):
     )
     def create(self, request: Request) -> Response:
         payload = run_payload(validated(RunCreateSerializer, request.data))
-        answer = submit_runs(request, [payload], batch=False)
-        return respond(answer, location=f"/api/v1/runs/{answer.body['id']}/")
+        return submit_runs(request, [payload], batch=False)
 
     @extend_schema(
         request=RunBatchSerializer,
@@ -162,7 +155,7 @@ class RunViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["post"])
     def batch(self, request: Request) -> Response:
         payloads = [run_payload(run) for run in validated(RunBatchSerializer, request.data)["runs"]]
-        return respond(submit_runs(request, payloads, batch=True))
+        return submit_runs(request, payloads, batch=True)
 
     @extend_schema(
         parameters=[RUN_ID],
