@@ -35,7 +35,7 @@ def seed(
 
     from api.serializers.runs import RunCreateSerializer, run_payload
     from ingest.accept import writes_accept
-    from ingest.commit import writes_commit
+    from ingest.batch import batch_apply
     from ingest.locks import commit_lock
     from runs.models import Write
 
@@ -70,7 +70,7 @@ def seed(
                 )
                 for write, payload in zip(writes, payloads, strict=True):
                     write.payload = payload
-                writes_commit(writes, strict=False)
+                batch_apply(writes, strict=False)
         done += size
         say(f"{verb} {done}/{runs} runs ({done / (time.perf_counter() - began):.0f} runs/s)")
     say(f"{verb} {runs} runs in {time.perf_counter() - began:.1f} s")

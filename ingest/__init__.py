@@ -3,7 +3,7 @@
     accept.py       the 202 door: record a validated write as queued, enqueue its commit
     tasks.py        the django-q tasks: commit the queue, sweep lost tasks, purge keys
     queue.py        commit the queue a batch per transaction; the ?sync=true door; edits in order
-    commit.py       one batch: plan its runs in memory, insert them in bulk
+    batch.py        one batch: plan its writes in memory, insert them in bulk
     locks.py        the accept lock and the commit lock
     idempotency.py  Idempotency-Key answers
     retry.py        failed writes back in the queue

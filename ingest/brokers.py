@@ -19,7 +19,7 @@ from django_q.brokers.orm import ORM
 from django_q.brokers.redis_broker import Redis
 from django_q.tasks import async_task
 
-from ingest.tasks import enqueue_sweep_if_overdue, purge_idempotency_keys
+from ingest.tasks import enqueue_sweep_if_overdue, purge_task
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class SweepMixin:
         if now - self._last_purge >= IDEMPOTENCY_PURGE_SECONDS:
             self._last_purge = now
             try:
-                async_task(purge_idempotency_keys, broker=self, task_name="purge-idempotency-keys")
+                async_task(purge_task, broker=self, task_name="purge-idempotency-keys")
             except Exception:  # Redis is down: try again next time
                 logger.exception("could not enqueue the purge of expired idempotency keys")
         if now - self._last_sweep >= settings.MLTRACE_SWEEP_SECONDS:

@@ -25,7 +25,7 @@ from common.errors import (
 from common.lookups import one_of
 from components.models import Component
 from components.services import component_update
-from ingest.commit import writes_commit
+from ingest.batch import batch_apply
 from ingest.idempotency import Idempotency, Recorded, idempotent_replay, idempotent_store, retry_on_key_race
 from ingest.locks import DATABASE_UNAVAILABLE, accept_lock_released_early, commit_lock
 from runs.models import (
@@ -44,7 +44,7 @@ def writes_commit_now(
     give. All or nothing for this request: a refusal (an explicit dependency with no earlier
     run) raises DependencyUnresolved and leaves none of its writes, ids included.
     """
-    _drain_before_commit_lock()
+    _backlog_drain()
 
     def attempt() -> Recorded:
         refusal: MltraceError | None = None
@@ -54,7 +54,7 @@ def writes_commit_now(
                 replay = idempotent_replay(idempotency)
                 if replay is not None:
                     return replay
-                _commit_still_queued()
+                _queued_apply_under_lock()
                 savepoint = transaction.savepoint()
                 now = timezone.now()
                 writes = Write.objects.bulk_create(
@@ -66,7 +66,7 @@ def writes_commit_now(
             try:
                 for write, payload in zip(writes, payloads, strict=True):
                     write.payload = payload
-                results = writes_commit(writes, strict=True)
+                results = batch_apply(writes, strict=True)
                 recorded = Recorded([write.id for write in writes], created=results[0][1])
                 idempotent_store(idempotency, recorded)
             except MltraceError as exc:
@@ -91,26 +91,26 @@ def component_update_in_order(
     A worker's batch can then neither write back the old values over it nor commit, after
     it, a component write accepted before it. Raises NotFound.
     """
-    _drain_before_commit_lock()
+    _backlog_drain()
     with transaction.atomic():
         commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS)
-        _commit_still_queued()
+        _queued_apply_under_lock()
         return component_update(name=name, description=description, owner=owner)
 
 
-def _commit_still_queued() -> None:
+def _queued_apply_under_lock() -> None:
     """Under the commit lock: commits what was accepted since the drain, one write at a time."""
-    _commit_writes(list(Write.objects.queued().order_by("id")), isolate=True)
+    _writes_apply_and_mark(list(Write.objects.queued().order_by("id")), isolate=True)
 
 
-def _drain_before_commit_lock() -> None:
+def _backlog_drain() -> None:
     """Commits the backlog outside the caller's locked transaction, which then stays short."""
     backlog = Write.objects.last_queued_id()
     if backlog is not None:
-        writes_commit_pending(through_id=backlog)
+        backlog_commit(through_id=backlog)
 
 
-def writes_commit_pending(*, through_id: int) -> int:
+def backlog_commit(*, through_id: int) -> int:
     """Commits queued writes, oldest first, a batch per transaction, until none <= through_id.
 
     Returns how many writes were committed or marked failed. Database outages propagate and
@@ -121,12 +121,12 @@ def writes_commit_pending(*, through_id: int) -> int:
     while queued.filter(id__lte=through_id).exists():
         limit = settings.MLTRACE_COMMIT_BATCH
         try:
-            done += _commit_queued(limit=limit, isolate=False)
+            done += _next_batch_transaction(limit=limit, isolate=False)
         except DATABASE_UNAVAILABLE:
             raise
         except Exception:
             logger.warning("a write in this batch failed; committing it one write at a time")
-            done += _commit_queued(limit=limit, isolate=True)
+            done += _next_batch_transaction(limit=limit, isolate=True)
     return done
 
 
@@ -162,7 +162,7 @@ def _next_batch_end(queued: QuerySet[Write], *, limit: int) -> int | None:
     return end
 
 
-def _commit_queued(*, limit: int, isolate: bool) -> int:
+def _next_batch_transaction(*, limit: int, isolate: bool) -> int:
     with transaction.atomic():
         commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS, flush_wal=False)
         queued = Write.objects.queued()
@@ -171,11 +171,11 @@ def _commit_queued(*, limit: int, isolate: bool) -> int:
             return 0
         rows = queued.filter(id__lte=end).order_by("id")
         writes = [QueuedWrite(*row) for row in rows.values_list("id", "kind", "payload", "accepted_at")]
-        _commit_writes(writes, isolate=isolate)
+        _writes_apply_and_mark(writes, isolate=isolate)
     return len(writes)
 
 
-def _commit_writes(writes: list[Write] | list[QueuedWrite], *, isolate: bool) -> None:
+def _writes_apply_and_mark(writes: list[Write] | list[QueuedWrite], *, isolate: bool) -> None:
     """Commits queued writes in order inside the caller's transaction, which holds the commit lock.
 
     Without isolate the writes are committed as one batch and an error propagates (the caller
@@ -190,7 +190,7 @@ def _commit_writes(writes: list[Write] | list[QueuedWrite], *, isolate: bool) ->
         for write in writes:
             try:
                 with transaction.atomic():
-                    writes_commit([write], strict=False)
+                    batch_apply([write], strict=False)
             except DATABASE_UNAVAILABLE:
                 raise
             except Exception as exc:
@@ -200,7 +200,7 @@ def _commit_writes(writes: list[Write] | list[QueuedWrite], *, isolate: bool) ->
                 continue
             committed.append(write)
     else:
-        writes_commit(writes, strict=False)
+        batch_apply(writes, strict=False)
         committed = writes
     if committed:
         Write.objects.filter(**one_of("id", [w.id for w in committed])).update(

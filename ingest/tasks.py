@@ -14,7 +14,7 @@ from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.tasks import async_task
 
 from ingest.idempotency import idempotency_keys_purge
-from ingest.queue import writes_commit_pending
+from ingest.queue import backlog_commit
 from runs.maintenance import analyze_if_grown
 from runs.models import Write
 
@@ -59,7 +59,7 @@ def _gather() -> None:
         time.sleep(min(wait, delay.total_seconds()))
 
 
-def commit_writes(through_id: int | None = None) -> int:
+def commit_task(through_id: int | None = None) -> int:
     """Commits every write queued when it starts, in acceptance order, a batch at a time.
 
     Returns how many writes this call committed or failed. It lowers the commit-pending flag
@@ -77,15 +77,15 @@ def commit_writes(through_id: int | None = None) -> int:
     last = Write.objects.last_queued_id()
     if last is None:
         return 0
-    done = writes_commit_pending(through_id=max(last, through_id or 0))
+    done = backlog_commit(through_id=max(last, through_id or 0))
     analyze_if_grown()
     return done
 
 
-def sweep() -> int:
+def sweep_task() -> int:
     """Commits every queued write (their tasks were lost) and forgets expired idempotency keys."""
     last = Write.objects.last_queued_id()
-    done = writes_commit_pending(through_id=last) if last is not None else 0
+    done = backlog_commit(through_id=last) if last is not None else 0
     idempotency_keys_purge()
     if done:
         logger.warning("sweep committed %s writes whose tasks were lost", done)
@@ -103,12 +103,12 @@ def enqueue_commit(through_id: int) -> None:
             client, key = flag
             if not client.set(key, through_id, nx=True, ex=COMMIT_PENDING_SECONDS):
                 return
-        async_task(commit_writes, through_id, broker=shared_broker(), task_name=f"commit-{through_id}")
+        async_task(commit_task, through_id, broker=shared_broker(), task_name=f"commit-{through_id}")
     except Exception:
         logger.exception("could not enqueue the commit of write %s; the sweep will commit it", through_id)
 
 
-def purge_idempotency_keys() -> int:
+def purge_task() -> int:
     """Forgets expired idempotency keys; enqueued by the pusher every IDEMPOTENCY_PURGE_SECONDS."""
     deleted = idempotency_keys_purge()
     if deleted:
@@ -131,5 +131,5 @@ def enqueue_sweep_if_overdue(*, broker: Broker, previous_oldest: int | None = No
     overdue = timezone.now() - accepted_at >= dt.timedelta(seconds=settings.MLTRACE_SWEEP_AFTER_SECONDS)
     moving = previous_oldest is not None and previous_oldest != oldest_id
     if overdue and not moving:
-        async_task(sweep, broker=broker, task_name="sweep")
+        async_task(sweep_task, broker=broker, task_name="sweep")
     return oldest_id

@@ -171,7 +171,7 @@ def test_an_expired_idempotency_key_is_forgotten_and_may_be_used_afresh(api, set
 
 @pytest.mark.django_db
 def test_the_purge_forgets_expired_idempotency_keys_only(api, settings):
-    from ingest.tasks import purge_idempotency_keys
+    from ingest.tasks import purge_task
 
     api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="old")
     api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="new")
@@ -179,7 +179,7 @@ def test_the_purge_forgets_expired_idempotency_keys_only(api, settings):
         created_at=timezone.now() - dt.timedelta(hours=settings.MLTRACE_IDEMPOTENCY_TTL_HOURS + 1)
     )
 
-    assert purge_idempotency_keys() == 1
+    assert purge_task() == 1
     assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
 
 
@@ -269,9 +269,9 @@ def test_a_failed_write_keeps_its_payload_and_error_and_retry_failed_requeues_it
     del broken["component"]
     Write.objects.filter(id=write.id).update(payload=broken)
 
-    from ingest.tasks import commit_writes
+    from ingest.tasks import commit_task
 
-    commit_writes(write.id)
+    commit_task(write.id)
 
     failed = api.get(f"/api/v1/runs/{write.id}/").json()
     assert failed["status"] == "failed"
@@ -283,7 +283,7 @@ def test_a_failed_write_keeps_its_payload_and_error_and_retry_failed_requeues_it
     call_command("retry_failed")
     assert f"requeued 1 failed writes: {write.id}" in capsys.readouterr().out
     assert Write.objects.get(id=write.id).status == "queued"
-    commit_writes(write.id)
+    commit_task(write.id)
 
     run = api.get(f"/api/v1/runs/{write.id}/").json()
     assert run["status"] == "committed"
@@ -298,9 +298,9 @@ def test_one_failing_write_does_not_hold_back_the_others(api):
     ]
     Write.objects.filter(id=ids[1]).update(payload={"garbage": True})
 
-    from ingest.tasks import commit_writes
+    from ingest.tasks import commit_task
 
-    commit_writes(ids[-1])
+    commit_task(ids[-1])
 
     assert [Write.objects.get(id=i).status for i in ids] == ["committed", "failed", "committed"]
     assert list(Run.objects.order_by("id").values_list("id", flat=True)) == [ids[0], ids[2]]
@@ -317,9 +317,9 @@ def test_a_commit_batch_holds_at_most_commit_batch_bytes_of_payload(api, setting
         for i in range(3)
     ]
 
-    from ingest.tasks import commit_writes
+    from ingest.tasks import commit_task
 
-    assert commit_writes(ids[-1]) == 3
+    assert commit_task(ids[-1]) == 3
 
     # Each batch is one transaction, stamped with one committed_at.
     assert len(set(Write.objects.values_list("committed_at", flat=True))) == batches
@@ -331,7 +331,7 @@ def test_explicit_dependencies_cost_the_same_queries_for_2_names_or_200(api):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from ingest.tasks import commit_writes
+    from ingest.tasks import commit_task
 
     names = [f"step{i}" for i in range(200)]
     api.post("/api/v1/runs/batch/?sync=true", {"runs": [run_payload(name) for name in names]}, format="json")
@@ -339,7 +339,7 @@ def test_explicit_dependencies_cost_the_same_queries_for_2_names_or_200(api):
     for wanted in (names[:2], names):
         last = api.post("/api/v1/runs/", run_payload("join", dependencies=wanted), format="json").json()["id"]
         with CaptureQueriesContext(connection) as queries:
-            commit_writes(last)
+            commit_task(last)
         counts[len(wanted)] = len(queries)
         assert len(api.get(f"/api/v1/runs/{last}/").json()["dependencies"]) == len(wanted)
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from api.serializers.runs import infer_pointer_type
 from components.models import Component
-from ingest.tasks import commit_writes
+from ingest.tasks import commit_task
 from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write
 
 pytestmark = pytest.mark.live
@@ -233,7 +233,7 @@ def ingest_async(api, pipeline, *, workers: int, rnd: random.Random) -> list[int
                     if not pending:
                         return
                     task = pending.pop(rnd.randrange(len(pending)))
-                commit_writes(task)
+                commit_task(task)
         except BaseException as exc:  # surfaced in the main thread
             errors.append(exc)
         finally:

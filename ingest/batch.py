@@ -1,6 +1,6 @@
-"""The commit of accepted writes: the one function both doors use.
+"""One batch: accepted writes applied to the domain's tables, the one function both doors use.
 
-`writes_commit` commits a list of accepted writes (components and runs, in acceptance order)
+`batch_apply` applies a list of accepted writes (components and runs, in acceptance order)
 exactly as committing them one at a time would, in a number of queries that does not grow
 with the list: it reads what the database holds about the names involved, resolves
 dependencies and staleness in memory in acceptance order, then inserts everything in bulk.
@@ -88,9 +88,7 @@ class PlannedRun:
     stale: list[str] = field(default_factory=list)
 
 
-def writes_commit(
-    writes: list[AcceptedWrite], *, strict: bool
-) -> list[tuple[Component | CommittedRun, bool]]:
+def batch_apply(writes: list[AcceptedWrite], *, strict: bool) -> list[tuple[Component | CommittedRun, bool]]:
     """Commits accepted writes in acceptance order; returns (object, created) for each.
 
     strict (the synchronous door): an explicit dependency with no earlier run raises
@@ -100,18 +98,19 @@ def writes_commit(
     if len(writes) > 1 and Run.objects.filter(id__gt=writes[0].id).exists():
         # A retried write older than committed runs: what it may see differs from what the
         # writes after it may see, so each is committed on its own.
-        return [result for write in writes for result in writes_commit([write], strict=strict)]
-    return _Batch(writes, strict=strict).commit()
+        return [result for write in writes for result in batch_apply([write], strict=strict)]
+    return BatchPlan(writes, strict=strict).apply()
 
 
-class _Batch:
+class BatchPlan:
     def __init__(self, writes: list[AcceptedWrite], *, strict: bool) -> None:
         self.writes = writes
         self.strict = strict
         # Everything committed before this batch has a lower id than all of it.
         self.bound = writes[0].id if writes else 0
 
-    def commit(self) -> list[tuple[Component | CommittedRun, bool]]:
+    def apply(self) -> list[tuple[Component | CommittedRun, bool]]:
+        """Plans every write in memory, in acceptance order, then inserts the batch in bulk."""
         runs = [w for w in self.writes if w.kind == Write.Kind.RUN]
         self.components = self._load_components()
         self.new_components: list[Component] = []
