@@ -48,6 +48,8 @@ bench: $(VENV)/.installed-bench
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	DATABASE_URL= REDIS_URL= $(VENV)/bin/mypy
+	cd client && ../$(VENV)/bin/mypy
 
 format: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check --fix .

@@ -8,10 +8,11 @@ million runs: changelists count at most CAPPED_COUNT rows and never the whole ta
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin, messages
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -36,7 +37,8 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list[: CAPPED_COUNT + 1].count()
+        rows = cast(QuerySet, self.object_list)
+        return rows[: CAPPED_COUNT + 1].count()
 
 
 class LargeTableAdmin(admin.ModelAdmin):

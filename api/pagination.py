@@ -35,7 +35,7 @@ def parse_limit(request: Request, *, default: int = DEFAULT_LIMIT) -> int:
 
 def page_url(request: Request, **changes: Any) -> str:
     """This request's URL with some query parameters replaced (None removes one)."""
-    params = {key: value for key, value in request.query_params.items()}
+    params: dict[str, str] = {key: str(value) for key, value in request.query_params.items()}
     for key, value in changes.items():
         if value is None:
             params.pop(key, None)
@@ -59,7 +59,7 @@ class LimitCursorPagination(CursorPagination):
     def decode_cursor(self, request: Request) -> Cursor | None:
         cursor = super().decode_cursor(request)
         # A forged position with a NUL would reach PostgreSQL, which refuses it: a 500.
-        if cursor is not None and cursor.position is not None and "\x00" in cursor.position:
+        if cursor is not None and isinstance(cursor.position, str) and "\x00" in cursor.position:
             raise NotFound(self.invalid_cursor_message)
         return cursor
 

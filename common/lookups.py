@@ -19,9 +19,9 @@ class AnyOf(Lookup):
     lookup_name = "any"
     prepare_rhs = False
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        return f"{lhs} = ANY(%s)", [*lhs_params, list(self.rhs)]  # psycopg2 sends a list as an array
+        return f"{lhs} = ANY(%s)", (*lhs_params, list(self.rhs))  # psycopg2 sends a list as an array
 
 
 Field.register_lookup(AnyOf)

@@ -26,6 +26,7 @@ import io
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,10 +55,16 @@ SECONDS_PER_DAY = 60 * 60 * 24
 
 
 class AcceptedWrite(Protocol):
-    id: int
-    kind: str
-    payload: dict[str, Any]
-    accepted_at: dt.datetime
+    """A write to apply: a Write row, or a QueuedWrite read from one."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def payload(self) -> Any: ...
+    @property
+    def accepted_at(self) -> dt.datetime: ...
 
 
 @dataclass
@@ -88,7 +95,9 @@ class PlannedRun:
     stale: list[str] = field(default_factory=list)
 
 
-def batch_apply(writes: list[AcceptedWrite], *, strict: bool) -> list[tuple[Component | CommittedRun, bool]]:
+def batch_apply(
+    writes: Sequence[AcceptedWrite], *, strict: bool
+) -> list[tuple[Component | CommittedRun, bool]]:
     """Commits accepted writes in acceptance order; returns (object, created) for each.
 
     strict (the synchronous door): an explicit dependency with no earlier run raises
@@ -103,7 +112,7 @@ def batch_apply(writes: list[AcceptedWrite], *, strict: bool) -> list[tuple[Comp
 
 
 class BatchPlan:
-    def __init__(self, writes: list[AcceptedWrite], *, strict: bool) -> None:
+    def __init__(self, writes: Sequence[AcceptedWrite], *, strict: bool) -> None:
         self.writes = writes
         self.strict = strict
         # Everything committed before this batch has a lower id than all of it.
@@ -353,7 +362,9 @@ class BatchPlan:
             if plan.stale:
                 logger.info("run %s of %s is stale: %s", plan.write.id, plan.facts.component, plan.stale)
         insert_rows(Run._meta.db_table, RUN_COLUMNS, rows)
-        inputs, outputs, edges = [], [], []
+        inputs: list[tuple[int, int]] = []
+        outputs: list[tuple[int, int]] = []
+        edges: list[tuple[int, int]] = []
         for plan in planned:
             run_id = plan.write.id
             for position, key in enumerate(plan.pointers):

@@ -15,6 +15,7 @@ from typing import Any
 
 from django import db
 from django.conf import settings
+from django_q.brokers import Broker
 from django_q.brokers.orm import ORM
 from django_q.brokers.redis_broker import Redis
 from django_q.tasks import async_task
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 IDEMPOTENCY_PURGE_SECONDS = 600
 
 
-class SweepMixin:
+class SweepMixin(Broker):
     _last_sweep = float("-inf")
     _oldest_queued: int | None = None
     _last_purge: float | None = None

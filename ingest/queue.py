@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from common.errors import (
 from common.lookups import one_of
 from components.models import Component
 from components.services import component_update
-from ingest.batch import batch_apply
+from ingest.batch import AcceptedWrite, batch_apply
 from ingest.idempotency import Idempotency, Recorded, idempotent_replay, idempotent_store, retry_on_key_race
 from ingest.locks import DATABASE_UNAVAILABLE, accept_lock_released_early, commit_lock
 from runs.models import (
@@ -175,7 +176,7 @@ def _next_batch_transaction(*, limit: int, isolate: bool) -> int:
     return len(writes)
 
 
-def _writes_apply_and_mark(writes: list[Write] | list[QueuedWrite], *, isolate: bool) -> None:
+def _writes_apply_and_mark(writes: Sequence[AcceptedWrite], *, isolate: bool) -> None:
     """Commits queued writes in order inside the caller's transaction, which holds the commit lock.
 
     Without isolate the writes are committed as one batch and an error propagates (the caller
@@ -185,8 +186,9 @@ def _writes_apply_and_mark(writes: list[Write] | list[QueuedWrite], *, isolate: 
     if not writes:
         return
     started = time.perf_counter()
+    committed: Sequence[AcceptedWrite]
     if isolate:
-        committed = []
+        applied: list[AcceptedWrite] = []
         for write in writes:
             try:
                 with transaction.atomic():
@@ -198,7 +200,8 @@ def _writes_apply_and_mark(writes: list[Write] | list[QueuedWrite], *, isolate: 
                 logger.error("write %s (%s) failed: %s", write.id, write.kind, error)
                 Write.objects.filter(id=write.id).update(status=Write.Status.FAILED, error=error[:10_000])
                 continue
-            committed.append(write)
+            applied.append(write)
+        committed = applied
     else:
         batch_apply(writes, strict=False)
         committed = writes

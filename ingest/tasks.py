@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
@@ -36,7 +37,7 @@ def shared_broker() -> Broker:
 COMMIT_PENDING_SECONDS = 5
 
 
-def _commit_pending_flag(broker: Broker) -> tuple[object, str] | None:
+def _commit_pending_flag(broker: Broker) -> tuple[Any, str] | None:
     """The Redis client and key of the 'a commit task is waiting' flag; None off Redis."""
     if not isinstance(broker, RedisBroker):
         return None

@@ -120,7 +120,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "mltrace.sqlite3",
+            "NAME": str(VAR_DIR / "mltrace.sqlite3"),
             # Workers and the web process share the file: wait for the write lock instead of
             # failing at once, and let readers run beside the writer.
             "OPTIONS": {

@@ -63,7 +63,11 @@ def _upstream_sql(bounded: bool) -> str:
     """
 
 
-ICONS = {PointerType.DATA: "database", PointerType.MODEL: "function", PointerType.ENDPOINT: "flow-end"}
+ICONS: dict[str, str] = {
+    PointerType.DATA: "database",
+    PointerType.MODEL: "function",
+    PointerType.ENDPOINT: "flow-end",
+}
 
 
 def trace_root(output_id: str) -> int:

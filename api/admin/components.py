@@ -57,4 +57,4 @@ class TagAdmin(LargeTableAdmin):
 
     @admin.display(description="components", ordering="components_count")
     def component_count(self, tag: Tag) -> int:
-        return tag.components_count
+        return tag.components_count  # type: ignore[attr-defined]  # annotated by get_queryset

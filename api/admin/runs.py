@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from api.dashboard import WrittenThroughTheQueue
 from ingest.retry import writes_retry_failed
-from runs.models import IOPointer, Run, RunDependency, Write, pointer_name_hash
+from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write, pointer_name_hash
 from runs.services import pointers_flag
 
 LINKS_SHOWN = 100
@@ -58,7 +58,7 @@ class StatusFilter(admin.SimpleListFilter):
                 request,
                 format_html(
                     '{} runs are accepted writes not committed yet: see <a href="{}">accepted writes</a>.',
-                    self.value().capitalize(),
+                    (self.value() or "").capitalize(),
                     url,
                 ),
             )
@@ -97,7 +97,7 @@ class RunAdmin(WrittenThroughTheQueue):
         "code",
         "created_at",
     ]
-    readonly_fields = [f for f in fields if f != "notes"]
+    readonly_fields = [f for f in fields if isinstance(f, str) and f != "notes"]
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Run], search_term: str
@@ -113,8 +113,8 @@ class RunAdmin(WrittenThroughTheQueue):
         matches = (
             Q(component__name__startswith=term)
             | Q(git_hash__startswith=term)
-            | Q(id__in=Run.inputs.through.objects.filter(pointer__in=pointers).values("run_id"))
-            | Q(id__in=Run.outputs.through.objects.filter(pointer__in=pointers).values("run_id"))
+            | Q(id__in=RunInput.objects.filter(pointer__in=pointers).values("run_id"))
+            | Q(id__in=RunOutput.objects.filter(pointer__in=pointers).values("run_id"))
         )
         return queryset.filter(matches), False
 
@@ -159,11 +159,11 @@ class RunAdmin(WrittenThroughTheQueue):
 
     @admin.display(description="inputs")
     def inputs_list(self, run: Run) -> str:
-        return self._pointers(Run.inputs.through.objects.filter(run=run))
+        return self._pointers(RunInput.objects.filter(run=run))
 
     @admin.display(description="outputs")
     def outputs_list(self, run: Run) -> str:
-        return self._pointers(Run.outputs.through.objects.filter(run=run))
+        return self._pointers(RunOutput.objects.filter(run=run))
 
     def _runs(self, ids: list[int]) -> str:
         runs = Run.objects.filter(id__in=ids[:LINKS_SHOWN]).select_related("component").order_by("id")
@@ -256,13 +256,16 @@ class WriteStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+WRITE_FIELDS = ("id", "kind", "status", "accepted_at", "committed_at", "error", "payload_pretty", "run")
+
+
 @admin.register(Write)
 class WriteAdmin(WrittenThroughTheQueue):
     list_display = ["id", "kind", "status", "accepted_at", "committed_at", "short_error", "run"]
     list_filter = [WriteStatusFilter, "kind"]
     ordering = ["-id"]
-    fields = ["id", "kind", "status", "accepted_at", "committed_at", "error", "payload_pretty", "run"]
-    readonly_fields = fields
+    fields = WRITE_FIELDS
+    readonly_fields = WRITE_FIELDS
     actions = ["retry"]
 
     @admin.display(description="error")

@@ -16,10 +16,9 @@ WRITE_STATUSES = [("queued", "Queued"), ("committed", "Committed"), ("failed", "
 COMPONENT_NAME_SLASH = "A component name cannot contain '/'."
 
 
-def validate_component_name(value: str) -> str:
+def validate_component_name(value: str) -> None:
     if "/" in value:
         raise serializers.ValidationError(COMPONENT_NAME_SLASH)
-    return value
 
 
 class ComponentNameField(StrictCharField):

@@ -78,7 +78,7 @@ class PointerField(serializers.Field):
         super().__init__(**kwargs)
         # Built once: a serializer per pointer would deep-copy its fields thousands of times
         # for one batch.
-        self.parts = {
+        self.parts: dict[str, serializers.Field] = {
             "name": StrictCharField(max_length=POINTER_NAME_MAX_LENGTH),
             "value": StrictCharField(required=False, allow_blank=True, default=""),
             "pointer_type": serializers.ChoiceField(choices=PointerType.choices, required=False, default=""),
@@ -305,11 +305,12 @@ class WebTraceNodeSerializer(serializers.Serializer):
     """A node of format=tree: a run (componentrun_{id}) or one of its outputs (iopointer_{name})."""
 
     id = serializers.CharField(help_text='"componentrun_{id}" or "iopointer_{name}".')
-    label = serializers.CharField(help_text="The run's component, or the pointer's name.")
+    # (label, parent and run: declared fields that the stubs take for Field's own attributes)
+    label = serializers.CharField(help_text="The run's component, or the pointer's name.")  # type: ignore[assignment]
     hasCaret = serializers.BooleanField(help_text="true for runs, false for output pointers.")  # noqa: N815
     isExpanded = serializers.BooleanField(required=False, help_text="Runs only: true.")  # noqa: N815
     stale = serializers.ListField(child=serializers.CharField(), required=False, help_text="Runs only.")
-    parent = serializers.CharField(required=False, help_text="Pointers only: the id of their run's node.")
+    parent = serializers.CharField(required=False, help_text="Pointers only: the id of their run's node.")  # type: ignore[assignment]
     icon = serializers.ChoiceField(
         ["database", "function", "flow-end"],
         required=False,
@@ -325,7 +326,7 @@ class WebTraceNodeSerializer(serializers.Serializer):
 
 class TraceSerializer(serializers.Serializer):
     output_id = StrictCharField()
-    root = serializers.IntegerField()
+    root = serializers.IntegerField()  # type: ignore[assignment]  # a declared field, not Field.root
     nodes = TraceNodeSerializer(many=True, help_text="Depth-first pre-order, dependencies in ascending id.")
     edges = serializers.ListField(
         child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),

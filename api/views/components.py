@@ -64,7 +64,7 @@ class ComponentViewSet(viewsets.ViewSet):
         filters = ComponentFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         paginator = LimitCursorPagination()
-        page = paginator.paginate_queryset(component_list(**filters.validated_data), request, view=self)
+        page = paginator.paginate_queryset(component_list(**filters.validated_data), request, view=self) or []
         return paginator.get_paginated_response([component_to_dict(c) for c in page])
 
     @extend_schema(
@@ -167,5 +167,5 @@ class TagViewSet(viewsets.ViewSet):
     )
     def list(self, request: Request) -> Response:
         paginator = LimitCursorPagination()
-        page = paginator.paginate_queryset(tag_list(), request, view=self)
+        page = paginator.paginate_queryset(tag_list(), request, view=self) or []
         return paginator.get_paginated_response([tag.name for tag in page])

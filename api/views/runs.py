@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -100,7 +100,7 @@ def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool
                 raise serializers.ValidationError({"runs": {str(exc.index): exc.body()}}) from None
             raise
         bodies = runs_to_dicts(recorded.write_ids)
-        code = status.HTTP_201_CREATED
+        code: int = status.HTTP_201_CREATED
     else:
         recorded = writes_accept(kind=Write.Kind.RUN, payloads=payloads, idempotency=idempotency)
         bodies = [{"id": write_id, "status": Write.Status.QUEUED} for write_id in recorded.write_ids]
@@ -211,7 +211,7 @@ class TraceView(APIView):
         },
         summary="Trace an output back through the runs that produced it",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponseBase:
         query = TraceQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from mltrace import _git
 from mltrace._payloads import value_text
@@ -104,7 +104,7 @@ def code_snapshot(func: Callable) -> str | None:
     if len(source) >= CODE_SNAPSHOT_MAX:
         source = ""
     with suppress(AttributeError, TypeError):
-        func.__mltrace_source__ = source
+        cast(Any, func).__mltrace_source__ = source
     return source or None
 
 

@@ -76,12 +76,8 @@ class Transport:
     def __init__(self, url: str, token: str | None) -> None:
         self.url = url
         self.token = token
-        self.pool = urllib3.PoolManager(
-            num_pools=2,
-            maxsize=4,
-            timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT),
-            retries=False,
-        )
+        self.timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=READ_TIMEOUT)
+        self.pool = urllib3.PoolManager(num_pools=2, maxsize=4, timeout=self.timeout, retries=False)
         self.headers = {
             "Accept": "application/json",
             "User-Agent": f"mltrace-client/{__version__}",
@@ -114,12 +110,10 @@ class Transport:
             all_headers["Content-Type"] = "application/json"
         if headers:
             all_headers.update(headers)
-        extra = {}
+        bound = self.timeout
         if timeout is not None:
-            extra["timeout"] = urllib3.Timeout(
-                connect=min(CONNECT_TIMEOUT, timeout), read=min(READ_TIMEOUT, timeout)
-            )
-        raw = self.pool.request(method, url, body=body, headers=all_headers, redirect=False, **extra)
+            bound = urllib3.Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=min(READ_TIMEOUT, timeout))
+        raw = self.pool.request(method, url, body=body, headers=all_headers, redirect=False, timeout=bound)
         return Response(raw.status, raw.headers, raw.data)
 
     def request(
@@ -142,20 +136,21 @@ class Transport:
             if self.abort.is_set():
                 raise Retargeted(self.url)
             remaining = None if deadline is None else max(0.05, deadline - time.monotonic())
+            answer: Response | None = None
             try:
-                response = self.request_once(
+                answer = self.request_once(
                     method, path, params=params, body=body, headers=headers, timeout=remaining
                 )
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                problem, response, wait = _reason(exc), None, backoff(attempt)
+                problem, wait = _reason(exc), backoff(attempt)
             else:
-                if response.status not in TRANSIENT_STATUSES:
-                    return response
-                problem = f"HTTP {response.status}: {response.error_text()}"
-                wait = backoff(attempt, retry_after_seconds(response))
+                if answer.status not in TRANSIENT_STATUSES:
+                    return answer
+                problem = f"HTTP {answer.status}: {answer.error_text()}"
+                wait = backoff(attempt, retry_after_seconds(answer))
             if deadline is not None and time.monotonic() + wait > deadline:
-                if response is not None:
-                    return response
+                if answer is not None:
+                    return answer
                 raise ServerUnreachable(f"cannot reach the mltrace server at {self.url}: {problem}")
             if on_retry is not None:
                 on_retry(self.url, problem, wait)

@@ -118,11 +118,9 @@ def run_payload(
     """The server's run payload, a copy that later changes to `run` do not reach."""
     name = component_name(run.component_name)
     start, end = run.start_timestamp, run.end_timestamp
-    for what, ts in (("start", start), ("end", end)):
-        if not isinstance(ts, datetime):
-            raise TypeError(
-                f"The {what} timestamp of a {name} run must be a datetime, not {type(ts).__name__}."
-            )
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        what, ts = ("start", start) if not isinstance(start, datetime) else ("end", end)
+        raise TypeError(f"The {what} timestamp of a {name} run must be a datetime, not {type(ts).__name__}.")
     if _utc(end) < _utc(start):
         raise ValueError(f"The {name} run ends ({end}) before it starts ({start}).")
     if isinstance(staleness_threshold, bool) or not isinstance(staleness_threshold, int):

@@ -281,7 +281,7 @@ def get_git_tags() -> list[str] | None:
     return _git.hash_and_tags()[1]
 
 
-def add_notes_to_component_run(component_run_id: str, notes: str) -> str:
+def add_notes_to_component_run(component_run_id: int | str, notes: str) -> str:
     """Replaces a run's notes and returns them. Raises RuntimeError if there is no such run."""
     if not isinstance(notes, str):
         raise TypeError("notes field must be of type str")
@@ -357,7 +357,7 @@ def get_component_information(component_name: str) -> Component:
     return _component(body)
 
 
-def get_component_run_information(component_run_id: str) -> ComponentRun:
+def get_component_run_information(component_run_id: int | str) -> ComponentRun:
     """One committed run. Raises RuntimeError if there is none with this id."""
     missing = f"Component run with id {component_run_id} not found."
     run_id = _run_id(component_run_id, missing=missing)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 import textwrap
 from typing import Any, Callable
 
@@ -43,6 +42,7 @@ def _tree_lines(items: list[str]) -> list[str]:
 
 
 def _duration(run: mltrace.ComponentRun) -> str:
+    assert run.start_timestamp is not None and run.end_timestamp is not None  # a committed run
     minutes = (run.end_timestamp - run.start_timestamp).total_seconds() / 60
     return f"{minutes:0.3f} mins"
 
@@ -68,12 +68,12 @@ def _body_lines(run: mltrace.ComponentRun) -> None:
     click.echo()
 
 
-def show_info_card(run_id: int, count: int | None = None, num_outputs: int | None = None) -> None:
+def show_info_card(run_id: int | str, count: int | None = None, num_outputs: int | None = None) -> None:
     """mltrace's info card of a run; with count, review's coverage line."""
     run = client.get_component_run_information(run_id)
     component = client.get_component_information(run.component_name)
     click.echo(f"Name: {component.name}")
-    if count:
+    if count and num_outputs:
         times = "time" if count == 1 else "times"
         coverage = str(round(float(count / num_outputs) * 100, 2))
         click.echo(
@@ -127,8 +127,8 @@ def _run_json(run: mltrace.ComponentRun) -> dict:
     return {
         "id": run.id,
         "component": run.component_name,
-        "start_timestamp": run.start_timestamp.isoformat() + "Z",
-        "end_timestamp": run.end_timestamp.isoformat() + "Z",
+        "start_timestamp": _iso(run.start_timestamp),
+        "end_timestamp": _iso(run.end_timestamp),
         "inputs": [_pointer_json(p) for p in run.inputs],
         "outputs": [_pointer_json(p) for p in run.outputs],
         "dependencies": run.dependencies,
@@ -139,6 +139,10 @@ def _run_json(run: mltrace.ComponentRun) -> dict:
         "code_snapshot": run.code_snapshot,
         "test_results": run.test_results,
     }
+
+
+def _iso(ts: Any) -> str | None:
+    return None if ts is None else ts.isoformat() + "Z"
 
 
 def _pointer_json(pointer: Any) -> dict:
@@ -341,4 +345,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -7,6 +7,7 @@ import contextlib
 import functools
 import inspect
 import json
+from typing import Any, cast
 
 from mltrace.entities.base import Base
 
@@ -166,7 +167,7 @@ def _run_tests(test_classes: list, arguments: dict) -> dict:
         except Exception as exc:
             results[label] = dict(getattr(test, "results", None) or {"runTests": f"failed: {exc}"})
             with contextlib.suppress(AttributeError):
-                exc.__mltrace_results__ = results
+                cast(Any, exc).__mltrace_results__ = results
             raise
         results[label] = dict(getattr(test, "results", None) or outcome or {"runTests": "passed"})
     return results
