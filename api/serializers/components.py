@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from api.fields import StrictCharField
@@ -89,6 +90,20 @@ class ComponentSerializer(serializers.Serializer):
         allow_null=True, help_text="The latest start_timestamp among its committed runs."
     )
     created_at = serializers.DateTimeField(help_text="When the write that created it was accepted.")
+
+
+@extend_schema_serializer(many=False)  # a page, though list views answer it: not an array of pages
+class ComponentPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ComponentSerializer(many=True)
+
+
+@extend_schema_serializer(many=False)
+class TagPageSerializer(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = serializers.ListField(child=serializers.CharField())
 
 
 class ComponentAcceptedSerializer(serializers.Serializer):

@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.fields import empty
 
@@ -228,6 +228,18 @@ class RunSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField(help_text="When the write was accepted.")
 
 
+class PendingRunSerializer(serializers.Serializer):
+    """A run write not committed yet: queued, or failed with its error."""
+
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Write.Status.choices, help_text="queued or failed.")
+    error = StrictCharField(required=False, help_text="Failed writes only: why the commit failed.")
+    component = StrictCharField(required=False)
+    start_timestamp = serializers.DateTimeField(required=False)
+    end_timestamp = serializers.DateTimeField(required=False)
+    created_at = serializers.DateTimeField(help_text="When the write was accepted.")
+
+
 class RunAcceptedSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="The accepted write's id; the run keeps it.")
     status = serializers.ChoiceField(choices=Write.Status.choices)
@@ -344,6 +356,7 @@ class ReviewSerializer(serializers.Serializer):
     runs = ReviewRunSerializer(many=True, help_text="By count descending, then id descending.")
 
 
+@extend_schema_serializer(many=False)  # a page, though list views answer it: not an array of pages
 class RunPageSerializer(serializers.Serializer):
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,9 +21,11 @@ from api.serializers.components import (
     ComponentAcceptedSerializer,
     ComponentCreateSerializer,
     ComponentFilterSerializer,
+    ComponentPageSerializer,
     ComponentSerializer,
     ComponentTagsSerializer,
     ComponentUpdateSerializer,
+    TagPageSerializer,
     component_to_dict,
 )
 from api.serializers.runs import HistoryQuerySerializer, RunPageSerializer
@@ -40,16 +42,6 @@ COMPONENT_NAME = OpenApiParameter(
 LIMIT = OpenApiParameter("limit", int, description="Page size, default 50, capped at 1000.")
 
 
-COMPONENT_PAGE = inline_serializer(
-    "ComponentPage",
-    {
-        "next": serializers.URLField(allow_null=True),
-        "previous": serializers.URLField(allow_null=True),
-        "results": ComponentSerializer(many=True),
-    },
-)
-
-
 class ComponentViewSet(viewsets.ViewSet):
     lookup_field = "name"
     lookup_value_regex = "[^/]+"
@@ -57,7 +49,7 @@ class ComponentViewSet(viewsets.ViewSet):
 
     @extend_schema(
         parameters=[ComponentFilterSerializer, LIMIT, OpenApiParameter("cursor", str)],
-        responses={200: COMPONENT_PAGE, **ERRORS},
+        responses={200: ComponentPageSerializer, **ERRORS},
         summary="List components, filtered by tag and/or owner",
     )
     def list(self, request: Request) -> Response:
@@ -149,20 +141,10 @@ class ComponentViewSet(viewsets.ViewSet):
         )
 
 
-TAG_PAGE = inline_serializer(
-    "TagPage",
-    {
-        "next": serializers.URLField(allow_null=True),
-        "previous": serializers.URLField(allow_null=True),
-        "results": serializers.ListField(child=serializers.CharField()),
-    },
-)
-
-
 class TagViewSet(viewsets.ViewSet):
     @extend_schema(
         parameters=[LIMIT, OpenApiParameter("cursor", str)],
-        responses={200: TAG_PAGE, **ERRORS},
+        responses={200: TagPageSerializer, **ERRORS},
         summary="All tag names",
     )
     def list(self, request: Request) -> Response:

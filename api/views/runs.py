@@ -26,6 +26,7 @@ from api.serializers.runs import (
     MAX_BIGINT,
     FlagResultSerializer,
     FlagSerializer,
+    PendingRunSerializer,
     QueueSerializer,
     ReviewSerializer,
     RunAcceptedSerializer,
@@ -159,7 +160,17 @@ class RunViewSet(viewsets.ViewSet):
 
     @extend_schema(
         parameters=[RUN_ID],
-        responses={200: OpenApiResponse(RunSerializer, "Queued writes show id and status."), **ERRORS},
+        responses={
+            200: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    component_name="RunOrPendingRun",
+                    serializers=[RunSerializer, PendingRunSerializer],
+                    resource_type_field_name=None,
+                ),
+                "The committed run, or the write that carries it while it is queued or failed.",
+            ),
+            **ERRORS,
+        },
     )
     def retrieve(self, request: Request, pk: str) -> Response:
         run_id = int(pk)
