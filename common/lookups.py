@@ -11,8 +11,9 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-from django.db import connection
 from django.db.models import Field, ForeignObject, Lookup
+
+from common.db import on_postgres
 
 
 class AnyOf(Lookup):
@@ -41,7 +42,7 @@ class Array:
 
 def one_of(field: str, values: Any) -> dict[str, Any]:
     """A filter keyword for `field` in values: an array parameter on PostgreSQL, IN elsewhere."""
-    if connection.vendor == "postgresql":
+    if on_postgres():
         return {f"{field}__any": Array(values)}
     return {f"{field}__in": values}
 

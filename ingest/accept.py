@@ -15,8 +15,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
+from common.db import on_postgres
 from ingest.idempotency import Idempotency, Recorded, idempotent_replay, idempotent_store, retry_on_key_race
-from ingest.locks import ACCEPT_LOCK_KEY, advisory_xact_lock, on_postgres
+from ingest.locks import ACCEPT_LOCK_KEY, accept_lock
+from ingest.sql import accept_rows
 from ingest.tasks import enqueue_commit
 from runs.models import (
     Write,
@@ -42,7 +44,7 @@ def writes_accept(
 
     def attempt() -> Recorded:
         with transaction.atomic():
-            advisory_xact_lock(ACCEPT_LOCK_KEY, timeout_ms=settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)
+            accept_lock(timeout_ms=settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)
             replay = idempotent_replay(idempotency)
             if replay is not None:
                 return replay
@@ -67,20 +69,15 @@ def _accept_in_one_statement(kind: str, payloads: list[dict[str, Any]]) -> list[
     The transaction ends with the statement, so a 202 follows a durable commit.
     """
     now = timezone.now()
-    table = Write._meta.db_table
-    sql = f"""
-        SET LOCAL lock_timeout = {int(settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)};
-        WITH locked AS (SELECT pg_advisory_xact_lock(%s))
-        INSERT INTO {table} (kind, status, payload, error, accepted_at)
-        SELECT %s, %s, p.payload::jsonb, '', %s
-        FROM locked, unnest(%s::text[]) WITH ORDINALITY AS p (payload, n)
-        ORDER BY p.n
-        RETURNING id
-    """
-    encoded = [json.dumps(payload, cls=DjangoJSONEncoder) for payload in payloads]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [ACCEPT_LOCK_KEY, kind, Write.Status.QUEUED, now, encoded])
-        ids = sorted(row[0] for row in cursor.fetchall())
+    ids = accept_rows(
+        Write._meta.db_table,
+        lock_key=ACCEPT_LOCK_KEY,
+        timeout_ms=settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS,
+        kind=kind,
+        status=Write.Status.QUEUED,
+        accepted_at=now,
+        payloads=[json.dumps(payload, cls=DjangoJSONEncoder) for payload in payloads],
+    )
     return [
         Write(id=write_id, kind=kind, payload=payload, accepted_at=now)
         for write_id, payload in zip(ids, payloads, strict=True)

@@ -22,7 +22,6 @@ Call inside a transaction that holds the commit lock, with every earlier write c
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import logging
 from collections import defaultdict
@@ -37,6 +36,7 @@ from common.errors import DependencyUnresolved
 from common.lookups import CHUNK, chunked
 from components.models import Component
 from components.services import tags_get_or_create
+from ingest.sql import copy_id_pairs, ids_by_key, insert_rows, runs_in_windows
 from runs.models import (
     IOPointer,
     Run,
@@ -396,14 +396,10 @@ class BatchPlan:
             for digest, spec in ((d, self.pointer_specs[k]) for d, k in keys.items())
         ]
         columns = ["name", "value", "pointer_type", "flag", "name_hash", "key"]
-        found = dict(insert_rows(table, columns, rows, returning="key, id", on_conflict="key"))
+        found = dict(insert_rows(table, columns, rows, returning=["key", "id"], on_conflict="key"))
         missing = [digest for digest in keys if digest not in found]
         for chunk in chunked(missing):
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"SELECT key, id FROM {table} WHERE key IN ({', '.join(['%s'] * len(chunk))})", chunk
-                )
-                found.update(cursor.fetchall())
+            found.update(ids_by_key(table, chunk))
         self.pointer_ids = {keys[digest]: pointer_id for digest, pointer_id in found.items()}
 
     def _link_tags(self) -> None:
@@ -437,77 +433,17 @@ RUN_COLUMNS = [
 ]
 
 
-def insert_rows(
-    table: str, columns: list[str], rows: list[tuple], *, returning: str = "", on_conflict: str = ""
-) -> list[tuple]:
-    """INSERT many rows in few statements; with `returning` on PostgreSQL, the returned rows.
-
-    on_conflict names a unique column: rows that would duplicate it are skipped.
-
-    Django's bulk_create builds a model instance and prepares every value of every row; for
-    the tens of thousands of link rows of a batch of inference runs that cost more than the
-    database. Values must already be in the database's form: JSON as text, datetimes adapted.
-    """
-    if not rows:
-        return []
-    names = ", ".join(columns)
-    conflict = f" ON CONFLICT ({on_conflict}) DO NOTHING" if on_conflict else ""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            from psycopg2.extras import execute_values
-
-            sql = f"INSERT INTO {table} ({names}) VALUES %s{conflict}" + (
-                f" RETURNING {returning}" if returning else ""
-            )
-            return execute_values(cursor.cursor, sql, rows, page_size=2000, fetch=bool(returning)) or []
-        marks = ", ".join(["%s"] * len(columns))
-        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks}){conflict}", rows)
-        return []
-
-
-def copy_id_pairs(table: str, columns: list[str], rows: list[tuple[int, int]]) -> None:
-    """Inserts rows of two integers; on PostgreSQL with COPY, which needs no SQL text per row
-    (execute_values formats every row, the larger share of a link table's insert)."""
-    if not rows or connection.vendor != "postgresql":
-        insert_rows(table, columns, rows)
-        return
-    text = io.StringIO("".join(f"{a}\t{b}\n" for a, b in rows))
-    with connection.cursor() as cursor:
-        cursor.cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", text)
-
-
 def _committed_runs_in_windows(
     windows: list[tuple[str, dt.datetime, dt.datetime]], *, before_id: int
 ) -> dict[tuple[str, dt.datetime, dt.datetime], int]:
-    """For each (component, low, high): committed runs of it below before_id starting in [low, high].
-
-    One query per CHUNK windows; each count is one range scan of run_component_start_idx.
-    The range is written as a comparison of (component_id, start_timestamp) rows, which
-    PostgreSQL can only answer from that index: with `component_id = ... AND start_timestamp
-    BETWEEN ...` it sometimes walked run_start_idx and filtered every run since the window's
-    start by component (it cannot see the VALUES bounds), 28 ms a window at 95,000 runs, half
-    a minute for a batch of 1,000 runs that share a dependency (BENCHMARKS.md).
-    """
+    """For each (component, low, high): committed runs of it below before_id starting in
+    [low, high]; one query per CHUNK / 3 windows (ingest/sql.py's runs_in_windows)."""
     counts: dict[tuple[str, dt.datetime, dt.datetime], int] = {}
-    run_table = Run._meta.db_table
-    component_table = Component._meta.db_table
+    adapt = connection.ops.adapt_datetimefield_value
     for chunk in chunked(windows, CHUNK // 3):
-        values = ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
-        # VALUES columns are column1..4 in PostgreSQL and SQLite alike: (n, name, low, high).
-        sql = f"""
-            SELECT w.column1, (
-                SELECT COUNT(*) FROM {run_table} r
-                WHERE (r.component_id, r.start_timestamp) >= (c.id, w.column3)
-                  AND (r.component_id, r.start_timestamp) <= (c.id, w.column4) AND r.id < %s
-            )
-            FROM (VALUES {values}) AS w LEFT JOIN {component_table} c ON c.name = w.column2
-        """
-        adapt = connection.ops.adapt_datetimefield_value
-        params: list[Any] = [before_id]
-        for n, (name, low, high) in enumerate(chunk):
-            params += [n, name, adapt(low), adapt(high)]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            for n, count in cursor.fetchall():
-                counts[chunk[n]] = count
+        adapted = [(name, adapt(low), adapt(high)) for name, low, high in chunk]
+        for n, count in runs_in_windows(
+            Run._meta.db_table, Component._meta.db_table, adapted, before_id=before_id
+        ):
+            counts[chunk[n]] = count
     return counts

@@ -15,6 +15,9 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, connection
 
+from common.db import on_postgres
+from ingest import sql
+
 logger = logging.getLogger(__name__)
 
 
@@ -23,23 +26,6 @@ COMMIT_LOCK_KEY = 0x6D6C7472  # "mltr"
 ACCEPT_LOCK_KEY = 0x6D6C7461  # "mlta"
 # Errors that mean the database could not be reached: the write stays queued and is retried.
 DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
-
-
-def on_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def advisory_xact_lock(key: int, *, timeout_ms: int | None = None, settings_sql: str = "") -> None:
-    """Takes a transaction-level advisory lock, waiting at most timeout_ms (then OperationalError).
-
-    settings_sql: SET LOCAL statements sent in the same round trip. On SQLite every
-    transaction begins IMMEDIATE, so writers already run one at a time.
-    """
-    if not on_postgres():
-        return
-    with connection.cursor() as cursor:
-        timeout = "" if timeout_ms is None else f"SET LOCAL lock_timeout = {int(timeout_ms)}; "
-        cursor.execute(f"{timeout}{settings_sql}SELECT pg_advisory_xact_lock(%s)", [key])
 
 
 def commit_lock(*, timeout_ms: int | None = None, flush_wal: bool = True) -> None:
@@ -52,8 +38,14 @@ def commit_lock(*, timeout_ms: int | None = None, flush_wal: bool = True) -> Non
     commits them again, to the same rows, since a commit depends only on the writes before
     it. Accepts and ?sync=true commits keep flushing: their answers promise durability.
     """
-    extra = "" if flush_wal else "SET LOCAL synchronous_commit = off; "
-    advisory_xact_lock(COMMIT_LOCK_KEY, timeout_ms=timeout_ms, settings_sql=extra)
+    if on_postgres():
+        sql.advisory_xact_lock(COMMIT_LOCK_KEY, timeout_ms=timeout_ms, synchronous_commit=flush_wal)
+
+
+def accept_lock(*, timeout_ms: int) -> None:
+    """Waits until no other transaction is taking ids; held until this one ends."""
+    if on_postgres():
+        sql.advisory_xact_lock(ACCEPT_LOCK_KEY, timeout_ms=timeout_ms)
 
 
 @contextmanager
@@ -66,17 +58,12 @@ def accept_lock_released_early() -> Iterator[None]:
     if not on_postgres():
         yield
         return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SET LOCAL lock_timeout = {int(settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)}; SELECT pg_advisory_lock(%s)",
-            [ACCEPT_LOCK_KEY],
-        )
+    sql.advisory_lock(ACCEPT_LOCK_KEY, timeout_ms=settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)
     try:
         yield
     finally:
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [ACCEPT_LOCK_KEY])
+            sql.advisory_unlock(ACCEPT_LOCK_KEY)
         except DatabaseError:
             # The block failed and aborted the transaction, where no unlock can run. A
             # session-level lock outlives ROLLBACK and would stop every accept: end the

@@ -13,55 +13,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
-
 from common.errors import OUTPUT_NOT_FOUND, NotFound
 from common.lookups import chunked, one_of
-from runs.models import IOPointer, PointerType, Run, RunDependency, RunOutput, pointer_name_hash
+from runs.models import IOPointer, PointerType, Run, RunOutput, pointer_name_hash
 from runs.selectors import runs_by_id, runs_to_dicts
-
-EDGE_TABLE = RunDependency._meta.db_table
-
-
-def _dependencies_of(column: str) -> str:
-    """A join to the dependencies of the run whose id is `column`, for a recursive term.
-
-    PostgreSQL plans a recursive term once, before it knows the work table holds a handful of
-    rows, and picked hash and merge joins that scan every edge on every hop (4 s for a
-    500-run chain on a freshly loaded table). LATERAL with OFFSET 0 (which keeps the planner
-    from flattening it) makes it an index probe per row: 12 ms. SQLite only does nested
-    loops, and has no LATERAL.
-    """
-    if connection.vendor == "postgresql":
-        return f"CROSS JOIN LATERAL (SELECT run_id, depends_on_id FROM {EDGE_TABLE} WHERE run_id = {column} OFFSET 0) d"
-    return f"JOIN {EDGE_TABLE} d ON d.run_id = {column}"
-
-
-def _upstream_sql(bounded: bool) -> str:
-    """The edges upstream of a root run; with a bound, only edges within that many hops.
-
-    UNION drops an edge met again, so each run's dependencies are expanded once (unbounded),
-    or once per hop count at which it is met (bounded, which the bound keeps small).
-    """
-    if not bounded:
-        return f"""
-            WITH RECURSIVE edges(run_id, dep) AS (
-                SELECT d.run_id, d.depends_on_id FROM {EDGE_TABLE} d WHERE d.run_id = %s
-                UNION
-                SELECT d.run_id, d.depends_on_id FROM edges e {_dependencies_of("e.dep")}
-            )
-            SELECT run_id, dep FROM edges
-        """
-    return f"""
-        WITH RECURSIVE edges(run_id, dep, hop) AS (
-            SELECT d.run_id, d.depends_on_id, 1 FROM {EDGE_TABLE} d WHERE d.run_id = %s
-            UNION
-            SELECT d.run_id, d.depends_on_id, e.hop + 1 FROM edges e {_dependencies_of("e.dep")}
-            WHERE e.hop < %s
-        )
-        SELECT DISTINCT run_id, dep FROM edges
-    """
-
+from runs.sql import trace_membership_rows, upstream_edge_rows
 
 ICONS: dict[str, str] = {
     PointerType.DATA: "database",
@@ -90,12 +46,7 @@ def upstream_edges(root: int, depth: int | None = None) -> dict[int, list[int]]:
     """Dependencies (ascending) of every run upstream of root, within depth hops if given."""
     if depth == 0:
         return {}
-    with connection.cursor() as cursor:
-        if depth is None:
-            cursor.execute(_upstream_sql(bounded=False), [root])
-        else:
-            cursor.execute(_upstream_sql(bounded=True), [root, depth])
-        rows = cursor.fetchall()
+    rows = upstream_edge_rows(root, depth)
     edges: dict[int, list[int]] = defaultdict(list)
     for run_id, depends_on_id in sorted(rows):
         edges[run_id].append(depends_on_id)
@@ -342,24 +293,11 @@ def review_json(plan: ReviewPlan) -> Iterator[str]:
 
 def traces_membership(roots: list[tuple[int, int]]) -> dict[int, int]:
     """For (trace number, root run) pairs: each run upstream of any root, with how many traces
-    hold it. One recursive query per 5,000 roots; UNION keeps each (trace, run) once."""
+    hold it. One recursive query per CHUNK roots."""
     counts: dict[int, int] = defaultdict(int)
-    for offset in range(0, len(roots), 5000):
-        chunk = roots[offset : offset + 5000]
-        values = ", ".join(["(CAST(%s AS BIGINT), CAST(%s AS BIGINT))"] * len(chunk))
-        sql = f"""
-        WITH RECURSIVE reach(origin, id) AS (
-            SELECT * FROM (VALUES {values}) AS seeds
-            UNION
-            SELECT r.origin, d.depends_on_id FROM reach r {_dependencies_of("r.id")}
-        )
-        SELECT id, COUNT(*) FROM reach GROUP BY id
-        """
-        params = [value for pair in chunk for value in pair]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            for run_id, count in cursor.fetchall():
-                counts[run_id] += count
+    for chunk in chunked(roots):
+        for run_id, count in trace_membership_rows(chunk):
+            counts[run_id] += count
     return counts
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import time
 
-from django.db import connection
+from common.db import on_postgres
+from runs.sql import analyze, tables_grown
 
 logger = logging.getLogger(__name__)
 
@@ -28,20 +29,12 @@ def analyze_if_grown() -> list[str]:
     """ANALYZE the run tables that changed by more than half (and MIN_CHANGES rows) since
     their last analyze; looks at most every CHECK_EVERY_SECONDS. Returns the tables analyzed."""
     global _last_check
-    if connection.vendor != "postgresql" or time.monotonic() - _last_check < CHECK_EVERY_SECONDS:
+    if not on_postgres() or time.monotonic() - _last_check < CHECK_EVERY_SECONDS:
         return []
     _last_check = time.monotonic()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) "
-            "AND n_mod_since_analyze > GREATEST(%s, n_live_tup / 2)",
-            [list(TABLES), MIN_CHANGES],
-        )
-        grown = [row[0] for row in cursor.fetchall()]
-        for table in grown:
-            started = time.perf_counter()
-            cursor.execute(f"ANALYZE {table}")
-            logger.info(
-                "analyzed %s in %.0f ms: it grew by half", table, (time.perf_counter() - started) * 1000
-            )
+    grown = tables_grown(list(TABLES), min_changes=MIN_CHANGES)
+    for table in grown:
+        started = time.perf_counter()
+        analyze(table)
+        logger.info("analyzed %s in %.0f ms: it grew by half", table, (time.perf_counter() - started) * 1000)
     return grown

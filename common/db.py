@@ -1,0 +1,37 @@
+"""The database's vendor, asked in one place, and SQL composed with quoted identifiers.
+
+PostgreSQL is production; SQLite is the embedded default. Raw SQL lives in runs/sql.py (the
+domain's) and ingest/sql.py (the write log's); where it names a table or a column it is
+composed here, with psycopg2.sql on PostgreSQL (SQLite quotes through Django), never by
+pasting names into f-strings.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+
+
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def compose(template: str, **identifiers: str | list[str]) -> str:
+    """`template` with each {name} replaced by that identifier, quoted, or by a list of them
+    joined with commas; the %s placeholders stay for the parameters."""
+    if on_postgres():
+        from psycopg2 import sql
+
+        def pg(value: str | list[str]) -> sql.Composable:
+            if isinstance(value, str):
+                return sql.Identifier(value)
+            return sql.SQL(", ").join(sql.Identifier(v) for v in value)
+
+        connection.ensure_connection()
+        composed = sql.SQL(template).format(**{key: pg(value) for key, value in identifiers.items()})
+        return composed.as_string(connection.connection)
+
+    def lite(value: str | list[str]) -> str:
+        names = [value] if isinstance(value, str) else value
+        return ", ".join(connection.ops.quote_name(name) for name in names)
+
+    return template.format(**{key: lite(value) for key, value in identifiers.items()})

@@ -1,0 +1,161 @@
+"""The write log's raw SQL: the advisory locks, the one-statement accept, bulk inserts and
+COPY, and the staleness windows of a batch. Everything else goes through the ORM.
+
+Table and column names are composed with quoted identifiers (common/db.py); values are
+always parameters. lock_timeout takes no parameter in PostgreSQL: it is an int() here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from typing import Any
+
+from django.db import connection
+
+from common.db import compose, on_postgres
+
+
+def _lock_timeout(timeout_ms: int | None) -> str:
+    return "" if timeout_ms is None else f"SET LOCAL lock_timeout = {int(timeout_ms)}; "
+
+
+def advisory_xact_lock(key: int, *, timeout_ms: int | None = None, synchronous_commit: bool = True) -> None:
+    """PostgreSQL: a transaction-level advisory lock, waiting at most timeout_ms (then
+    OperationalError), in one round trip with the transaction's SET LOCALs."""
+    settings_sql = "" if synchronous_commit else "SET LOCAL synchronous_commit = off; "
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_lock_timeout(timeout_ms)}{settings_sql}SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def advisory_lock(key: int, *, timeout_ms: int) -> None:
+    """PostgreSQL: a session-level advisory lock (released by advisory_unlock or the session)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_lock_timeout(timeout_ms)}SELECT pg_advisory_lock(%s)", [key])
+
+
+def advisory_unlock(key: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def accept_rows(
+    table: str,
+    *,
+    lock_key: int,
+    timeout_ms: int,
+    kind: str,
+    status: str,
+    accepted_at: dt.datetime,
+    payloads: list[str],
+) -> list[int]:
+    """PostgreSQL: lock, insert and commit the writes in one statement; their ids, ascending.
+
+    The accept lock is held from before the ids are drawn until the commit; the ids follow
+    the payloads' order (ORDER BY ordinality). payloads are JSON texts.
+    """
+    template = f"""
+        {_lock_timeout(timeout_ms)}
+        WITH locked AS (SELECT pg_advisory_xact_lock(%s))
+        INSERT INTO {{table}} (kind, status, payload, error, accepted_at)
+        SELECT %s, %s, p.payload::jsonb, '', %s
+        FROM locked, unnest(%s::text[]) WITH ORDINALITY AS p (payload, n)
+        ORDER BY p.n
+        RETURNING id
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(compose(template, table=table), [lock_key, kind, status, accepted_at, payloads])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def insert_rows(
+    table: str,
+    columns: list[str],
+    rows: list[tuple],
+    *,
+    returning: list[str] | None = None,
+    on_conflict: str = "",
+) -> list[tuple]:
+    """INSERT many rows in few statements; with `returning` on PostgreSQL, the returned rows.
+
+    on_conflict names a unique column: rows that would duplicate it are skipped.
+
+    Django's bulk_create builds a model instance and prepares every value of every row; for
+    the tens of thousands of link rows of a batch of inference runs that cost more than the
+    database. Values must already be in the database's form: JSON as text, datetimes adapted.
+    """
+    if not rows:
+        return []
+    conflict = " ON CONFLICT ({conflict}) DO NOTHING" if on_conflict else ""
+    names: dict[str, str | list[str]] = {"table": table, "columns": columns}
+    if on_conflict:
+        names["conflict"] = on_conflict
+    with connection.cursor() as cursor:
+        if on_postgres():
+            from psycopg2.extras import execute_values
+
+            if returning:
+                names["returning"] = returning
+            template = (
+                "INSERT INTO {table} ({columns}) VALUES %s"
+                + conflict
+                + (" RETURNING {returning}" if returning else "")
+            )
+            sql = compose(template, **names)
+            return execute_values(cursor.cursor, sql, rows, page_size=2000, fetch=bool(returning)) or []
+        marks = ", ".join(["%s"] * len(columns))
+        cursor.executemany(
+            compose("INSERT INTO {table} ({columns}) VALUES (" + marks + ")" + conflict, **names), rows
+        )
+        return []
+
+
+def copy_id_pairs(table: str, columns: list[str], rows: list[tuple[int, int]]) -> None:
+    """Inserts rows of two integers; on PostgreSQL with COPY, which needs no SQL text per row
+    (execute_values formats every row, the larger share of a link table's insert)."""
+    if not rows or not on_postgres():
+        insert_rows(table, columns, rows)
+        return
+    text = io.StringIO("".join(f"{a}\t{b}\n" for a, b in rows))
+    with connection.cursor() as cursor:
+        cursor.cursor.copy_expert(
+            compose("COPY {table} ({columns}) FROM STDIN", table=table, columns=columns), text
+        )
+
+
+def ids_by_key(table: str, keys: list[str]) -> list[tuple[str, int]]:
+    """(key, id) of the rows of `table` with these keys."""
+    marks = ", ".join(["%s"] * len(keys))
+    with connection.cursor() as cursor:
+        cursor.execute(compose("SELECT key, id FROM {table} WHERE key IN (" + marks + ")", table=table), keys)
+        return cursor.fetchall()
+
+
+def runs_in_windows(
+    run_table: str, component_table: str, windows: list[tuple[str, Any, Any]], *, before_id: int
+) -> list[tuple[int, int]]:
+    """For each (component name, low, high), by position: its committed runs below before_id
+    that started in [low, high]. Bounds adapted for the database already.
+
+    The range is a comparison of (component_id, start_timestamp) rows, which PostgreSQL can
+    only answer from run_component_start_idx: with `component_id = ... AND start_timestamp
+    BETWEEN ...` it sometimes walked run_start_idx and filtered every run since the window's
+    start by component (it cannot see the VALUES bounds), 28 ms a window at 95,000 runs, half
+    a minute for a batch of 1,000 runs that share a dependency (BENCHMARKS.md).
+    """
+    values = ", ".join(["(%s, %s, %s, %s)"] * len(windows))
+    # VALUES columns are column1..4 in PostgreSQL and SQLite alike: (n, name, low, high).
+    template = f"""
+        SELECT w.column1, (
+            SELECT COUNT(*) FROM {{runs}} r
+            WHERE (r.component_id, r.start_timestamp) >= (c.id, w.column3)
+              AND (r.component_id, r.start_timestamp) <= (c.id, w.column4) AND r.id < %s
+        )
+        FROM (VALUES {values}) AS w LEFT JOIN {{components}} c ON c.name = w.column2
+    """
+    params: list[Any] = [before_id]
+    for n, (name, low, high) in enumerate(windows):
+        params += [n, name, low, high]
+    with connection.cursor() as cursor:
+        cursor.execute(compose(template, runs=run_table, components=component_table), params)
+        return cursor.fetchall()
