@@ -1,4 +1,5 @@
-"""Every write to components and tags."""
+"""The domain's edits of components and tags. Component writes from the API are committed in
+ingest/batch.py, which calls tags_get_or_create here."""
 
 from __future__ import annotations
 

@@ -38,14 +38,12 @@ def commit_lock(*, timeout_ms: int | None = None, flush_wal: bool = True) -> Non
     commits them again, to the same rows, since a commit depends only on the writes before
     it. Accepts and ?sync=true commits keep flushing: their answers promise durability.
     """
-    if on_postgres():
-        sql.advisory_xact_lock(COMMIT_LOCK_KEY, timeout_ms=timeout_ms, synchronous_commit=flush_wal)
+    sql.advisory_xact_lock(COMMIT_LOCK_KEY, timeout_ms=timeout_ms, synchronous_commit=flush_wal)
 
 
 def accept_lock(*, timeout_ms: int) -> None:
     """Waits until no other transaction is taking ids; held until this one ends."""
-    if on_postgres():
-        sql.advisory_xact_lock(ACCEPT_LOCK_KEY, timeout_ms=timeout_ms)
+    sql.advisory_xact_lock(ACCEPT_LOCK_KEY, timeout_ms=timeout_ms)
 
 
 @contextmanager
@@ -55,7 +53,7 @@ def accept_lock_released_early() -> Iterator[None]:
     The synchronous door holds the commit lock for its whole transaction; nobody can commit
     the writes accepted after it until it ends, so it may let accepts go on meanwhile.
     """
-    if not on_postgres():
+    if not on_postgres():  # SQLite: no lock to hold, none to release
         yield
         return
     sql.advisory_lock(ACCEPT_LOCK_KEY, timeout_ms=settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)

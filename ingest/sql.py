@@ -21,20 +21,27 @@ def _lock_timeout(timeout_ms: int | None) -> str:
 
 
 def advisory_xact_lock(key: int, *, timeout_ms: int | None = None, synchronous_commit: bool = True) -> None:
-    """PostgreSQL: a transaction-level advisory lock, waiting at most timeout_ms (then
-    OperationalError), in one round trip with the transaction's SET LOCALs."""
+    """A transaction-level advisory lock, waiting at most timeout_ms (then OperationalError),
+    in one round trip with the transaction's SET LOCALs. On SQLite every transaction begins
+    IMMEDIATE, so writers already run one at a time: nothing to take."""
+    if not on_postgres():
+        return
     settings_sql = "" if synchronous_commit else "SET LOCAL synchronous_commit = off; "
     with connection.cursor() as cursor:
         cursor.execute(f"{_lock_timeout(timeout_ms)}{settings_sql}SELECT pg_advisory_xact_lock(%s)", [key])
 
 
 def advisory_lock(key: int, *, timeout_ms: int) -> None:
-    """PostgreSQL: a session-level advisory lock (released by advisory_unlock or the session)."""
+    """A session-level advisory lock (released by advisory_unlock or the session); SQLite: none."""
+    if not on_postgres():
+        return
     with connection.cursor() as cursor:
         cursor.execute(f"{_lock_timeout(timeout_ms)}SELECT pg_advisory_lock(%s)", [key])
 
 
 def advisory_unlock(key: int) -> None:
+    if not on_postgres():
+        return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 
-from common.db import on_postgres
 from runs.sql import analyze, tables_grown
 
 logger = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ def analyze_if_grown() -> list[str]:
     """ANALYZE the run tables that changed by more than half (and MIN_CHANGES rows) since
     their last analyze; looks at most every CHECK_EVERY_SECONDS. Returns the tables analyzed."""
     global _last_check
-    if not on_postgres() or time.monotonic() - _last_check < CHECK_EVERY_SECONDS:
+    if time.monotonic() - _last_check < CHECK_EVERY_SECONDS:
         return []
     _last_check = time.monotonic()
     grown = tables_grown(list(TABLES), min_changes=MIN_CHANGES)

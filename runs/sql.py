@@ -78,8 +78,10 @@ def trace_membership_rows(roots: list[tuple[int, int]]) -> list[tuple[int, int]]
 
 
 def tables_grown(tables: list[str], *, min_changes: int) -> list[str]:
-    """PostgreSQL: which of these tables changed by half (and min_changes rows) since their
-    last ANALYZE."""
+    """Which of these tables changed by half (and min_changes rows) since their last ANALYZE
+    (PostgreSQL's statistics; SQLite: none)."""
+    if not on_postgres():
+        return []
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(%s) "
