@@ -10,7 +10,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
-COPY manage.py ./
+COPY manage.py gunicorn.conf.py ./
 COPY mltrace_site ./mltrace_site
 COPY api ./api
 COPY ingest ./ingest
@@ -24,4 +24,6 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
 
 USER mltrace
 EXPOSE 8000
-CMD ["gunicorn", "mltrace_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--timeout", "120", "--access-logfile", "-"]
+# gunicorn.conf.py (copied above, read from the working directory) sets the gevent workers
+# that keep slow clients from holding them, and the timeout.
+CMD ["gunicorn", "mltrace_site.wsgi", "--bind", "0.0.0.0:8000", "--workers", "4", "--access-logfile", "-"]

@@ -192,10 +192,10 @@ class Server:
     """gunicorn and a qcluster, logs under the results folder."""
 
     def __init__(
-        self, env: dict[str, str], out: Path, *, web_workers: int, web_threads: int, port: int
+        self, env: dict[str, str], out: Path, *, web_workers: int, web_class: str, web_threads: int, port: int
     ) -> None:
         self.env, self.out, self.web_workers, self.port = env, out, web_workers, port
-        self.web_threads = web_threads
+        self.web_class, self.web_threads = web_class, web_threads
         self.web: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
 
@@ -211,11 +211,9 @@ class Server:
                 "-b",
                 f"127.0.0.1:{self.port}",
                 "--worker-class",
-                "gthread" if self.web_threads > 1 else "sync",
+                self.web_class,
                 "--threads",
                 str(self.web_threads),
-                "--timeout",
-                "120",
             ],
             cwd=ROOT,
             env=self.env,
@@ -595,6 +593,7 @@ def client_round(args: argparse.Namespace, env: dict[str, str], out: Path) -> di
     return {
         "runs": args.client_runs,
         "web_workers": args.web_workers,
+        "web_class": args.web_class,
         "queue_workers": args.queue_workers,
         "cpus": os.cpu_count(),
         "modes": results,
@@ -761,7 +760,7 @@ def client_section(client: dict[str, Any]) -> list[str]:
         "name. Each ComponentRun is built first; the `log_component_run` call alone is timed "
         "(perf_counter_ns). Then `mltrace.flush()` waits until the server has committed every run. The "
         "database is then checked: the scenario's runs, their distinct outputs, each run once. Each mode "
-        f"runs against a fresh database and server (gunicorn {client['web_workers']} sync workers, qcluster "
+        f"runs against a fresh database and server (gunicorn {client['web_workers']} {client.get('web_class', 'sync')} workers, qcluster "
         f"{client['queue_workers']} workers, as above), on the same 2 cores as the producer.",
         "",
         f"mltrace 0.17's `log_component_run`: {baseline['source']}.",
@@ -1036,7 +1035,7 @@ def report(
         f"{machine['postgres']}; Redis {machine['redis']}.",
         f"Command: `{run['command']}`. "
         + (f"{run['users']} users, {run['duration']} s per scenario, " if rounds else "")
-        + f"gunicorn {run['web_workers']} sync workers, qcluster {run['queue_workers']} workers, "
+        + f"gunicorn {run['web_workers']} {run.get('web_class', 'sync')} workers, qcluster {run['queue_workers']} workers, "
         f"MLTRACE_COMMIT_BATCH={run['commit_batch']}.",
         "",
     ]
@@ -1192,7 +1191,14 @@ def fresh_server(args: argparse.Namespace, env: dict[str, str], out: Path) -> Se
         capture_output=True,
         text=True,
     ).stdout.strip()
-    server = Server(env, out, web_workers=args.web_workers, web_threads=args.web_threads, port=args.port)
+    server = Server(
+        env,
+        out,
+        web_workers=args.web_workers,
+        web_class=args.web_class,
+        web_threads=args.web_threads,
+        port=args.port,
+    )
     server.start()
     return server
 
@@ -1209,8 +1215,12 @@ def main() -> None:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--web-workers", type=int, default=2 * (os.cpu_count() or 1))
     parser.add_argument(
-        "--web-threads", type=int, default=1, help="threads per gunicorn worker (>1: gthread, keep-alive)"
+        "--web-class",
+        default="gevent",
+        choices=["gevent", "sync", "gthread"],
+        help="gunicorn's worker class (gevent: gunicorn.conf.py's, as shipped)",
     )
+    parser.add_argument("--web-threads", type=int, default=1, help="threads per gthread worker")
     parser.add_argument("--queue-workers", type=int, default=2)
     parser.add_argument("--drain-timeout", type=float, default=1800)
     parser.add_argument("--port", type=int, default=8765)
@@ -1263,6 +1273,7 @@ def main() -> None:
         "users": args.users,
         "duration": args.duration,
         "web_workers": args.web_workers,
+        "web_class": args.web_class,
         "queue_workers": args.queue_workers,
         "commit_batch": os.environ.get("MLTRACE_COMMIT_BATCH", "1000"),
     }

@@ -11,6 +11,7 @@ import datetime as dt
 import io
 from typing import Any
 
+import psycopg2.extensions
 from django.db import connection
 
 from common.db import compose, on_postgres
@@ -119,9 +120,21 @@ def insert_rows(
 
 def copy_id_pairs(table: str, columns: list[str], rows: list[tuple[int, int]]) -> None:
     """Inserts rows of two integers; on PostgreSQL with COPY, which needs no SQL text per row
-    (execute_values formats every row, the larger share of a link table's insert)."""
+    (execute_values formats every row, the larger share of a link table's insert).
+
+    psycopg2 refuses COPY while a wait callback is set (gunicorn's gevent workers set one, for
+    a ?sync=true write's commit): there the rows go in as two array literals and unnest(),
+    one statement at about 1.6 times COPY's time (200,000 pairs: 170-270 ms, COPY 110-160 ms).
+    """
     if not rows or not on_postgres():
         insert_rows(table, columns, rows)
+        return
+    if psycopg2.extensions.get_wait_callback() is not None:
+        firsts = "{" + ",".join(str(a) for a, _ in rows) + "}"
+        seconds = "{" + ",".join(str(b) for _, b in rows) + "}"
+        with connection.cursor() as cursor:
+            sql = "INSERT INTO {table} ({columns}) SELECT * FROM unnest(%s::bigint[], %s::bigint[])"
+            cursor.execute(compose(sql, table=table, columns=columns), [firsts, seconds])
         return
     text = io.StringIO("".join(f"{a}\t{b}\n" for a, b in rows))
     with connection.cursor() as cursor:

@@ -153,6 +153,12 @@ WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "admin").exists()
 # The largest request body the API accepts; larger bodies get a 413 before they are read.
 MLTRACE_MAX_BODY_BYTES = env_int("MLTRACE_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MLTRACE_MAX_BODY_BYTES
+# Under gunicorn (gunicorn.conf.py, mltrace_site/serving.py): how many requests each worker
+# serves at once (each with its own database connection), how long a client has to send its
+# body (408 after), and how long it may take no part of its response before it is dropped.
+MLTRACE_WEB_HANDLERS = env_int("MLTRACE_WEB_HANDLERS", 8, minimum=1)
+MLTRACE_BODY_TIMEOUT_SECONDS = env_int("MLTRACE_BODY_TIMEOUT_SECONDS", 30, minimum=1)
+MLTRACE_SEND_TIMEOUT_SECONDS = env_int("MLTRACE_SEND_TIMEOUT_SECONDS", 30, minimum=1)
 # A batch of 1,000 runs posts far more than Django's default 1,000 fields only as form data;
 # JSON bodies are not counted, but the admin's bulk actions are.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10_000

@@ -7,6 +7,7 @@ commands, volumes and environment, against what mltrace_site/settings.py reads.
 from __future__ import annotations
 
 import re
+import runpy
 from pathlib import Path
 
 import dj_database_url
@@ -70,12 +71,19 @@ def test_web_is_gunicorn_and_workers_are_qcluster(compose):
     web = compose["services"]["web"]
     worker = compose["services"]["worker"]
     assert web["command"][:2] == ["gunicorn", "mltrace_site.wsgi"]
-    # A sync write may wait MLTRACE_SYNC_LOCK_TIMEOUT_MS for its 503; gunicorn must not kill it first.
-    (timeout,) = [arg for arg in web["command"] if arg.startswith("--timeout=")]
-    assert int(timeout.split("=")[1]) * 1000 > settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS
+    # gunicorn.conf.py holds the worker class and the timeout; the command overrides neither.
+    assert not [arg for arg in web["command"] if arg.startswith(("--timeout", "--worker-class", "-k"))]
     assert worker["command"] == ["python", "manage.py", "qcluster"]
     # --scale worker=N needs containers that claim no fixed name or host port.
     assert "container_name" not in worker and "ports" not in worker
+
+
+def test_gunicorn_conf_serves_with_gevent_workers_that_outwait_a_sync_write():
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    assert conf["wsgi_app"] == "mltrace_site.wsgi:application"
+    assert conf["worker_class"] == "gevent"
+    # A sync write may wait MLTRACE_SYNC_LOCK_TIMEOUT_MS for its 503; gunicorn must not kill it first.
+    assert conf["timeout"] * 1000 > settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS
 
 
 def test_the_app_environment_points_at_the_compose_services(compose):
@@ -118,5 +126,6 @@ def test_the_dockerfile_installs_the_requirements_and_copies_every_app():
 
     for package in ("mltrace_site", "components", "runs", *LAYERS):
         assert f"COPY {package} ./{package}" in dockerfile
+    assert re.search(r"^COPY .*\bgunicorn\.conf\.py\b", dockerfile, re.M)
     assert "bench" not in dockerfile
     assert re.search(r'^CMD \["gunicorn", "mltrace_site.wsgi"', dockerfile, re.M)

@@ -1,0 +1,245 @@
+"""gunicorn as the repository ships it (gunicorn.conf.py): slow clients hold no worker.
+
+Each test starts `gunicorn` from the repository root with no flag but the port, so that it
+runs exactly what the Dockerfile, docker-compose and bench/ run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from rest_framework.authtoken.models import Token
+
+from runs.models import Run, Write
+from tests.conftest import database_url
+from tests.factories import run_payload
+from tests.live import ROOT, free_port, http, serves, wait_until
+
+
+class Gunicorn:
+    def __init__(self, port: int, process: subprocess.Popen, token: str) -> None:
+        self.port, self.process, self.token = port, process, token
+        self.url = f"http://127.0.0.1:{port}"
+        self.headers = {"Authorization": f"Token {token}"}
+
+
+@pytest.fixture
+def gunicorn(live_db, django_user_model, request) -> Iterator[Gunicorn]:
+    token = Token.objects.create(user=django_user_model.objects.create(username="slow")).key
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(live_db),
+        "DJANGO_SETTINGS_MODULE": "mltrace_site.settings",
+        "MLTRACE_BODY_TIMEOUT_SECONDS": "3",
+        **getattr(request, "param", {}),
+    }
+    env.pop("REDIS_URL", None)  # the ORM broker: nothing here needs a worker
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server = Gunicorn(port, process, token)
+    try:
+        wait_until(lambda: serves(f"{server.url}/healthz"), timeout=30, what="gunicorn to serve")
+        yield server
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=40)
+        print(output[-5000:])
+
+
+def _connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=30)
+
+
+def _trickle(sock: socket.socket, data: bytes, stop: threading.Event, *, every: float = 0.1) -> None:
+    for byte in data:
+        if stop.is_set():
+            return
+        try:
+            sock.send(bytes([byte]))
+        except OSError:
+            return
+        time.sleep(every)
+
+
+def _timed(method: str, url: str, **kwargs) -> tuple[float, object]:
+    started = time.monotonic()
+    response = http(method, url, **kwargs)
+    return time.monotonic() - started, response
+
+
+def test_twenty_slow_clients_leave_healthz_and_accepts_answering_within_a_second(gunicorn):
+    stop = threading.Event()
+    sockets, threads = [], []
+    head = f"POST /api/v1/runs/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {gunicorn.token}\r\n"
+    for i in range(20):
+        sock = _connect(gunicorn.port)
+        sockets.append(sock)
+        if i % 2:  # headers a byte at a time
+            data = (head + "X-Slow: " + "a" * 200).encode()
+        else:  # headers at once, then the body a byte at a time
+            sock.sendall((head + "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n").encode())
+            data = b" " * 5000
+        threads.append(threading.Thread(target=_trickle, args=(sock, data, stop), daemon=True))
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1)  # every slow connection is open and sending
+        answers = []
+        for _ in range(3):
+            answers.append(_timed("GET", f"{gunicorn.url}/healthz"))
+            answers.append(
+                _timed(
+                    "POST",
+                    f"{gunicorn.url}/api/v1/runs/",
+                    json_body=run_payload("etl", outputs=["clean.csv"]),
+                    headers=gunicorn.headers,
+                )
+            )
+        still_open = sum(1 for thread in threads if thread.is_alive())
+    finally:
+        stop.set()
+        for sock in sockets:
+            sock.close()
+
+    assert still_open == 20  # the slow clients were still at it throughout
+    assert [response.status_code for _, response in answers] == [200, 202] * 3
+    assert max(seconds for seconds, _ in answers) < 1.0, [round(seconds, 3) for seconds, _ in answers]
+    assert Write.objects.count() == 3
+
+
+def test_a_client_that_sends_its_headers_too_slowly_is_disconnected(gunicorn):
+    sock = _connect(gunicorn.port)
+    started = time.monotonic()
+    sock.send(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    closed = None
+    try:
+        for _ in range(200):  # 20 s of one header byte every 0.1 s, unless the server hangs up
+            sock.send(b"a")
+            time.sleep(0.1)
+            sock.setblocking(False)
+            try:
+                if sock.recv(1024) == b"":
+                    closed = time.monotonic() - started
+                    break
+            except BlockingIOError:
+                pass
+            finally:
+                sock.setblocking(True)
+    except OSError:
+        closed = time.monotonic() - started
+    finally:
+        sock.close()
+    # gunicorn.conf.py's keepalive (5 s) bounds the time to send the headers.
+    assert closed is not None and closed < 10
+
+
+def test_a_body_that_does_not_arrive_in_time_is_a_408_and_nothing_is_written(gunicorn):
+    sock = _connect(gunicorn.port)
+    sock.sendall(
+        (
+            f"POST /api/v1/runs/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {gunicorn.token}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+        ).encode()
+    )
+    started = time.monotonic()
+    answer = b""
+    while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+        data = sock.recv(4096)
+        if not data:
+            break
+        answer += data
+    sock.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert json.loads(body) == {"detail": "The request body did not arrive within 3 s."}
+    assert 2.5 < time.monotonic() - started < 10
+    assert Write.objects.count() == 0
+
+
+def test_a_chunked_body_is_read_whole(gunicorn):
+    body = json.dumps(run_payload("etl", inputs=["raw.csv"], outputs=["clean.csv"])).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:]))
+    sock = _connect(gunicorn.port)
+    sock.sendall(
+        (
+            f"POST /api/v1/runs/?sync=true HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {gunicorn.token}\r\n"
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        ).encode()
+        + chunks
+        + b"0\r\n\r\n"
+    )
+    answer = b""
+    while data := sock.recv(65536):
+        answer += data
+    sock.close()
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 201"), answer[:500]
+    assert [p["name"] for p in json.loads(payload)["outputs"]] == ["clean.csv"]
+
+
+def test_sync_writes_commit_under_the_gevent_workers(gunicorn):
+    """A ?sync=true write commits in the web process, whose psycopg2 waits through gevent."""
+    first = http(
+        "POST",
+        f"{gunicorn.url}/api/v1/runs/?sync=true",
+        json_body=run_payload("etl", inputs=["raw.csv"], outputs=["clean.csv"]),
+        headers=gunicorn.headers,
+    )
+    second = http(
+        "POST",
+        f"{gunicorn.url}/api/v1/runs/?sync=true",
+        json_body=run_payload("train", inputs=["clean.csv"], outputs=["model.pkl"]),
+        headers=gunicorn.headers,
+    )
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert second.json()["dependencies"] == [first.json()["id"]]
+    run = Run.objects.get(id=second.json()["id"])
+    assert [p.name for p in run.inputs.all()] == ["clean.csv"]
+    assert [r.id for r in run.dependencies.all()] == [first.json()["id"]]
+
+
+def test_many_concurrent_requests_share_each_worker_s_few_database_connections(gunicorn, live_db):
+    """Clients past the handlers wait their turn; the server opens no connection per client."""
+    from django.db import connection
+
+    results = []
+
+    def one() -> None:
+        results.append(
+            http(
+                "POST",
+                f"{gunicorn.url}/api/v1/runs/",
+                json_body=run_payload("etl", outputs=["x.csv"]),
+                headers=gunicorn.headers,
+            ).status_code
+        )
+
+    threads = [threading.Thread(target=one) for _ in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [live_db["NAME"]],
+        )
+        (connections,) = cursor.fetchone()
+    assert results == [202] * 60
+    # 2 workers x 8 handlers at most (MLTRACE_WEB_HANDLERS), whatever the number of clients.
+    assert connections <= 16
