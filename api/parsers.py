@@ -5,10 +5,13 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from rest_framework.exceptions import ParseError
+from django.conf import settings
+from django.utils.http import parse_header_parameters
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
 
-TOO_DEEP = "JSON parse error - nested too deeply."
+TOO_DEEP = "JSON parse error - nested more than {limit} levels of arrays and objects."
+NOT_UTF8 = "Request bodies are JSON in UTF-8; charset={charset} is not accepted."
 SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 LONE_SURROGATE = "JSON parse error - a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)."
 
@@ -27,6 +30,28 @@ def json_strings(value: Any) -> Iterator[str]:
             stack.extend(item.values())
 
 
+def json_depth(value: Any) -> int:
+    """Levels of arrays and objects in a parsed JSON value (a scalar is 0, [] is 1, [[]] 2)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in item if isinstance(child, (dict, list)))
+    return deepest
+
+
+def body_depth_limit() -> int:
+    """How deep a whole body may nest: a field's bound (MLTRACE_MAX_JSON_DEPTH) with room for
+    a batch's envelope ({"runs": [{"test_results": ...}]}, 3 levels) and more, so that a field
+    a little over its bound gets the field's error, under its index in a batch."""
+    return settings.MLTRACE_MAX_JSON_DEPTH + 16
+
+
 def has_lone_surrogate(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -36,16 +61,31 @@ def has_lone_surrogate(text: str) -> bool:
 
 
 class SafeJSONParser(JSONParser):
-    """DRF's JSON parser, with absurdly deep nesting a 400 instead of a RecursionError, and
-    strings that no UTF-8 text can hold (an escaped lone surrogate such as "\\ud800") a 400
-    too: PostgreSQL, the idempotency digest and every encoder downstream would fail on them."""
+    """DRF's JSON parser, made safe for everything downstream of it:
+    - only UTF-8: another charset is a 415 (in UTF-16 or UTF-32 text, a lone surrogate is
+      bytes the check below would not see);
+    - a body nested deeper than body_depth_limit() is a 400, before anything recurses on it
+      (validation, encoders, the commit's decoder, the admin);
+    - strings that no UTF-8 text can hold (an escaped lone surrogate such as "\\ud800") are a
+      400: PostgreSQL, the idempotency digest and every encoder downstream would fail on them.
+    """
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            charset = parse_header_parameters(media_type or "")[1].get("charset", "utf-8")
+        except ValueError:  # a header over Django's length limit
+            charset = "?"
+        if charset.lower().replace("-", "").replace("_", "") != "utf8":
+            raise UnsupportedMediaType(media_type or "", detail=NOT_UTF8.format(charset=charset))
         raw = stream.read()
+        limit = body_depth_limit()
         try:
             data = super().parse(io.BytesIO(raw), media_type, parser_context)
         except RecursionError:
-            raise ParseError(TOO_DEEP) from None
+            raise ParseError(TOO_DEEP.format(limit=limit)) from None
+        # Only a body with more brackets than the limit can nest deeper: most skip the walk.
+        if raw.count(b"[") + raw.count(b"{") > limit and json_depth(data) > limit:
+            raise ParseError(TOO_DEEP.format(limit=limit))
         # UTF-8 bytes hold no surrogate; only a \uD800-\uDFFF escape can make one. Most bodies
         # have none, and skip the walk over every string.
         if SURROGATE_ESCAPE.search(raw) and any(has_lone_surrogate(text) for text in json_strings(data)):

@@ -9,15 +9,18 @@ task a worker happens to run.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import BigIntegerField, Func, QuerySet
+from django.db.models import BigIntegerField, Func, QuerySet, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from common.errors import (
@@ -101,7 +104,7 @@ def component_update_in_order(
 
 def _queued_apply_under_lock() -> None:
     """Under the commit lock: commits what was accepted since the drain, one write at a time."""
-    _writes_apply_and_mark(list(Write.objects.queued().order_by("id")), isolate=True)
+    _writes_apply_and_mark(_queued_writes(Write.objects.queued()), isolate=True)
 
 
 def _backlog_drain() -> None:
@@ -133,12 +136,28 @@ def backlog_commit(*, through_id: int) -> int:
 
 @dataclass
 class QueuedWrite:
-    """What the commit needs of a queued write; rows, not model instances (a batch is large)."""
+    """What the commit needs of a queued write; rows, not model instances (a batch is large).
+
+    The payload is read as text and decoded when the commit first asks for it: a write that
+    cannot be decoded (one nested deeper than this process can recurse, accepted before
+    MLTRACE_MAX_JSON_DEPTH was enforced) then fails inside its own savepoint, and is marked
+    failed, instead of failing the query that reads its neighbours too.
+    """
 
     id: int
     kind: str
-    payload: dict[str, Any]
+    payload_text: str | None
     accepted_at: dt.datetime
+
+    @cached_property
+    def payload(self) -> Any:
+        return None if self.payload_text is None else json.loads(self.payload_text)
+
+
+def _queued_writes(queued: QuerySet[Write]) -> list[QueuedWrite]:
+    """The writes of `queued`, oldest first, as QueuedWrite."""
+    rows = queued.order_by("id").values_list("id", "kind", Cast("payload", TextField()), "accepted_at")
+    return [QueuedWrite(*row) for row in rows]
 
 
 class StoredSize(Func):
@@ -170,8 +189,7 @@ def _next_batch_transaction(*, limit: int, isolate: bool) -> int:
         end = _next_batch_end(queued, limit=limit)
         if end is None:
             return 0
-        rows = queued.filter(id__lte=end).order_by("id")
-        writes = [QueuedWrite(*row) for row in rows.values_list("id", "kind", "payload", "accepted_at")]
+        writes = _queued_writes(queued.filter(id__lte=end))
         _writes_apply_and_mark(writes, isolate=isolate)
     return len(writes)
 

@@ -212,6 +212,8 @@ MLTRACE_TOKEN_CACHE_SECONDS = env_int("MLTRACE_TOKEN_CACHE_SECONDS", 10)
 # Sane limits on one write; a payload over them is a 400.
 MLTRACE_MAX_POINTERS_PER_RUN = env_int("MLTRACE_MAX_POINTERS_PER_RUN", 10_000, minimum=1)
 MLTRACE_MAX_BATCH_RUNS = env_int("MLTRACE_MAX_BATCH_RUNS", 1000, minimum=1)
+# How deep test_results may nest arrays and objects; a whole body may nest 16 levels more.
+MLTRACE_MAX_JSON_DEPTH = env_int("MLTRACE_MAX_JSON_DEPTH", 64, minimum=1)
 
 # --- Asynchronous writes -------------------------------------------------------------------
 # REDIS_URL unset: django-q's ORM broker keeps the task queue in the database (embedded default).

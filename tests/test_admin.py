@@ -11,7 +11,7 @@ from django.urls import reverse
 from bench.seed import seed
 from components.models import Component
 from runs.models import IOPointer, Run, Write
-from tests.factories import log_run, moment
+from tests.factories import log_run, moment, run_payload
 
 pytestmark = pytest.mark.django_db
 DAY = 24 * 3600
@@ -333,3 +333,31 @@ def test_every_page_answers_in_bounded_queries_with_capped_counts(
                     assert "LIMIT 501" in query["sql"], (url, query["sql"])
     finally:
         site_admin.CAPPED_COUNT = 10_000
+
+
+def _store_too_deep(table: str, column: str, row_id: int, prefix: str = "", suffix: str = "") -> None:
+    """A value nested deeper than a process can decode, as a server before the depth bound
+    (MLTRACE_MAX_JSON_DEPTH) could store it."""
+    from django.db import connection
+
+    deep = prefix + "[" * 990 + "]" * 990 + suffix
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {column} = %s WHERE id = %s", [deep, row_id])
+
+
+def test_a_value_too_deep_to_decode_leaves_the_lists_and_pages_answering(admin_client_, pipeline, api):
+    queued = api.post("/api/v1/runs/", run_payload("etl"), format="json").json()["id"]
+    _store_too_deep("runs_write", "payload", queued, '{"component": "etl", "test_results": ', "}")
+    _store_too_deep("runs_run", "test_results", pipeline["train"]["id"])
+
+    run_list = text(admin_client_.get("/admin/runs/run/"))
+    run_page = text(admin_client_.get(f"/admin/runs/run/{pipeline['train']['id']}/change/"))
+    other_run_page = text(admin_client_.get(f"/admin/runs/run/{pipeline['etl']['id']}/change/"))
+    write_list = text(admin_client_.get("/admin/runs/write/"))
+    write_page = text(admin_client_.get(f"/admin/runs/write/{queued}/change/"))
+
+    assert f"/admin/runs/run/{pipeline['train']['id']}/change/" in run_list
+    assert "(nested too deeply to show)" in run_page and "model.pkl" in run_page
+    assert "<pre>def etl(): return 1 &lt; 2</pre>" in other_run_page
+    assert f"/admin/runs/write/{queued}/change/" in write_list
+    assert "(nested too deeply to show)" in write_page

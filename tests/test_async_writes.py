@@ -306,6 +306,49 @@ def test_one_failing_write_does_not_hold_back_the_others(api):
     assert list(Run.objects.order_by("id").values_list("id", flat=True)) == [ids[0], ids[2]]
 
 
+def _poison(write_id: int, levels: int = 990) -> None:
+    """A queued write nested deeper than a process can decode: one accepted before the depth
+    bound existed. jsonb stores it; json.loads in a web request's stack cannot read it back."""
+    from django.db import connection
+
+    deep = '{"component": "etl", "test_results": ' + "[" * levels + "]" * levels + "}"
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE runs_write SET payload = %s WHERE id = %s", [deep, write_id])
+
+
+@pytest.mark.django_db
+def test_a_poison_write_is_marked_failed_and_sync_writes_and_patches_go_on(api):
+    first = api.post("/api/v1/runs/", run_payload("etl", outputs=["a"]), format="json").json()["id"]
+    poison = api.post("/api/v1/runs/", run_payload("etl", outputs=["b"]), format="json").json()["id"]
+    _poison(poison)
+
+    sync = api.post("/api/v1/runs/?sync=true", run_payload("train", inputs=["a"]), format="json")
+    patch = api.patch("/api/v1/components/etl/", {"owner": "bob"}, format="json")
+
+    assert sync.status_code == 201, sync.content
+    assert sync.json()["dependencies"] == [first]
+    assert patch.status_code == 200, patch.content
+    statuses = dict(Write.objects.values_list("id", "status"))
+    assert [statuses[first], statuses[poison]] == ["committed", "failed"]
+    assert "RecursionError" in Write.objects.values_list("error", flat=True).get(id=poison)
+
+
+@pytest.mark.django_db
+def test_a_poison_write_in_a_batch_fails_alone(api):
+    ids = [
+        api.post("/api/v1/runs/", run_payload("etl", outputs=[f"o{i}"]), format="json").json()["id"]
+        for i in range(3)
+    ]
+    _poison(ids[1])
+
+    from ingest.tasks import commit_task
+
+    commit_task(ids[-1])
+
+    statuses = dict(Write.objects.values_list("id", "status"))
+    assert [statuses[i] for i in ids] == ["committed", "failed", "committed"]
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("cap, batches", [(32 * 1024 * 1024, 1), (1, 3)])
 def test_a_commit_batch_holds_at_most_commit_batch_bytes_of_payload(api, settings, cap, batches):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from api.parsers import LONE_SURROGATE
-from api.serializers.runs import END_BEFORE_START, POINTER_SHAPE
+from api.parsers import LONE_SURROGATE, NOT_UTF8, TOO_DEEP
+from api.serializers.runs import END_BEFORE_START, POINTER_SHAPE, TOO_DEEP_FIELD
 from common.errors import DEPENDENCY_UNRESOLVED, RUN_NOT_COMMITTED
 from components.models import Component
 from runs.models import IOPointer, Run, RunDependency, Write
@@ -469,6 +469,86 @@ def test_deeply_nested_test_results_are_refused_or_stored_never_500(api):
     assert response.status_code in (201, 400), response.content
     if response.status_code == 400:
         assert nothing_written()
+
+
+# Every door a run comes in by: plain, sync, idempotent, and each of those as a batch.
+DOORS = [
+    ("/api/v1/runs/", False, {}),
+    (SYNC, False, {}),
+    ("/api/v1/runs/", False, {"HTTP_IDEMPOTENCY_KEY": "k1"}),
+    ("/api/v1/runs/batch/", True, {}),
+    ("/api/v1/runs/batch/?sync=true", True, {}),
+    ("/api/v1/runs/batch/", True, {"HTTP_IDEMPOTENCY_KEY": "k2"}),
+]
+
+
+def nested(levels: int) -> object:
+    value: object = 1
+    for level in range(levels):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+def post_run(api, url, batch, headers, payload, **kwargs):
+    body = {"runs": [run_payload("etl"), payload]} if batch else payload
+    return api.post(
+        url, json.dumps(body), content_type=kwargs.pop("content_type", "application/json"), **headers
+    )
+
+
+@pytest.mark.parametrize("url,batch,headers", DOORS)
+def test_test_results_nested_past_the_bound_is_a_400_on_every_door(api, url, batch, headers):
+    response = post_run(api, url, batch, headers, run_payload("etl", test_results=nested(65)))
+
+    assert response.status_code == 400, response.content
+    error = [TOO_DEEP_FIELD.format(limit=64)]
+    assert response.json() == ({"runs": {"1": {"test_results": error}}} if batch else {"test_results": error})
+    assert nothing_written()
+
+
+@pytest.mark.parametrize("url,batch,headers", DOORS)
+def test_test_results_nested_at_the_bound_is_stored_as_sent(api, url, batch, headers, settings):
+    response = post_run(api, url, batch, headers, run_payload("etl", test_results=nested(64)))
+
+    assert response.status_code in (201, 202), response.content
+    if "sync" in url:
+        assert Run.objects.order_by("id").last().test_results == nested(64)
+    else:
+        assert Write.objects.order_by("id").last().payload["test_results"] == nested(64)
+
+
+@pytest.mark.parametrize("url,batch,headers", DOORS)
+def test_a_body_nested_past_the_envelope_s_bound_is_refused_before_validation(api, url, batch, headers):
+    # 930 levels passed the old guard, then failed every later sync write and PATCH.
+    response = post_run(api, url, batch, headers, {**run_payload("etl"), "unknown": nested(930)})
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": TOO_DEEP.format(limit=80)}
+    assert nothing_written()
+
+
+@pytest.mark.parametrize("url,batch,headers", DOORS)
+@pytest.mark.parametrize("charset", ["utf-16", "utf-32", "latin-1"])
+def test_a_body_in_another_charset_is_415_on_every_door(api, url, batch, headers, charset):
+    # In UTF-16 or UTF-32 a lone surrogate's escape is bytes the UTF-8 check would not see.
+    payload = run_payload("etl", test_results={"x": "\udfff"})
+    body = json.dumps({"runs": [payload]} if batch else payload).encode(charset)
+
+    response = api.post(url, body, content_type=f"application/json; charset={charset}", **headers)
+
+    assert response.status_code == 415
+    assert response.json() == {"detail": NOT_UTF8.format(charset=charset)}
+    assert nothing_written()
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", "utf8"])
+def test_utf8_may_be_named(api, charset):
+    body = json.dumps(run_payload("etl", outputs=["é.csv"])).encode()
+
+    response = api.post(SYNC, body, content_type=f"application/json; charset={charset}")
+
+    assert response.status_code == 201
+    assert response.json()["outputs"][0]["name"] == "é.csv"
 
 
 def test_a_json_body_that_is_not_an_object_is_400(api):

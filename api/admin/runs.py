@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -93,11 +95,20 @@ class RunAdmin(WrittenThroughTheQueue):
         "notes",
         "git_hash",
         "git_tags",
-        "test_results",
+        "test_results_pretty",
         "code",
         "created_at",
     ]
     readonly_fields = [f for f in fields if isinstance(f, str) and f != "notes"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:
+        # The list shows none of these: a page of 100 runs need not read (or decode) their
+        # test results and code snapshots. A page that shows one reads it when it does.
+        return super().get_queryset(request).defer("test_results", "code_snapshot")
+
+    @admin.display(description="test results")
+    def test_results_pretty(self, run: Run) -> str:
+        return _json_or_why_not(lambda: run.test_results)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Run], search_term: str
@@ -166,7 +177,12 @@ class RunAdmin(WrittenThroughTheQueue):
         return self._pointers(RunOutput.objects.filter(run=run))
 
     def _runs(self, ids: list[int]) -> str:
-        runs = Run.objects.filter(id__in=ids[:LINKS_SHOWN]).select_related("component").order_by("id")
+        runs = (
+            Run.objects.filter(id__in=ids[:LINKS_SHOWN])
+            .select_related("component")
+            .only("id", "component__name")
+            .order_by("id")
+        )
         items = format_html_join(
             "", "<li>{}</li>", ((run_link(r.id, f"{r.component.name} (run {r.id})"),) for r in runs)
         )
@@ -256,6 +272,18 @@ class WriteStatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+def _json_or_why_not(read: Callable[[], Any], *, none: str = "-") -> str:
+    """A JSON value as indented text, or why it cannot be shown: a value stored before
+    MLTRACE_MAX_JSON_DEPTH was enforced may nest deeper than this process can decode."""
+    try:
+        value = read()
+        if value is None:
+            return none
+        return format_html("<pre>{}</pre>", json.dumps(value, indent=2))
+    except RecursionError:
+        return "(nested too deeply to show)"
+
+
 WRITE_FIELDS = ("id", "kind", "status", "accepted_at", "committed_at", "error", "payload_pretty", "run")
 
 
@@ -272,13 +300,13 @@ class WriteAdmin(WrittenThroughTheQueue):
     def short_error(self, write: Write) -> str:
         return write.error[:120]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Write]:
+        # The list shows no payload: it reads none (a write's page reads its own).
+        return super().get_queryset(request).defer("payload")
+
     @admin.display(description="payload")
     def payload_pretty(self, write: Write) -> str:
-        import json
-
-        if write.payload is None:
-            return "- (dropped once committed)"
-        return format_html("<pre>{}</pre>", json.dumps(write.payload, indent=2))
+        return _json_or_why_not(lambda: write.payload, none="- (dropped once committed)")
 
     @admin.display(description="run")
     def run(self, write: Write) -> str:

@@ -17,7 +17,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
-from api.parsers import json_strings
+from api.parsers import json_depth, json_strings
 from api.serializers.components import ComponentNameField, unique_in_order
 from runs.models import GIT_HASH_MAX_LENGTH, POINTER_NAME_MAX_LENGTH, PointerType, Write
 
@@ -25,6 +25,7 @@ DEFAULT_STALENESS_THRESHOLD = 60 * 60 * 24 * 30
 END_BEFORE_START = "end_timestamp must not be earlier than start_timestamp."
 POINTER_SHAPE = "Expected a pointer name (string) or an object with name, value and pointer_type."
 NULL_CHARACTER = "Null characters (\\u0000) are not allowed."
+TOO_DEEP_FIELD = "Nested more than {limit} levels of arrays and objects."
 
 
 def infer_pointer_type(name: str) -> str:
@@ -156,6 +157,8 @@ class RunCreateSerializer(serializers.Serializer):
     def validate_test_results(self, value: Any) -> Any:
         if has_null_character(value):
             raise serializers.ValidationError(NULL_CHARACTER)
+        if json_depth(value) > settings.MLTRACE_MAX_JSON_DEPTH:
+            raise serializers.ValidationError(TOO_DEEP_FIELD.format(limit=settings.MLTRACE_MAX_JSON_DEPTH))
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
