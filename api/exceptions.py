@@ -19,6 +19,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from common.db import DEADLOCK_DETECTED, LOCK_NOT_AVAILABLE, sqlstate
 from common.errors import MltraceError
 
 logger = logging.getLogger(__name__)
@@ -26,16 +27,19 @@ logger = logging.getLogger(__name__)
 BODY_TOO_LARGE = "Request body is larger than {limit} bytes."
 IDEMPOTENCY_KEY_INVALID = "An Idempotency-Key is 1 to 255 printable ASCII characters."
 DATABASE_UNAVAILABLE = "The write could not be recorded: the database is unavailable. Retry later."
+DATABASE_BUSY = "Nothing was changed: other work held a lock this request needed for too long. Retry later."
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, MltraceError):
         return Response(exc.body(), status=exc.status_code)
     if isinstance(exc, OperationalError | InterfaceError):
-        # The database is down or a lock wait timed out: nothing was recorded, try again.
+        # The database is down, or a lock wait timed out or lost a deadlock: nothing was
+        # recorded, try again. Only the first is the database being unavailable.
         logger.warning("answering 503: %s", exc)
+        busy = sqlstate(exc) in (LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED)
         return Response(
-            {"detail": DATABASE_UNAVAILABLE},
+            {"detail": DATABASE_BUSY if busy else DATABASE_UNAVAILABLE},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(settings.MLTRACE_RETRY_AFTER_SECONDS)},
         )

@@ -8,7 +8,23 @@ pasting names into f-strings.
 
 from __future__ import annotations
 
-from django.db import connection
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.db import OperationalError, connection, transaction
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# PostgreSQL's SQLSTATEs for work that lost a lock race: retrying it may succeed.
+DEADLOCK_DETECTED = "40P01"
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a database error raised through Django (psycopg2's pgcode)."""
+    return getattr(error.__cause__, "pgcode", None) or getattr(error, "pgcode", None)
 
 
 def on_postgres() -> bool:
@@ -35,3 +51,20 @@ def compose(template: str, **identifiers: str | list[str]) -> str:
         return ", ".join(connection.ops.quote_name(name) for name in names)
 
     return template.format(**{key: lite(value) for key, value in identifiers.items()})
+
+
+def retry_once_on_deadlock(work: Callable[[], T]) -> T:
+    """Runs `work` in a transaction; if PostgreSQL broke a deadlock by aborting it, once more.
+
+    The caller's rows should already be locked in one order: this is for the deadlock that
+    other work (an admin action, a DBA's statement) can still cause.
+    """
+    try:
+        with transaction.atomic():
+            return work()
+    except OperationalError as error:
+        if sqlstate(error) != DEADLOCK_DETECTED or transaction.get_connection().in_atomic_block:
+            raise
+        logger.warning("deadlock detected; retrying once: %s", error)
+    with transaction.atomic():
+        return work()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 
+from django.db.models import QuerySet
+
+from common.db import retry_once_on_deadlock
 from common.errors import (
     POINTER_NOT_FOUND,
     RUN_NOT_FOUND,
     NotFound,
 )
+from common.lookups import chunked, one_of
 from runs.models import (
     IOPointer,
     Run,
@@ -27,14 +31,38 @@ def run_notes_update(*, run_id: int, notes: str) -> Run:
 
 def pointers_flag(*, name: str, flag: bool) -> int:
     """Sets the flag of every pointer of this name; returns how many. Raises NotFound."""
-    pointers = IOPointer.objects.filter(name_hash=pointer_name_hash(name), name=name)
-    count = pointers.count()
-    if not count:
-        raise NotFound(POINTER_NOT_FOUND.format(name=name))
-    pointers.update(flag=flag)
-    return count
+
+    def flag_them() -> int:
+        ids = _locked_in_id_order(IOPointer.objects.filter(name_hash=pointer_name_hash(name), name=name))
+        if not ids:
+            raise NotFound(POINTER_NOT_FOUND.format(name=name))
+        _update_flags(ids, flag=flag)
+        return len(ids)
+
+    return retry_once_on_deadlock(flag_them)
 
 
 def pointers_unflag_all() -> int:
     """Clears every flag; returns how many pointers were flagged."""
-    return IOPointer.objects.filter(flag=True).update(flag=False)
+
+    def unflag_them() -> int:
+        ids = _locked_in_id_order(IOPointer.objects.filter(flag=True))
+        _update_flags(ids, flag=False)
+        return len(ids)
+
+    return retry_once_on_deadlock(unflag_them)
+
+
+def _locked_in_id_order(pointers: QuerySet[IOPointer]) -> list[int]:
+    """Locks the rows in ascending id order, inside the caller's transaction.
+
+    Two UPDATEs lock their rows in whatever order their plans visit them (an index on the
+    name, a scan for the flagged), so a flag and an unflag-all of overlapping rows deadlock.
+    Taken in one order, one waits for the other instead.
+    """
+    return list(pointers.order_by("id").select_for_update().values_list("id", flat=True))
+
+
+def _update_flags(ids: list[int], *, flag: bool) -> None:
+    for chunk in chunked(ids):
+        IOPointer.objects.filter(**one_of("id", chunk)).update(flag=flag)

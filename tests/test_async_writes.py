@@ -14,7 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from api.exceptions import DATABASE_UNAVAILABLE
+from api.exceptions import DATABASE_BUSY
 from common.errors import IDEMPOTENCY_KEY_REUSED
 from components.models import Component
 from ingest.locks import ACCEPT_LOCK_KEY
@@ -255,7 +255,8 @@ def test_a_write_that_cannot_be_recorded_is_503_with_retry_after_and_leaves_noth
 
     assert response.status_code == 503
     assert response["Retry-After"] == str(settings.MLTRACE_RETRY_AFTER_SECONDS)
-    assert response.json() == {"detail": DATABASE_UNAVAILABLE}
+    # Another session held the lock: the database is there, and busy.
+    assert response.json() == {"detail": DATABASE_BUSY}
     assert not Write.objects.exists()
     assert api.post("/api/v1/runs/", run_payload("a"), format="json").status_code == 202
 

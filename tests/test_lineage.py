@@ -323,3 +323,49 @@ def test_streamed_lists_join_their_chunks_into_one_json_list(count):
     text = "[" + "".join(json_items(chunked(({"n": i} for i in range(count)), 5))) + "]"
 
     assert json.loads(text) == [{"n": i} for i in range(count)]
+
+
+def test_flags_and_unflags_at_once_never_deadlock(live_db, django_user_model):
+    """Six clients flag a name of 2,000 pointers and unflag it (by name or all) for 6 s: each
+    answer is a 200, none a 503 from a deadlock between their row locks."""
+    import threading
+    import time
+
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    IOPointer.objects.bulk_create(
+        IOPointer(name="shared.csv", value=f"v{i}", name_hash=pointer_name_hash("shared.csv"), key=f"k{i}")
+        for i in range(2000)
+    )
+    token = Token.objects.create(user=django_user_model.objects.create(username="flagger")).key
+    statuses: list[int] = []
+    deadline = time.monotonic() + 6
+
+    def client(n: int) -> None:
+        api = APIClient()
+        api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        bodies = [
+            ("/api/v1/flag/", {"output_id": "shared.csv"}),
+            ("/api/v1/unflag/", {"output_id": "shared.csv"}),
+            ("/api/v1/unflag/", {"all": True}),
+        ]
+        i = n
+        try:
+            while time.monotonic() < deadline:
+                url, body = bodies[i % 3]
+                statuses.append(api.post(url, body, format="json").status_code)
+                i += 1
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(statuses) >= 18  # every client flagged, unflagged and unflagged all at least once
+    assert set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
