@@ -50,7 +50,10 @@ def writes_accept(
                 return replay
             now = timezone.now()
             writes = Write.objects.bulk_create(
-                [Write(kind=kind, payload=payload, accepted_at=now) for payload in payloads]
+                [
+                    Write(kind=kind, payload=payload, payload_bytes=json_bytes(payload), accepted_at=now)
+                    for payload in payloads
+                ]
             )
             recorded = Recorded([write.id for write in writes])
             idempotent_store(idempotency, recorded)
@@ -59,6 +62,11 @@ def writes_accept(
         return recorded
 
     return retry_on_key_race(attempt)
+
+
+def json_bytes(payload: dict[str, Any]) -> int:
+    """The size of a payload as stored, in bytes of JSON (what accept_rows records)."""
+    return len(json.dumps(payload, cls=DjangoJSONEncoder).encode())
 
 
 def _accept_in_one_statement(kind: str, payloads: list[dict[str, Any]]) -> list[Write]:

@@ -41,6 +41,11 @@ def commit_lock(*, timeout_ms: int | None = None, flush_wal: bool = True) -> Non
     sql.advisory_xact_lock(COMMIT_LOCK_KEY, timeout_ms=timeout_ms, synchronous_commit=flush_wal)
 
 
+def commit_in_progress() -> bool:
+    """Whether a transaction holds the commit lock now: a commit, however long, is running."""
+    return sql.advisory_lock_held(COMMIT_LOCK_KEY)
+
+
 def accept_lock(*, timeout_ms: int) -> None:
     """Waits until no other transaction is taking ids; held until this one ends."""
     sql.advisory_xact_lock(ACCEPT_LOCK_KEY, timeout_ms=timeout_ms)

@@ -19,8 +19,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import BigIntegerField, Func, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import BigIntegerField, Func, QuerySet, TextField, Value
+from django.db.models.functions import Cast, Coalesce, NullIf
 from django.utils import timezone
 
 from common.errors import (
@@ -172,9 +172,11 @@ class StoredSize(Func):
 
 def _next_batch_end(queued: QuerySet[Write], *, limit: int) -> int | None:
     """The id of the last write of the next batch: at most `limit` writes and, but for a first
-    write larger than that, MLTRACE_COMMIT_BATCH_BYTES of stored payload."""
+    write larger than that, MLTRACE_COMMIT_BATCH_BYTES of payload JSON (as accepted; for
+    writes accepted before that was recorded, as stored)."""
     end, total = None, 0
-    for write_id, size in queued.order_by("id").values_list("id", StoredSize("payload"))[:limit]:
+    json_size = Coalesce(NullIf("payload_bytes", Value(0)), StoredSize("payload"))
+    for write_id, size in queued.order_by("id").values_list("id", json_size)[:limit]:
         total += size or 0
         if end is not None and total > settings.MLTRACE_COMMIT_BATCH_BYTES:
             break

@@ -40,6 +40,20 @@ def advisory_lock(key: int, *, timeout_ms: int) -> None:
         cursor.execute(f"{_lock_timeout(timeout_ms)}SELECT pg_advisory_lock(%s)", [key])
 
 
+def advisory_lock_held(key: int) -> bool:
+    """Whether some session holds this advisory lock now (pg_locks splits a bigint key into
+    classid, its high 32 bits, and objid, its low 32, with objsubid 1); SQLite: never."""
+    if not on_postgres():
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND classid = %s AND objid = %s AND objsubid = 1)",
+            [(key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF],
+        )
+        return bool(cursor.fetchone()[0])
+
+
 def advisory_unlock(key: int) -> None:
     if not on_postgres():
         return
@@ -65,8 +79,8 @@ def accept_rows(
     template = f"""
         {_lock_timeout(timeout_ms)}
         WITH locked AS (SELECT pg_advisory_xact_lock(%s))
-        INSERT INTO {{table}} (kind, status, payload, error, accepted_at)
-        SELECT %s, %s, p.payload::jsonb, '', %s
+        INSERT INTO {{table}} (kind, status, payload, payload_bytes, error, accepted_at)
+        SELECT %s, %s, p.payload::jsonb, octet_length(p.payload), '', %s
         FROM locked, unnest(%s::text[]) WITH ORDINALITY AS p (payload, n)
         ORDER BY p.n
         RETURNING id

@@ -15,6 +15,7 @@ from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.tasks import async_task
 
 from ingest.idempotency import idempotency_keys_purge
+from ingest.locks import commit_in_progress
 from ingest.queue import backlog_commit
 from runs.maintenance import analyze_if_grown
 from runs.models import Write
@@ -124,6 +125,9 @@ def enqueue_sweep_if_overdue(*, broker: Broker, previous_oldest: int | None = No
     previous_oldest is what the last call returned: when the oldest queued write has changed
     since, workers are committing (a long backlog, not a lost task), and a sweep would only
     wait for the commit lock. Without it (a cluster that just started) an old write is swept.
+    Neither is a sweep enqueued while a transaction holds the commit lock: one long commit
+    (a batch of large writes) leaves the oldest write where it is until it ends, and sweeps
+    enqueued meanwhile would only time out waiting for it.
     """
     oldest = Write.objects.queued().order_by("id").values_list("id", "accepted_at").first()
     if oldest is None:
@@ -131,6 +135,6 @@ def enqueue_sweep_if_overdue(*, broker: Broker, previous_oldest: int | None = No
     oldest_id, accepted_at = oldest
     overdue = timezone.now() - accepted_at >= dt.timedelta(seconds=settings.MLTRACE_SWEEP_AFTER_SECONDS)
     moving = previous_oldest is not None and previous_oldest != oldest_id
-    if overdue and not moving:
+    if overdue and not moving and not commit_in_progress():
         async_task(sweep_task, broker=broker, task_name="sweep")
     return oldest_id

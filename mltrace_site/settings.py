@@ -212,6 +212,8 @@ MLTRACE_TOKEN_CACHE_SECONDS = env_int("MLTRACE_TOKEN_CACHE_SECONDS", 10)
 # Sane limits on one write; a payload over them is a 400.
 MLTRACE_MAX_POINTERS_PER_RUN = env_int("MLTRACE_MAX_POINTERS_PER_RUN", 10_000, minimum=1)
 MLTRACE_MAX_BATCH_RUNS = env_int("MLTRACE_MAX_BATCH_RUNS", 1000, minimum=1)
+# Inputs and outputs of all the runs of one batch.
+MLTRACE_MAX_BATCH_POINTERS = env_int("MLTRACE_MAX_BATCH_POINTERS", 100_000, minimum=1)
 # How deep test_results may nest arrays and objects; a whole body may nest 16 levels more.
 MLTRACE_MAX_JSON_DEPTH = env_int("MLTRACE_MAX_JSON_DEPTH", 64, minimum=1)
 
@@ -220,9 +222,11 @@ MLTRACE_MAX_JSON_DEPTH = env_int("MLTRACE_MAX_JSON_DEPTH", 64, minimum=1)
 REDIS_URL = env_str("REDIS_URL", "")
 # Queued writes are committed this many per transaction, in acceptance order.
 MLTRACE_COMMIT_BATCH = env_int("MLTRACE_COMMIT_BATCH", 1000, minimum=1)
-# ... and at most about this many bytes of stored payload per transaction (at least one write),
-# so a batch of large writes (up to MLTRACE_MAX_BODY_BYTES each) cannot exhaust a worker's memory.
-MLTRACE_COMMIT_BATCH_BYTES = env_int("MLTRACE_COMMIT_BATCH_BYTES", 32 * 1024 * 1024, minimum=1)
+# ... and at most about this many bytes of payload JSON per transaction (at least one write),
+# so a batch of large writes cannot exhaust a worker's memory: a commit holds about 90 bytes of
+# Python objects per byte of JSON (1,000 runs of 1,000 pointers, 9.8 MiB: 860 MB), and the
+# transaction's locks are held that long.
+MLTRACE_COMMIT_BATCH_BYTES = env_int("MLTRACE_COMMIT_BATCH_BYTES", 2 * 1024 * 1024, minimum=1)
 # A commit task lets the oldest queued write wait this long, so a stream of single writes is
 # committed in batches (on the Redis broker).
 MLTRACE_COMMIT_DELAY_MS = env_int("MLTRACE_COMMIT_DELAY_MS", 50, minimum=0)

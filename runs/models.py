@@ -62,6 +62,9 @@ class Write(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     # The validated payload, kept until the write is committed; a failed write keeps it.
     payload = models.JSONField(null=True, blank=True)
+    # The payload's size as accepted, in bytes of JSON: what a commit batch is bounded by (a
+    # commit's memory grows with it). 0 for writes accepted before it was recorded.
+    payload_bytes = models.BigIntegerField(default=0)
     error = models.TextField(blank=True, default="")
     accepted_at = models.DateTimeField()
     committed_at = models.DateTimeField(null=True, blank=True)

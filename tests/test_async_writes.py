@@ -371,6 +371,47 @@ def test_a_commit_batch_holds_at_most_commit_batch_bytes_of_payload(api, setting
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("key", [None, "k"])
+def test_a_commit_batch_is_bounded_by_the_json_bytes_accepted(api, settings, key):
+    """payload_bytes is the JSON as accepted (on both accept paths); a transaction holds
+    writes up to MLTRACE_COMMIT_BATCH_BYTES of it, in order, however well the payload
+    compresses on disk."""
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    runs = [run_payload("etl", outputs=[f"{i}-{n}.csv" for n in range(300)]) for i in range(6)]
+    body = api.post("/api/v1/runs/batch/", {"runs": runs}, format="json", **headers).json()
+    ids = [run["id"] for run in body["runs"]]
+    sizes = dict(Write.objects.values_list("id", "payload_bytes"))
+    assert all(sizes[i] > 300 * 8 for i in ids)
+    settings.MLTRACE_COMMIT_BATCH_BYTES = sizes[ids[0]] + sizes[ids[1]]
+
+    from ingest.tasks import commit_task
+
+    assert commit_task(ids[-1]) == 6
+
+    stamps = list(Write.objects.filter(id__in=ids).order_by("id").values_list("committed_at", flat=True))
+    assert stamps[0] == stamps[1] != stamps[2] == stamps[3] != stamps[4] == stamps[5]
+    assert list(Run.objects.order_by("id").values_list("id", flat=True)) == ids
+
+
+@pytest.mark.django_db
+def test_a_batch_over_the_pointer_limit_is_refused_before_validation(api, settings):
+    settings.MLTRACE_MAX_BATCH_POINTERS = 10
+    runs = [run_payload("etl", inputs=["a", "b"], outputs=["c", "d"]) for _ in range(3)]
+
+    response = api.post("/api/v1/runs/batch/", {"runs": runs}, format="json")
+    at_the_limit = api.post("/api/v1/runs/batch/", {"runs": runs[:2] + [run_payload("etl")]}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "runs": [
+            "A batch holds at most 10 pointers (the inputs and outputs of all its runs); this one holds 12."
+        ]
+    }
+    assert at_the_limit.status_code == 202
+    assert Write.objects.count() == 3
+
+
+@pytest.mark.django_db
 def test_explicit_dependencies_cost_the_same_queries_for_2_names_or_200(api):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -408,6 +449,33 @@ def test_an_overdue_write_is_swept_unless_commits_are_moving(api, settings):
     # The oldest queued write changed since the last check: workers are committing.
     assert enqueue_sweep_if_overdue(broker=broker, previous_oldest=first - 1) == first
     assert broker.queue_size() == before + 2
+
+
+def test_no_sweep_is_enqueued_while_a_long_commit_holds_the_commit_lock(api, live_db, settings):
+    from ingest.locks import COMMIT_LOCK_KEY
+    from ingest.tasks import enqueue_sweep_if_overdue, shared_broker
+
+    broker = shared_broker()
+    settings.MLTRACE_SWEEP_AFTER_SECONDS = 0
+    first = api.post("/api/v1/runs/", run_payload("etl"), format="json").json()["id"]
+    before = broker.queue_size()
+    # Another session commits, for longer than the sweep waits: the oldest write stays put.
+    committer = psycopg2.connect(
+        dbname=live_db["NAME"],
+        user=live_db["USER"],
+        host=live_db["HOST"] or "127.0.0.1",
+        port=live_db["PORT"] or 5432,
+    )
+    try:
+        committer.cursor().execute("SELECT pg_advisory_lock(%s)", [COMMIT_LOCK_KEY])
+        assert enqueue_sweep_if_overdue(broker=broker, previous_oldest=first) == first
+        during = broker.queue_size()
+    finally:
+        committer.close()
+    assert during == before
+    # The commit is over and the write is still the oldest: now its task is lost.
+    assert enqueue_sweep_if_overdue(broker=broker, previous_oldest=first) == first
+    assert broker.queue_size() == before + 1
 
 
 @pytest.mark.django_db

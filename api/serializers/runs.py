@@ -26,6 +26,9 @@ END_BEFORE_START = "end_timestamp must not be earlier than start_timestamp."
 POINTER_SHAPE = "Expected a pointer name (string) or an object with name, value and pointer_type."
 NULL_CHARACTER = "Null characters (\\u0000) are not allowed."
 TOO_DEEP_FIELD = "Nested more than {limit} levels of arrays and objects."
+BATCH_TOO_MANY_POINTERS = (
+    "A batch holds at most {limit} pointers (the inputs and outputs of all its runs); this one holds {count}."
+)
 
 
 def infer_pointer_type(name: str) -> str:
@@ -175,10 +178,30 @@ def run_payload(validated: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+def _pointers_in(runs: Any) -> int:
+    """Inputs and outputs of a batch's runs as sent (shapes are checked later, run by run)."""
+    if not isinstance(runs, list):
+        return 0
+    return sum(
+        len(run[key])
+        for run in runs
+        if isinstance(run, dict)
+        for key in ("inputs", "outputs")
+        if isinstance(run.get(key), list)
+    )
+
+
 class RunListSerializer(serializers.ListSerializer):
     """Validates a batch with one child serializer and names the failing indexes."""
 
     def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
+        # Counted before any run is validated: a batch of a million pointers would cost a web
+        # worker seconds and hundreds of MB before it could be refused.
+        pointers = _pointers_in(data)
+        if pointers > settings.MLTRACE_MAX_BATCH_POINTERS:
+            raise serializers.ValidationError(
+                [BATCH_TOO_MANY_POINTERS.format(limit=settings.MLTRACE_MAX_BATCH_POINTERS, count=pointers)]
+            )
         try:
             return super().to_internal_value(data)
         except serializers.ValidationError as exc:
@@ -194,7 +217,10 @@ class RunBatchSerializer(serializers.Serializer):
         child=RunCreateSerializer(),
         allow_empty=False,
         max_length=settings.MLTRACE_MAX_BATCH_RUNS,
-        help_text="At most MLTRACE_MAX_BATCH_RUNS (1,000) runs; a 400 names the failing indexes.",
+        help_text=(
+            "At most MLTRACE_MAX_BATCH_RUNS (1,000) runs and MLTRACE_MAX_BATCH_POINTERS (100,000) inputs "
+            "and outputs in all; a 400 names the failing indexes."
+        ),
     )
 
 
