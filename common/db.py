@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import OperationalError, connection, transaction
+from django.db.models import BigIntegerField, Func
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,3 +69,13 @@ def retry_once_on_deadlock(work: Callable[[], T]) -> T:
         logger.warning("deadlock detected; retrying once: %s", error)
     with transaction.atomic():
         return work()
+
+
+class StoredSize(Func):
+    """Bytes a column's value takes on disk (PostgreSQL, without reading a TOASTed value)."""
+
+    function = "pg_column_size"
+    output_field = BigIntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return super().as_sql(compiler, connection, function="length", **extra)

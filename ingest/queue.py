@@ -19,10 +19,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import BigIntegerField, Func, QuerySet, TextField, Value
+from django.db.models import QuerySet, TextField, Value
 from django.db.models.functions import Cast, Coalesce, NullIf
 from django.utils import timezone
 
+from common.db import StoredSize
 from common.errors import (
     MltraceError,
 )
@@ -158,16 +159,6 @@ def _queued_writes(queued: QuerySet[Write]) -> list[QueuedWrite]:
     """The writes of `queued`, oldest first, as QueuedWrite."""
     rows = queued.order_by("id").values_list("id", "kind", Cast("payload", TextField()), "accepted_at")
     return [QueuedWrite(*row) for row in rows]
-
-
-class StoredSize(Func):
-    """Bytes a column's value takes on disk (PostgreSQL, without reading a TOASTed value)."""
-
-    function = "pg_column_size"
-    output_field = BigIntegerField()
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return super().as_sql(compiler, connection, function="length", **extra)
 
 
 def _next_batch_end(queued: QuerySet[Write], *, limit: int) -> int | None:

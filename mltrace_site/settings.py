@@ -212,6 +212,9 @@ MLTRACE_TOKEN_CACHE_SECONDS = env_int("MLTRACE_TOKEN_CACHE_SECONDS", 10)
 # Sane limits on one write; a payload over them is a 400.
 MLTRACE_MAX_POINTERS_PER_RUN = env_int("MLTRACE_MAX_POINTERS_PER_RUN", 10_000, minimum=1)
 MLTRACE_MAX_BATCH_RUNS = env_int("MLTRACE_MAX_BATCH_RUNS", 1000, minimum=1)
+# About how many bytes of run bodies a page of runs holds (then `next` goes on from there),
+# and a streamed trace or review builds at a time.
+MLTRACE_MAX_PAGE_BYTES = env_int("MLTRACE_MAX_PAGE_BYTES", 8 * 1024 * 1024, minimum=1)
 # Inputs and outputs of all the runs of one batch.
 MLTRACE_MAX_BATCH_POINTERS = env_int("MLTRACE_MAX_BATCH_POINTERS", 100_000, minimum=1)
 # How deep test_results may nest arrays and objects; a whole body may nest 16 levels more.

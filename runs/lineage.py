@@ -13,10 +13,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+
 from common.errors import OUTPUT_NOT_FOUND, NotFound
 from common.lookups import chunked, one_of
 from runs.models import IOPointer, PointerType, Run, RunOutput, pointer_name_hash
-from runs.selectors import runs_by_id, runs_to_dicts
+from runs.selectors import chunked_by_weight, runs_by_id, runs_to_dicts
 from runs.sql import trace_membership_rows, upstream_edge_rows
 
 ICONS: dict[str, str] = {
@@ -140,8 +142,8 @@ def run_bodies(
 def body_chunks(
     ids: list[int], *, known_dependencies: dict[int, list[int]] | None = None
 ) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    """run_bodies a chunk at a time."""
-    for chunk in chunked(ids):
+    """run_bodies a chunk at a time, each about MLTRACE_MAX_PAGE_BYTES of bodies at most."""
+    for chunk in chunked_by_weight(ids, budget=settings.MLTRACE_MAX_PAGE_BYTES):
         yield list(zip(chunk, runs_to_dicts(chunk, known_dependencies=known_dependencies), strict=True))
 
 

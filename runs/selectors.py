@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
+from common.db import StoredSize
 from common.lookups import chunked, one_of
 from components.models import Component
 from runs.bodies import run_to_dict
@@ -89,6 +90,57 @@ def runs_to_dicts(
         )
         for run_id in ids
     ]
+
+
+# What a run's body weighs, roughly, in bytes of JSON: its fields and each of its pointers.
+RUN_BODY_BYTES = 400
+POINTER_BODY_BYTES = 120
+
+
+def run_body_weights(ids: Sequence[int]) -> dict[int, int]:
+    """About how many bytes of JSON each run's body holds, from its pointer counts and the
+    stored sizes of its large fields, in one query that reads no body."""
+
+    def pointers(model: type[RunInput] | type[RunOutput]) -> Subquery:
+        counted = model.objects.filter(run_id=OuterRef("id")).order_by().values("run_id")
+        return Subquery(counted.annotate(n=Count("id")).values("n"))
+
+    rows = (
+        Run.objects.filter(**one_of("id", ids))
+        .annotate(inputs_n=pointers(RunInput), outputs_n=pointers(RunOutput))
+        .values_list(
+            "id",
+            "inputs_n",
+            "outputs_n",
+            StoredSize("code_snapshot"),
+            StoredSize("test_results"),
+            StoredSize("notes"),
+        )
+    )
+    weights = {run_id: RUN_BODY_BYTES for run_id in ids}
+    for run_id, inputs, outputs, *stored in rows:
+        weights[run_id] += POINTER_BODY_BYTES * ((inputs or 0) + (outputs or 0)) + sum(
+            size or 0 for size in stored
+        )
+    return weights
+
+
+def chunked_by_weight(ids: Sequence[int], *, budget: int) -> Iterator[list[int]]:
+    """The ids in order, in chunks of at most CHUNK runs whose bodies weigh about `budget`
+    bytes at most (a run heavier than that alone): a trace of runs with thousands of
+    pointers each is built a few runs at a time, one of small runs 5,000 at a time."""
+    for chunk in chunked(ids):
+        weights = run_body_weights(chunk)
+        piece: list[int] = []
+        total = 0
+        for run_id in chunk:
+            if piece and total + weights[run_id] > budget:
+                yield piece
+                piece, total = [], 0
+            piece.append(run_id)
+            total += weights[run_id]
+        if piece:
+            yield piece
 
 
 def runs_by_id(ids: Sequence[int]) -> dict[int, Run]:

@@ -256,6 +256,47 @@ def test_recent_runs_page_with_before_like_mltrace(api):
     assert [r["id"] for r in only_c0["results"]] == [ids[4], ids[2], ids[0]]
 
 
+def test_a_page_of_heavy_runs_stops_at_the_page_bytes_and_links_on(api, settings):
+    # Six runs of 40 outputs each weigh about 5 KB a body: a 12 KB budget holds two.
+    ids = [
+        log_run(api, "etl", start=moment(i), outputs=[f"{i}-{n}.csv" for n in range(40)])["id"]
+        for i in range(6)
+    ]
+    settings.MLTRACE_MAX_PAGE_BYTES = 12_000
+
+    pages, url = [], "/api/v1/runs/?limit=1000"
+    while url:
+        body = api.get(url).json()
+        pages.append([run["id"] for run in body["results"]])
+        url = body["next"]
+    back = api.get("/api/v1/runs/", {"after": ids[0], "limit": 1000}).json()
+    newer = api.get(back["previous"]).json()
+    settings.MLTRACE_MAX_PAGE_BYTES = 1
+    single = api.get("/api/v1/runs/", {"limit": 1000}).json()
+
+    assert pages == [[ids[5], ids[4]], [ids[3], ids[2]], [ids[1], ids[0]]]
+    # Paging back, the page keeps the runs next to its cursor and links on to the newer ones.
+    assert [run["id"] for run in back["results"]] == [ids[2], ids[1]]
+    assert [run["id"] for run in newer["results"]] == [ids[4], ids[3]]
+    assert [run["id"] for run in api.get(newer["previous"]).json()["results"]] == [ids[5]]
+    assert [run["id"] for run in single["results"]] == [ids[5]]  # never an empty page
+
+
+def test_a_trace_of_heavy_runs_is_the_same_built_a_few_runs_at_a_time(api, settings):
+    previous: list[str] = []
+    for i in range(8):
+        outputs = [f"{i}-{n}.csv" for n in range(40)]
+        log_run(api, f"step{i}", start=moment(i), inputs=previous, outputs=outputs)
+        previous = outputs
+    whole = api.get("/api/v1/trace/", {"output_id": previous[0]}).json()
+    settings.MLTRACE_MAX_PAGE_BYTES = 6_000
+
+    pieces = api.get("/api/v1/trace/", {"output_id": previous[0]}).json()
+
+    assert len(whole["nodes"]) == 8
+    assert pieces == whole
+
+
 def test_recent_runs_before_an_unknown_run_is_400(api):
     response = api.get("/api/v1/runs/", {"before": 999999})
 

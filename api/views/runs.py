@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status, viewsets
@@ -50,7 +51,7 @@ from ingest.queue import writes_commit_now
 from ingest.selectors import queue_stats, run_get, run_write_pending
 from runs import lineage
 from runs.models import Run, Write
-from runs.selectors import run_page, runs_to_dicts
+from runs.selectors import chunked_by_weight, run_page, runs_to_dicts
 from runs.services import pointers_flag, pointers_unflag_all, run_notes_update
 
 RUN_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The run's id (its write's id).")
@@ -78,14 +79,19 @@ def run_page_response(request: Request, query: dict[str, Any], *, limit: int, **
     before = keyset_run("before", query.get("before"))
     after = keyset_run("after", query.get("after"))
     page = run_page(before=before, after=after, limit=limit, **filters)
-    runs = page.runs
-    more_older = page.has_more if after is None else True
-    more_newer = page.has_more if after is not None else before is not None
+    # A page also stops at about MLTRACE_MAX_PAGE_BYTES of bodies, on the side away from
+    # its cursor (the newest runs of an `after` page), and links on from where it stopped.
+    ids = [run.id for run in page.runs]
+    kept = next(chunked_by_weight(ids[::-1] if after else ids, budget=settings.MLTRACE_MAX_PAGE_BYTES), [])
+    cut = len(kept) < len(ids)
+    ids = kept[::-1] if after else kept
+    more_older = (page.has_more or cut) if after is None else True
+    more_newer = (page.has_more or cut) if after is not None else before is not None
     return Response(
         {
-            "next": page_url(request, before=runs[-1].id, after=None) if runs and more_older else None,
-            "previous": page_url(request, after=runs[0].id, before=None) if runs and more_newer else None,
-            "results": runs_to_dicts([run.id for run in runs]),
+            "next": page_url(request, before=ids[-1], after=None) if ids and more_older else None,
+            "previous": page_url(request, after=ids[0], before=None) if ids and more_newer else None,
+            "results": runs_to_dicts(ids),
         }
     )
 
