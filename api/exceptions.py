@@ -25,6 +25,7 @@ from common.errors import MltraceError
 logger = logging.getLogger(__name__)
 
 BODY_TOO_LARGE = "Request body is larger than {limit} bytes."
+LENGTH_REQUIRED = "A chunked request body needs a Content-Length on this server; send the body with one."
 IDEMPOTENCY_KEY_INVALID = "An Idempotency-Key is 1 to 255 printable ASCII characters."
 DATABASE_UNAVAILABLE = "The write could not be recorded: the database is unavailable. Retry later."
 DATABASE_BUSY = "Nothing was changed: other work held a lock this request needed for too long. Retry later."

@@ -37,3 +37,30 @@ class StrictBooleanField(serializers.BooleanField):
         if not isinstance(data, bool):
             raise serializers.ValidationError("Must be true or false.", code="invalid")
         return data
+
+
+UNKNOWN_FIELD = "Unknown field."
+
+
+class InputSerializer(serializers.Serializer):
+    """A request body's serializer: a key it does not define is a 400 naming it.
+
+    A typo such as "ouputs" would otherwise be dropped, and the run committed without its
+    outputs, with nothing left to show what was sent.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [key for key in data if key not in self.fields]
+            if unknown:
+                raise serializers.ValidationError({key: [UNKNOWN_FIELD] for key in unknown})
+        return super().to_internal_value(data)
+
+
+class CaseInsensitiveChoiceField(serializers.ChoiceField):
+    """A choice of upper-case names that takes them in any case ("endpoint" is ENDPOINT)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            data = data.upper()
+        return super().to_internal_value(data)

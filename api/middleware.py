@@ -7,7 +7,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.middleware.common import CommonMiddleware
 
-from api.exceptions import BODY_TOO_LARGE
+from api.exceptions import BODY_TOO_LARGE, LENGTH_REQUIRED
 
 
 class BodySizeLimitMiddleware:
@@ -21,6 +21,14 @@ class BodySizeLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get(
+            "CONTENT_LENGTH"
+        ):
+            # Django reads no body without a Content-Length: the request would be taken as
+            # empty. gunicorn as shipped reads a chunked body first (mltrace_site/serving.py)
+            # and gives it one; other servers get this answer.
+            body = {"detail": LENGTH_REQUIRED}
+            return HttpResponse(json.dumps(body), status=411, content_type="application/json")
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:

@@ -69,8 +69,47 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
         raise serializers.ValidationError(serializers.as_serializer_error(exc)) from None
 
 
+SYNC_INVALID = "Must be true, false, 1 or 0."
+UNKNOWN_PARAMETER = "Unknown query parameter. This endpoint takes: {known}."
+NO_PARAMETERS = "Unknown query parameter. This endpoint takes none."
+
+
 def wants_sync(request: Request) -> bool:
-    return request.query_params.get("sync", "").strip().lower() in ("1", "true", "yes")
+    """The `sync` query parameter: true/false/1/0 in any case (absent: false), else a 400."""
+    raw = request.query_params.get("sync")
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value not in ("true", "false", "1", "0"):
+        raise serializers.ValidationError({"sync": [SYNC_INVALID]})
+    return value in ("true", "1")
+
+
+class KnownQueryParameters:
+    """For API views: a query parameter the view does not take is a 400 that names it.
+
+    `query_parameters` maps a viewset's action (or an APIView's method, lower case) to the
+    names it takes; anything else, a typo such as ?compnent=, would otherwise be ignored and
+    answer as if the filter were not there. Checked after authentication: a 401 comes first.
+    """
+
+    query_parameters: dict[str, frozenset[str]] = {}
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        key = getattr(self, "action", None) or (request.method or "").lower()
+        known = self.query_parameters.get(key, frozenset())
+        unknown = [name for name in request.query_params if name not in known]
+        if unknown:
+            message = UNKNOWN_PARAMETER.format(known=", ".join(sorted(known))) if known else NO_PARAMETERS
+            raise serializers.ValidationError({name: [message] for name in unknown})
+
+
+def parameters_of(
+    *serializer_classes: type[serializers.Serializer], extra: tuple[str, ...] = ()
+) -> frozenset[str]:
+    """The query parameter names a view takes: its query serializers' fields and `extra`."""
+    return frozenset(name for cls in serializer_classes for name in cls().fields) | frozenset(extra)
 
 
 def idempotency_from(request: Request) -> Idempotency | None:

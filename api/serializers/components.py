@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from api.fields import StrictCharField
+from api.fields import InputSerializer, StrictCharField
 from common.timestamps import iso_utc
 from components.models import COMPONENT_NAME_MAX_LENGTH, OWNER_MAX_LENGTH, TAG_NAME_MAX_LENGTH
 
@@ -53,7 +53,7 @@ class TagListField(serializers.ListField):
         return unique_in_order(super().to_internal_value(data))
 
 
-class ComponentCreateSerializer(serializers.Serializer):
+class ComponentCreateSerializer(InputSerializer):
     name = ComponentNameField()
     description = StrictCharField(required=False, allow_blank=True, default="")
     owner = StrictCharField(
@@ -62,14 +62,14 @@ class ComponentCreateSerializer(serializers.Serializer):
     tags = TagListField(required=False, default=list)
 
 
-class ComponentUpdateSerializer(serializers.Serializer):
+class ComponentUpdateSerializer(InputSerializer):
     description = StrictCharField(required=False, allow_blank=True)
     owner = StrictCharField(
         required=False, allow_blank=True, max_length=OWNER_MAX_LENGTH, trim_whitespace=False
     )
 
 
-class ComponentTagsSerializer(serializers.Serializer):
+class ComponentTagsSerializer(InputSerializer):
     tags = TagListField(allow_empty=False)
 
 

@@ -16,7 +16,14 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from api.fields import (
+    UNKNOWN_FIELD,
+    CaseInsensitiveChoiceField,
+    InputSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+)
 from api.parsers import json_depth, json_strings
 from api.serializers.components import ComponentNameField, unique_in_order
 from runs.models import GIT_HASH_MAX_LENGTH, POINTER_NAME_MAX_LENGTH, PointerType, Write
@@ -85,7 +92,9 @@ class PointerField(serializers.Field):
         self.parts: dict[str, serializers.Field] = {
             "name": StrictCharField(max_length=POINTER_NAME_MAX_LENGTH),
             "value": StrictCharField(required=False, allow_blank=True, default=""),
-            "pointer_type": serializers.ChoiceField(choices=PointerType.choices, required=False, default=""),
+            "pointer_type": CaseInsensitiveChoiceField(
+                choices=PointerType.choices, required=False, default=""
+            ),
         }
 
     def to_internal_value(self, data: Any) -> dict[str, str]:
@@ -93,7 +102,7 @@ class PointerField(serializers.Field):
             data = {"name": data}
         elif not isinstance(data, dict):
             self.fail("invalid")
-        pointer, errors = {}, {}
+        pointer, errors = {}, {key: [UNKNOWN_FIELD] for key in data if key not in self.parts}
         for key, part in self.parts.items():
             try:
                 pointer[key] = part.run_validation(data.get(key, empty))
@@ -130,7 +139,7 @@ class DependencyListField(serializers.ListField):
         return unique_in_order(super().to_internal_value(data))
 
 
-class RunCreateSerializer(serializers.Serializer):
+class RunCreateSerializer(InputSerializer):
     component = ComponentNameField(help_text="Created if missing (empty description).")
     start_timestamp = serializers.DateTimeField(help_text="ISO 8601; without a zone it is UTC.")
     end_timestamp = serializers.DateTimeField(help_text="ISO 8601; not earlier than start_timestamp.")
@@ -212,7 +221,7 @@ class RunListSerializer(serializers.ListSerializer):
             raise
 
 
-class RunBatchSerializer(serializers.Serializer):
+class RunBatchSerializer(InputSerializer):
     runs = RunListSerializer(
         child=RunCreateSerializer(),
         allow_empty=False,
@@ -224,7 +233,7 @@ class RunBatchSerializer(serializers.Serializer):
     )
 
 
-class RunUpdateSerializer(serializers.Serializer):
+class RunUpdateSerializer(InputSerializer):
     notes = StrictCharField(allow_blank=True)
 
 
@@ -315,11 +324,11 @@ class TraceQuerySerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=["json", "tree"], required=False, default="json")
 
 
-class FlagSerializer(serializers.Serializer):
+class FlagSerializer(InputSerializer):
     output_id = StrictCharField(max_length=POINTER_NAME_MAX_LENGTH)
 
 
-class UnflagSerializer(serializers.Serializer):
+class UnflagSerializer(InputSerializer):
     output_id = StrictCharField(required=False, max_length=POINTER_NAME_MAX_LENGTH, trim_whitespace=False)
     all = StrictBooleanField(required=False, default=False)
 

@@ -12,7 +12,9 @@ from api.requests import (
     IDEMPOTENCY_KEY_PARAMETER,
     SYNC_PARAMETER,
     WRITE_ERRORS,
+    KnownQueryParameters,
     idempotency_from,
+    parameters_of,
     respond,
     validated,
     wants_sync,
@@ -42,7 +44,12 @@ COMPONENT_NAME = OpenApiParameter(
 LIMIT = OpenApiParameter("limit", int, description="Page size, default 50, capped at 1000.")
 
 
-class ComponentViewSet(viewsets.ViewSet):
+class ComponentViewSet(KnownQueryParameters, viewsets.ViewSet):
+    query_parameters = {
+        "list": parameters_of(ComponentFilterSerializer, extra=("limit", "cursor")),
+        "create": frozenset({"sync"}),
+        "history": parameters_of(HistoryQuerySerializer, extra=("limit",)),
+    }
     lookup_field = "name"
     lookup_value_regex = "[^/]+"
     http_method_names = ["get", "post", "patch", "head", "options"]
@@ -141,7 +148,9 @@ class ComponentViewSet(viewsets.ViewSet):
         )
 
 
-class TagViewSet(viewsets.ViewSet):
+class TagViewSet(KnownQueryParameters, viewsets.ViewSet):
+    query_parameters = {"list": frozenset({"limit", "cursor"})}
+
     @extend_schema(
         parameters=[LIMIT, OpenApiParameter("cursor", str)],
         responses={200: TagPageSerializer, **ERRORS},

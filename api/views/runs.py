@@ -18,7 +18,9 @@ from api.requests import (
     IDEMPOTENCY_KEY_PARAMETER,
     SYNC_PARAMETER,
     WRITE_ERRORS,
+    KnownQueryParameters,
     idempotency_from,
+    parameters_of,
     respond,
     validated,
     wants_sync,
@@ -116,7 +118,12 @@ def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool
     return respond(recorded, code, {"runs": bodies} if batch else bodies[0], location=location)
 
 
-class RunViewSet(viewsets.ViewSet):
+class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
+    query_parameters = {
+        "list": parameters_of(RunListQuerySerializer, extra=("limit",)),
+        "create": frozenset({"sync"}),
+        "batch": frozenset({"sync"}),
+    }
     lookup_value_regex = "[0-9]+"
     http_method_names = ["get", "post", "patch", "head", "options"]
 
@@ -210,7 +217,9 @@ class RunViewSet(viewsets.ViewSet):
         return Response(run_get(run_id=run_id))
 
 
-class TraceView(APIView):
+class TraceView(KnownQueryParameters, APIView):
+    query_parameters = {"get": parameters_of(TraceQuerySerializer)}
+
     @extend_schema(
         parameters=[TraceQuerySerializer],
         responses={
@@ -242,7 +251,7 @@ class TraceView(APIView):
         )
 
 
-class FlagView(APIView):
+class FlagView(KnownQueryParameters, APIView):
     @extend_schema(
         request=FlagSerializer,
         responses={200: FlagResultSerializer, **ERRORS},
@@ -256,7 +265,7 @@ class FlagView(APIView):
         return Response({"output_id": name, "flag": True, "pointers": count})
 
 
-class UnflagView(APIView):
+class UnflagView(KnownQueryParameters, APIView):
     @extend_schema(
         request=UnflagSerializer,
         responses={200: FlagResultSerializer, **ERRORS},
@@ -272,7 +281,7 @@ class UnflagView(APIView):
         return Response({"flag": False, "pointers": pointers_unflag_all()})
 
 
-class ReviewView(APIView):
+class ReviewView(KnownQueryParameters, APIView):
     @extend_schema(responses={200: ReviewSerializer, **ERRORS}, summary="Review flagged outputs")
     def get(self, request: Request) -> StreamingHttpResponse:
         return StreamingHttpResponse(
@@ -280,7 +289,7 @@ class ReviewView(APIView):
         )
 
 
-class QueueView(APIView):
+class QueueView(KnownQueryParameters, APIView):
     @extend_schema(responses={200: QueueSerializer, **ERRORS}, summary="The accepted-write queue")
     def get(self, request: Request) -> Response:
         return Response(queue_stats())
