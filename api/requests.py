@@ -109,7 +109,8 @@ def parameters_of(
     *serializer_classes: type[serializers.Serializer], extra: tuple[str, ...] = ()
 ) -> frozenset[str]:
     """The query parameter names a view takes: its query serializers' fields and `extra`."""
-    return frozenset(name for cls in serializer_classes for name in cls().fields) | frozenset(extra)
+    names: set[str] = {str(name) for cls in serializer_classes for name in cls().fields}
+    return frozenset(names | set(extra))
 
 
 def idempotency_from(request: Request) -> Idempotency | None:

@@ -102,7 +102,8 @@ class PointerField(serializers.Field):
             data = {"name": data}
         elif not isinstance(data, dict):
             self.fail("invalid")
-        pointer, errors = {}, {key: [UNKNOWN_FIELD] for key in data if key not in self.parts}
+        pointer: dict[str, Any] = {}
+        errors: dict[str, Any] = {key: [UNKNOWN_FIELD] for key in data if key not in self.parts}
         for key, part in self.parts.items():
             try:
                 pointer[key] = part.run_validation(data.get(key, empty))
