@@ -20,12 +20,17 @@ keepalive = 5
 # 503 with Retry-After instead of being killed mid-request (a 502).
 timeout = 120
 graceful_timeout = 30
+# No limit on the request line: a query may name an output id of 1,024 characters of any
+# kind, up to 12 KB URL-encoded, past gunicorn's largest finite limit (8,190). The keepalive
+# timeout, the time to send the headers, bounds it instead. Headers keep gunicorn's limits.
+limit_request_line = 0
 # No control socket: it sits at one path per user, which two servers on a machine would share.
 control_socket_disable = True
 
 
 def post_worker_init(worker):
     """Serve the app behind mltrace_site.serving.Handlers, once gevent has patched this worker."""
-    from mltrace_site.serving import serve_with_handlers
+    from mltrace_site.serving import answer_gunicorn_errors_in_json, serve_with_handlers
 
+    answer_gunicorn_errors_in_json()
     worker.wsgi = serve_with_handlers(worker.wsgi)

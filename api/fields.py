@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 NOT_A_STRING = "Must be a string."
@@ -43,11 +44,10 @@ UNKNOWN_FIELD = "Unknown field."
 
 
 class InputSerializer(serializers.Serializer):
-    """A request body's serializer: a key it does not define is a 400 naming it.
-
-    A typo such as "ouputs" would otherwise be dropped, and the run committed without its
-    outputs, with nothing left to show what was sent.
-    """
+    # A request body's serializer: a key it does not define is a 400 naming it. A typo such
+    # as "ouputs" would otherwise be dropped, and the run committed without its outputs, with
+    # nothing left to show what was sent. (A comment, not a docstring: drf-spectacular would
+    # give every request body this text as its description.)
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -64,3 +64,13 @@ class CaseInsensitiveChoiceField(serializers.ChoiceField):
         if isinstance(data, str):
             data = data.upper()
         return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {
+        "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+        "description": "ISO 8601: a date, or a date and time (UTC without a zone).",
+    }
+)
+class QueryDateTimeField(serializers.DateTimeField):
+    """A date-time query parameter, which may also be a date alone (its midnight, UTC)."""

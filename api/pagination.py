@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.http import urlencode
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
@@ -17,6 +18,11 @@ from rest_framework.request import Request
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 LIMIT_INVALID = "Must be an integer from 1 to {max}; larger values are capped at {max}."
+LIMIT_PARAMETER = OpenApiParameter(
+    "limit",
+    {"type": "integer", "minimum": 1},
+    description="Page size, default 50, at least 1; values over 1000 are capped at 1000.",
+)
 
 
 def parse_limit(request: Request, *, default: int = DEFAULT_LIMIT) -> int:

@@ -24,7 +24,7 @@ SYNC_PARAMETER = OpenApiParameter(
 )
 IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
     OpenApiParameter.HEADER,
     description="A retried write with the same key gets the first answer again (same id) and "
     "creates nothing; the same key with a different request is a 409. Keys are kept "
@@ -40,7 +40,10 @@ ERRORS = {
     ),
     401: OpenApiResponse(ERROR_DETAIL, "No valid token or admin session."),
     404: OpenApiResponse(ERROR_DETAIL, "Unknown object."),
+    408: OpenApiResponse(ERROR_DETAIL, "The body did not arrive within MLTRACE_BODY_TIMEOUT_SECONDS."),
     413: OpenApiResponse(ERROR_DETAIL, "Body over MLTRACE_MAX_BODY_BYTES (default 10 MiB)."),
+    414: OpenApiResponse(ERROR_DETAIL, "A request line over 4,094 bytes (gunicorn's limit)."),
+    431: OpenApiResponse(ERROR_DETAIL, "A header over 8,190 bytes, or over 100 headers (gunicorn's limits)."),
     415: OpenApiResponse(ERROR_DETAIL, "A body that is not application/json."),
     503: OpenApiResponse(ERROR_DETAIL, "The database is unavailable; nothing was recorded. See Retry-After."),
 }
@@ -72,6 +75,7 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
 SYNC_INVALID = "Must be true, false, 1 or 0."
 UNKNOWN_PARAMETER = "Unknown query parameter. This endpoint takes: {known}."
 NO_PARAMETERS = "Unknown query parameter. This endpoint takes none."
+PARAMETER_REPEATED = "Given more than once; give it once."
 
 
 def wants_sync(request: Request) -> bool:
@@ -97,12 +101,18 @@ class KnownQueryParameters:
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
-        key = getattr(self, "action", None) or (request.method or "").lower()
+        method = (request.method or "").lower()
+        if not hasattr(self, method) and getattr(self, "action", None) is None:
+            return  # a method the view does not serve: DRF answers 405
+        key = getattr(self, "action", None) or method
         known = self.query_parameters.get(key, frozenset())
         unknown = [name for name in request.query_params if name not in known]
         if unknown:
             message = UNKNOWN_PARAMETER.format(known=", ".join(sorted(known))) if known else NO_PARAMETERS
             raise serializers.ValidationError({name: [message] for name in unknown})
+        repeated = [name for name, values in request.query_params.lists() if len(values) > 1]
+        if repeated:  # which one would count is a guess: none does
+            raise serializers.ValidationError({name: [PARAMETER_REPEATED] for name in repeated})
 
 
 def parameters_of(

@@ -221,6 +221,24 @@ class Handlers:
         return False
 
 
+def answer_gunicorn_errors_in_json() -> None:
+    """gunicorn's own refusals (a request line over 4,094 bytes is a 414, a header too large
+    a 431, a malformed request a 400) answer {"detail": ...} like the rest of the API,
+    instead of gunicorn's HTML page. gunicorn writes them with util.write_error; this
+    worker's copy of that function is replaced."""
+    from gunicorn import util
+
+    def write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+        body = json.dumps({"detail": f"{reason}: {mesg}" if mesg else reason}).encode()
+        head = (
+            f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        util.write_nonblock(sock, head.encode("latin-1") + body)
+
+    util.write_error = write_json_error
+
+
 def serve_with_handlers(app: WSGIApp) -> WSGIApp:
     """The app as gunicorn.conf.py serves it: behind Handlers under gevent, as it is otherwise."""
     if not gevent_is_serving():

@@ -7,7 +7,7 @@ import pytest
 
 from api.parsers import LONE_SURROGATE, NOT_UTF8, TOO_DEEP
 from api.serializers.runs import END_BEFORE_START, POINTER_SHAPE, TOO_DEEP_FIELD
-from common.errors import DEPENDENCY_UNRESOLVED, RUN_NOT_COMMITTED
+from common.errors import DEPENDENCY_UNRESOLVED, RUN_NOT_COMMITTED, RUN_NOT_FOUND
 from components.models import Component
 from runs.models import IOPointer, Run, RunDependency, Write
 from tests.factories import log_run, moment, run_payload
@@ -297,11 +297,11 @@ def test_a_trace_of_heavy_runs_is_the_same_built_a_few_runs_at_a_time(api, setti
     assert pieces == whole
 
 
-def test_recent_runs_before_an_unknown_run_is_400(api):
+def test_recent_runs_before_an_unknown_run_is_404(api):
     response = api.get("/api/v1/runs/", {"before": 999999})
 
-    assert response.status_code == 400
-    assert "before" in response.json()
+    assert response.status_code == 404
+    assert response.json() == {"detail": RUN_NOT_FOUND.format(id=999999)}
 
 
 def test_it_replaces_a_runs_notes(api):

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from rest_framework.authtoken.models import Token
@@ -32,7 +33,7 @@ class Gunicorn:
 
 
 @pytest.fixture
-def gunicorn(live_db, django_user_model, request) -> Iterator[Gunicorn]:
+def gunicorn(live_db, django_user_model, request, tmp_path) -> Iterator[Gunicorn]:
     token = Token.objects.create(user=django_user_model.objects.create(username="slow")).key
     port = free_port()
     env = {
@@ -43,13 +44,14 @@ def gunicorn(live_db, django_user_model, request) -> Iterator[Gunicorn]:
         **getattr(request, "param", {}),
     }
     env.pop("REDIS_URL", None)  # the ORM broker: nothing here needs a worker
+    # Its log goes to a file: a pipe read only at the end fills, and blocks every worker.
+    log = tmp_path / "gunicorn.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}"],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log.open("w"),  # noqa: SIM115 - lives as long as the process
         stderr=subprocess.STDOUT,
-        text=True,
     )
     server = Gunicorn(port, process, token)
     try:
@@ -57,8 +59,8 @@ def gunicorn(live_db, django_user_model, request) -> Iterator[Gunicorn]:
         yield server
     finally:
         process.terminate()
-        output, _ = process.communicate(timeout=40)
-        print(output[-5000:])
+        process.wait(timeout=40)
+        print(log.read_text()[-5000:])
 
 
 def _connect(port: int) -> socket.socket:
@@ -243,3 +245,32 @@ def test_many_concurrent_requests_share_each_worker_s_few_database_connections(g
     assert results == [202] * 60
     # 2 workers x 8 handlers at most (MLTRACE_WEB_HANDLERS), whatever the number of clients.
     assert connections <= 16
+
+
+@pytest.mark.parametrize(
+    "request_head,status",
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+    ],
+)
+def test_gunicorn_s_own_refusals_are_json(gunicorn, request_head, status):
+    sock = _connect(gunicorn.port)
+    sock.sendall(request_head)
+    answer = b""
+    while data := sock.recv(65536):
+        answer += data
+    sock.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+
+    assert head.split(b"\r\n")[0].startswith(f"HTTP/1.1 {status}".encode()), head
+    assert b"Content-Type: application/json" in head
+    assert "detail" in json.loads(body)
+
+
+def test_a_query_may_name_an_output_id_of_1024_characters_of_any_kind(gunicorn):
+    name = "\U0001f600" * 1024  # 12 KB URL-encoded: past gunicorn's default request line
+    response = http("GET", f"{gunicorn.url}/api/v1/trace/?output_id={quote(name)}", headers=gunicorn.headers)
+
+    assert response.status_code == 404
+    assert "detail" in response.json()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_serializer
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from api.fields import InputSerializer, StrictCharField
@@ -22,6 +22,9 @@ def validate_component_name(value: str) -> None:
         raise serializers.ValidationError(COMPONENT_NAME_SLASH)
 
 
+@extend_schema_field(
+    {"type": "string", "minLength": 1, "maxLength": COMPONENT_NAME_MAX_LENGTH, "pattern": "^[^/\\x00]+$"}
+)
 class ComponentNameField(StrictCharField):
     """1-255 characters, no '/', kept exactly as sent (no whitespace trimming)."""
 
@@ -70,7 +73,7 @@ class ComponentUpdateSerializer(InputSerializer):
 
 
 class ComponentTagsSerializer(InputSerializer):
-    tags = TagListField(allow_empty=False)
+    tags = TagListField(allow_empty=False, min_length=1)
 
 
 class ComponentFilterSerializer(serializers.Serializer):

@@ -20,6 +20,7 @@ from api.fields import (
     UNKNOWN_FIELD,
     CaseInsensitiveChoiceField,
     InputSerializer,
+    QueryDateTimeField,
     StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
@@ -70,6 +71,7 @@ def has_null_character(value: Any) -> bool:
                     "pointer_type": {"type": "string", "enum": PointerType.values},
                 },
                 "required": ["name"],
+                "additionalProperties": False,
             },
         ],
         "description": "A pointer name, or {name, value, pointer_type}; the type is inferred "
@@ -226,6 +228,7 @@ class RunBatchSerializer(InputSerializer):
     runs = RunListSerializer(
         child=RunCreateSerializer(),
         allow_empty=False,
+        min_length=1,
         max_length=settings.MLTRACE_MAX_BATCH_RUNS,
         help_text=(
             "At most MLTRACE_MAX_BATCH_RUNS (1,000) runs and MLTRACE_MAX_BATCH_POINTERS (100,000) inputs "
@@ -311,12 +314,8 @@ class RunListQuerySerializer(RunPageQuerySerializer):
 
 
 class HistoryQuerySerializer(RunPageQuerySerializer):
-    date_lower = serializers.DateTimeField(
-        required=False, help_text="Inclusive; ISO 8601, UTC without a zone."
-    )
-    date_upper = serializers.DateTimeField(
-        required=False, help_text="Inclusive; ISO 8601, UTC without a zone."
-    )
+    date_lower = QueryDateTimeField(required=False, help_text="Inclusive; ISO 8601, UTC without a zone.")
+    date_upper = QueryDateTimeField(required=False, help_text="Inclusive; ISO 8601, UTC without a zone.")
 
 
 class TraceQuerySerializer(serializers.Serializer):

@@ -6,7 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.pagination import LimitCursorPagination, parse_limit
+from api.pagination import LIMIT_PARAMETER, LimitCursorPagination, parse_limit
 from api.requests import (
     ERRORS,
     IDEMPOTENCY_KEY_PARAMETER,
@@ -41,7 +41,7 @@ from runs.models import Write
 COMPONENT_NAME = OpenApiParameter(
     "name", str, OpenApiParameter.PATH, description="Component name: 1-255 characters, no '/'."
 )
-LIMIT = OpenApiParameter("limit", int, description="Page size, default 50, capped at 1000.")
+LIMIT = LIMIT_PARAMETER
 
 
 class ComponentViewSet(KnownQueryParameters, viewsets.ViewSet):
@@ -128,7 +128,11 @@ class ComponentViewSet(KnownQueryParameters, viewsets.ViewSet):
         parameters=[
             COMPONENT_NAME,
             HistoryQuerySerializer,
-            OpenApiParameter("limit", int, description="Page size, default 10 (as mltrace), capped at 1000."),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1},
+                description="Page size, default 10 (as mltrace), at least 1; values over 1000 are capped at 1000.",
+            ),
         ],
         responses={200: RunPageSerializer, **ERRORS},
         summary="Committed runs of the component, newest start_timestamp first",

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.pagination import page_url, parse_limit
+from api.pagination import LIMIT_PARAMETER, page_url, parse_limit
 from api.requests import (
     ERROR_DETAIL,
     ERRORS,
@@ -57,7 +57,7 @@ from runs.selectors import chunked_by_weight, run_page, runs_to_dicts
 from runs.services import pointers_flag, pointers_unflag_all, run_notes_update
 
 RUN_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The run's id (its write's id).")
-LIMIT = OpenApiParameter("limit", int, description="Page size, default 50, capped at 1000.")
+LIMIT = LIMIT_PARAMETER
 LOCATION_HEADER = OpenApiParameter(
     "Location",
     str,
@@ -72,7 +72,8 @@ def keyset_run(field: str, run_id: int | None) -> Run | None:
         return None
     run = Run.objects.filter(id=run_id).first()
     if run is None:
-        raise serializers.ValidationError({field: [RUN_NOT_FOUND.format(id=run_id)]})
+        # A well-formed request naming a run that is not there: a 404, as for /runs/{id}/.
+        raise NotFound(RUN_NOT_FOUND.format(id=run_id))
     return run
 
 

@@ -1,0 +1,55 @@
+"""Changes to the OpenAPI schema drf-spectacular builds, so that it says what the server does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def request_bodies_are_closed(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Every request body's object allows no property it does not define: the server answers
+    a 400 naming it (api/fields.py's InputSerializer)."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, schema in schemas.items():
+        if name.endswith("Request") and schema.get("type") == "object":
+            schema["additionalProperties"] = False
+            _strings_hold_no_nul(schema)
+    # An unflag names an output or says "all": true, never both (UnflagSerializer.validate).
+    if "UnflagRequest" in schemas:
+        schemas["UnflagRequest"]["oneOf"] = [
+            {"required": ["output_id"], "properties": {"all": {"enum": [False]}}},
+            {
+                "required": ["all"],
+                "properties": {"all": {"enum": [True]}},
+                "not": {"required": ["output_id"]},
+            },
+        ]
+    unflag = result.get("paths", {}).get("/api/v1/unflag/", {}).get("post", {})
+    if "requestBody" in unflag:  # an empty body names nothing to unflag: a 400
+        unflag["requestBody"]["required"] = True
+    # drf-spectacular gives a ListSerializer's min_length no minItems: a batch's runs.
+    if "RunBatchRequest" in schemas:
+        schemas["RunBatchRequest"]["properties"]["runs"]["minItems"] = 1
+    return result
+
+
+NO_NUL = "^[^\\x00]*$"
+
+
+def _strings_hold_no_nul(schema: Any) -> None:
+    """Every string of a request body refuses NUL (jsonb cannot hold it): say so, with a
+    pattern, where a field's schema has none of its own."""
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if node.get("type") == "string" and "pattern" not in node and "enum" not in node:
+                node["pattern"] = NO_NUL
+            stack.extend(
+                value
+                for key, value in node.items()
+                if key in ("properties", "items", "oneOf", "anyOf", "allOf")
+                or isinstance(value, dict)
+                and key not in ("example", "default")
+            )
