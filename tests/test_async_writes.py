@@ -23,6 +23,16 @@ from tests.factories import run_payload
 from tests.live import wait_until
 
 
+def other_session(live_db: dict) -> psycopg2.extensions.connection:
+    """A connection of its own to the test database, as another process would hold one."""
+    return psycopg2.connect(
+        dbname=live_db["NAME"],
+        user=live_db["USER"],
+        host=live_db["HOST"] or "127.0.0.1",
+        port=live_db["PORT"] or 5432,
+    )
+
+
 def committed(api, run_id: int, timeout: float = 30) -> dict:
     def check():
         body = api.get(f"/api/v1/runs/{run_id}/").json()
@@ -239,12 +249,7 @@ def test_a_malformed_idempotency_key_is_400(api, key):
 def test_a_write_that_cannot_be_recorded_is_503_with_retry_after_and_leaves_nothing(api, live_db, settings):
     settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS = 200
     # Another session holds the accept lock: this write cannot get an id in time.
-    holder = psycopg2.connect(
-        dbname=live_db["NAME"],
-        user=live_db["USER"],
-        host=live_db["HOST"] or "127.0.0.1",
-        port=live_db["PORT"] or 5432,
-    )
+    holder = other_session(live_db)
     try:
         holder.cursor().execute("SELECT pg_advisory_lock(%s)", [ACCEPT_LOCK_KEY])
         response = api.post(
@@ -460,12 +465,7 @@ def test_no_sweep_is_enqueued_while_a_long_commit_holds_the_commit_lock(api, liv
     first = api.post("/api/v1/runs/", run_payload("etl"), format="json").json()["id"]
     before = broker.queue_size()
     # Another session commits, for longer than the sweep waits: the oldest write stays put.
-    committer = psycopg2.connect(
-        dbname=live_db["NAME"],
-        user=live_db["USER"],
-        host=live_db["HOST"] or "127.0.0.1",
-        port=live_db["PORT"] or 5432,
-    )
+    committer = other_session(live_db)
     try:
         committer.cursor().execute("SELECT pg_advisory_lock(%s)", [COMMIT_LOCK_KEY])
         assert enqueue_sweep_if_overdue(broker=broker, previous_oldest=first) == first
