@@ -1,19 +1,16 @@
 """The rules of the API that OpenAPI cannot state, for schemathesis's generated requests.
 
-Run against a server (no test runs it yet: one failure is left, below):
+tests/test_serving.py runs schemathesis with them against gunicorn as shipped. By hand:
 
     SCHEMATHESIS_HOOKS=tests.schemathesis_hooks .venv/bin/schemathesis run \
         http://127.0.0.1:8000/api/schema/ -H "Authorization: Token $TOKEN" --checks all \
         --seed 1 --max-examples 10 --generation-allow-x00 false --continue-on-failure
 
-NUL is not generated: every string refuses it with a 400 (docs/API.md). What is left: the
-history's date_lower and date_upper accept what Python's fromisoformat reads, naive times
-included, which no OpenAPI format states.
+NUL is not generated: every string refuses it with a 400 (docs/API.md).
 
 A run ends no earlier than it starts, and a ?sync=true run's explicit dependencies name
-components that have runs.
-The server answers 400 to either, which is right; without these hooks schemathesis would
-generate such bodies as "valid" and count the 400 against the server.
+components that have runs. The server answers 400 to either, which is right; without these
+hooks schemathesis would generate such bodies as valid and count the 400 against the server.
 """
 
 from __future__ import annotations

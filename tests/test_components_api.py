@@ -238,3 +238,28 @@ def test_adding_no_tags_is_400(api):
 
     assert response.status_code == 400
     assert "tags" in response.json()
+
+
+@pytest.mark.parametrize(
+    "bound,status",
+    [
+        ("2024-01-01", 200),
+        ("2024-01-01T00:00", 200),
+        ("2023-12-31T23:59:59.5Z", 200),
+        ("2024-01-01T02:00:00+02:00", 200),
+        ("", 400),
+        ("2024-01-01 00:00", 400),
+        ("2024-W01-1", 400),
+        ("20240101", 400),
+    ],
+)
+def test_history_bounds_are_dates_or_iso_date_times_and_nothing_else(api, bound, status):
+    log_run(api, "etl", start="2024-01-01T00:00:00Z")
+
+    response = api.get("/api/v1/components/etl/history/", {"date_lower": bound})
+
+    assert response.status_code == status, response.content
+    if status == 400:
+        assert list(response.json()) == ["date_lower"]
+    else:
+        assert len(response.json()["results"]) == 1
