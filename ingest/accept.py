@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 def writes_accept(
-    *, kind: str, payloads: list[dict[str, Any]], idempotency: Idempotency | None = None
+    *, kind: str, payloads: list[dict[str, Any]], idempotency: Idempotency | None = None, user: Any = None
 ) -> Recorded:
     """Records validated writes durably as queued and enqueues their commit (the 202 door).
 
@@ -38,7 +38,7 @@ def writes_accept(
     """
 
     if idempotency is None and on_postgres() and connection.get_autocommit():
-        writes = _accept_in_one_statement(kind, payloads)
+        writes = _accept_in_one_statement(kind, payloads, user=user)
         enqueue_commit(writes[-1].id)
         return Recorded([write.id for write in writes])
 
@@ -51,7 +51,13 @@ def writes_accept(
             now = timezone.now()
             writes = Write.objects.bulk_create(
                 [
-                    Write(kind=kind, payload=payload, payload_bytes=json_bytes(payload), accepted_at=now)
+                    Write(
+                        kind=kind,
+                        payload=payload,
+                        payload_bytes=json_bytes(payload),
+                        accepted_at=now,
+                        accepted_by=user,
+                    )
                     for payload in payloads
                 ]
             )
@@ -69,7 +75,7 @@ def json_bytes(payload: dict[str, Any]) -> int:
     return len(json.dumps(payload, cls=DjangoJSONEncoder).encode())
 
 
-def _accept_in_one_statement(kind: str, payloads: list[dict[str, Any]]) -> list[Write]:
+def _accept_in_one_statement(kind: str, payloads: list[dict[str, Any]], *, user: Any = None) -> list[Write]:
     """The accept as one round trip: lock, insert and commit in a single implicit transaction.
 
     The accept lock is held from before the ids are drawn until the commit, as in
@@ -85,6 +91,7 @@ def _accept_in_one_statement(kind: str, payloads: list[dict[str, Any]]) -> list[
         status=Write.Status.QUEUED,
         accepted_at=now,
         payloads=[json.dumps(payload, cls=DjangoJSONEncoder) for payload in payloads],
+        accepted_by=user.pk if user is not None else None,
     )
     return [
         Write(id=write_id, kind=kind, payload=payload, accepted_at=now)

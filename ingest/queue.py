@@ -34,6 +34,7 @@ from ingest.batch import AcceptedWrite, batch_apply
 from ingest.idempotency import Idempotency, Recorded, idempotent_replay, idempotent_store, retry_on_key_race
 from ingest.locks import DATABASE_UNAVAILABLE, accept_lock_released_early, commit_lock
 from runs.models import (
+    Edit,
     Write,
 )
 
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 
 def writes_commit_now(
-    *, kind: str, payloads: list[dict[str, Any]], idempotency: Idempotency | None = None
+    *, kind: str, payloads: list[dict[str, Any]], idempotency: Idempotency | None = None, user: Any = None
 ) -> Recorded:
     """Accepts writes and commits them before returning (the ?sync=true door).
 
@@ -64,7 +65,13 @@ def writes_commit_now(
                 now = timezone.now()
                 writes = Write.objects.bulk_create(
                     [
-                        Write(kind=kind, accepted_at=now, committed_at=now, status=Write.Status.COMMITTED)
+                        Write(
+                            kind=kind,
+                            accepted_at=now,
+                            committed_at=now,
+                            status=Write.Status.COMMITTED,
+                            accepted_by=user,
+                        )
                         for _ in payloads
                     ]
                 )
@@ -87,7 +94,7 @@ def writes_commit_now(
 
 
 def component_update_in_order(
-    *, name: str, description: str | None = None, owner: str | None = None
+    *, name: str, description: str | None = None, owner: str | None = None, user: Any = None
 ) -> Component:
     """Replaces a component's description and/or owner after every write accepted before it.
 
@@ -100,7 +107,14 @@ def component_update_in_order(
     with transaction.atomic():
         commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS)
         _queued_apply_under_lock()
-        return component_update(name=name, description=description, owner=owner)
+        component = component_update(name=name, description=description, owner=owner)
+        changed = {
+            key: value for key, value in (("description", description), ("owner", owner)) if value is not None
+        }
+        Edit.objects.create(
+            at=timezone.now(), user=user, action=Edit.Action.COMPONENT, target=name, detail=changed
+        )
+        return component
 
 
 def _queued_apply_under_lock() -> None:

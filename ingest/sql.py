@@ -70,6 +70,7 @@ def accept_rows(
     status: str,
     accepted_at: dt.datetime,
     payloads: list[str],
+    accepted_by: int | None = None,
 ) -> list[int]:
     """PostgreSQL: lock, insert and commit the writes in one statement; their ids, ascending.
 
@@ -79,14 +80,16 @@ def accept_rows(
     template = f"""
         {_lock_timeout(timeout_ms)}
         WITH locked AS (SELECT pg_advisory_xact_lock(%s))
-        INSERT INTO {{table}} (kind, status, payload, payload_bytes, error, accepted_at)
-        SELECT %s, %s, p.payload::jsonb, octet_length(p.payload), '', %s
+        INSERT INTO {{table}} (kind, status, payload, payload_bytes, error, accepted_at, accepted_by_id)
+        SELECT %s, %s, p.payload::jsonb, octet_length(p.payload), '', %s, %s
         FROM locked, unnest(%s::text[]) WITH ORDINALITY AS p (payload, n)
         ORDER BY p.n
         RETURNING id
     """
     with connection.cursor() as cursor:
-        cursor.execute(compose(template, table=table), [lock_key, kind, status, accepted_at, payloads])
+        cursor.execute(
+            compose(template, table=table), [lock_key, kind, status, accepted_at, accepted_by, payloads]
+        )
         return sorted(row[0] for row in cursor.fetchall())
 
 

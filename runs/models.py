@@ -65,6 +65,15 @@ class Write(models.Model):
     # The payload's size as accepted, in bytes of JSON: what a commit batch is bounded by (a
     # commit's memory grows with it). 0 for writes accepted before it was recorded.
     payload_bytes = models.BigIntegerField(default=0)
+    # Who sent it (None: written before users were recorded, or by a command).
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
     error = models.TextField(blank=True, default="")
     accepted_at = models.DateTimeField()
     committed_at = models.DateTimeField(null=True, blank=True)
@@ -195,3 +204,33 @@ class RunDependency(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} depends on run {self.depends_on_id}"
+
+
+class Edit(models.Model):
+    """An edit that is not a write in the log: a flag, an unflag, a PATCH. Who, what, when."""
+
+    class Action(models.TextChoices):
+        FLAG = "flag"
+        UNFLAG = "unflag"
+        UNFLAG_ALL = "unflag all"
+        RUN_NOTES = "run notes"
+        COMPONENT = "component"
+
+    at = models.DateTimeField(db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    action = models.CharField(max_length=16, choices=Action.choices)
+    target = models.TextField(blank=True, default="")  # a pointer name, a run id, a component
+    detail = models.JSONField(default=dict, blank=True)  # what changed: counts, new values
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target}"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from common.db import retry_once_on_deadlock
 from common.errors import (
@@ -14,6 +17,7 @@ from common.errors import (
 )
 from common.lookups import chunked, one_of
 from runs.models import (
+    Edit,
     IOPointer,
     Run,
     pointer_name_hash,
@@ -22,32 +26,41 @@ from runs.models import (
 logger = logging.getLogger(__name__)
 
 
-def run_notes_update(*, run_id: int, notes: str) -> Run:
-    """Replaces the notes of a committed run. Raises NotFound."""
-    if not Run.objects.filter(id=run_id).update(notes=notes):
-        raise NotFound(RUN_NOT_FOUND.format(id=run_id))
+def run_notes_update(*, run_id: int, notes: str, user: Any = None) -> Run:
+    """Replaces the notes of a committed run, and records who did. Raises NotFound."""
+    with transaction.atomic():
+        if not Run.objects.filter(id=run_id).update(notes=notes):
+            raise NotFound(RUN_NOT_FOUND.format(id=run_id))
+        _record(user, Edit.Action.RUN_NOTES, str(run_id), {"notes": notes})
     return Run.objects.get(id=run_id)
 
 
-def pointers_flag(*, name: str, flag: bool) -> int:
-    """Sets the flag of every pointer of this name; returns how many. Raises NotFound."""
+def _record(user: Any, action: str, target: str, detail: dict[str, Any]) -> None:
+    Edit.objects.create(at=timezone.now(), user=user, action=action, target=target, detail=detail)
+
+
+def pointers_flag(*, name: str, flag: bool, user: Any = None) -> int:
+    """Sets the flag of every pointer of this name, and records who did; returns how many.
+    Raises NotFound."""
 
     def flag_them() -> int:
         ids = _locked_in_id_order(IOPointer.objects.filter(name_hash=pointer_name_hash(name), name=name))
         if not ids:
             raise NotFound(POINTER_NOT_FOUND.format(name=name))
         _update_flags(ids, flag=flag)
+        _record(user, Edit.Action.FLAG if flag else Edit.Action.UNFLAG, name, {"pointers": len(ids)})
         return len(ids)
 
     return retry_once_on_deadlock(flag_them)
 
 
-def pointers_unflag_all() -> int:
-    """Clears every flag; returns how many pointers were flagged."""
+def pointers_unflag_all(*, user: Any = None) -> int:
+    """Clears every flag, and records who did; returns how many pointers were flagged."""
 
     def unflag_them() -> int:
         ids = _locked_in_id_order(IOPointer.objects.filter(flag=True))
         _update_flags(ids, flag=False)
+        _record(user, Edit.Action.UNFLAG_ALL, "", {"pointers": len(ids)})
         return len(ids)
 
     return retry_once_on_deadlock(unflag_them)

@@ -114,3 +114,147 @@ def test_readyz_names_the_broker_when_it_does_not_answer(anon, monkeypatch):
     assert body["detail"] == "broker is unavailable."
     assert body["database"] == "ok"
     assert body["broker"].startswith("unavailable")
+
+
+def _token(capsys, username: str, *args: str) -> APIClient:
+    call_command("create_api_token", username, *args)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {capsys.readouterr().out.strip()}")
+    return client
+
+
+# (method, url, body, the scope it needs)
+SCOPED = [
+    ("get", "/api/v1/runs/", None, "read"),
+    ("get", "/api/v1/components/", None, "read"),
+    ("get", "/api/v1/review/", None, "read"),
+    ("post", "/api/v1/runs/", "run", "write"),
+    ("post", "/api/v1/runs/batch/", "batch", "write"),
+    ("post", "/api/v1/components/", {"name": "etl2"}, "write"),
+    ("post", "/api/v1/flag/", {"output_id": "clean.csv"}, "admin"),
+    ("post", "/api/v1/unflag/", {"all": True}, "admin"),
+    ("patch", "/api/v1/components/etl/", {"owner": "bob"}, "admin"),
+]
+
+
+def _body(body):
+    from tests.factories import run_payload
+
+    if body == "run":
+        return run_payload("etl")
+    if body == "batch":
+        return {"runs": [run_payload("etl")]}
+    return body
+
+
+@pytest.fixture
+def seeded(api):
+    from tests.factories import log_run
+
+    return log_run(api, "etl", outputs=["clean.csv"])
+
+
+@pytest.mark.parametrize("scope", ["read", "write", "admin"])
+def test_a_scoped_token_may_do_what_its_scope_covers_and_nothing_else(seeded, capsys, scope):
+    client = _token(capsys, f"svc-{scope}", "--scope", scope)
+
+    for method, url, body, needs in SCOPED:
+        response = getattr(client, method)(url, _body(body), format="json")
+        if needs == scope:
+            assert response.status_code in (200, 202), (method, url, response.content)
+        else:
+            assert response.status_code == 403, (method, url, response.status_code)
+            assert response.json() == {"detail": f"This token does not have the {needs} scope."}
+
+
+def test_scopes_add_up_and_a_token_without_scopes_may_do_everything(seeded, capsys):
+    both = _token(capsys, "svc", "--scope", "read", "--scope", "write")
+    everything = _token(capsys, "old-script")
+
+    assert both.get("/api/v1/runs/").status_code == 200
+    assert both.post("/api/v1/runs/", _body("run"), format="json").status_code == 202
+    assert both.post("/api/v1/flag/", {"output_id": "clean.csv"}, format="json").status_code == 403
+    for method, url, body, _ in SCOPED:
+        assert getattr(everything, method)(url, _body(body), format="json").status_code in (200, 202)
+
+
+def test_an_expired_token_is_401(seeded, capsys, settings):
+    settings.MLTRACE_TOKEN_CACHE_SECONDS = 0
+    client = _token(capsys, "temp", "--expires-in-days", "-1")
+
+    response = client.get("/api/v1/runs/")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "The token has expired."}
+
+
+def test_tokens_are_listed_and_revoked(seeded, capsys, settings):
+    settings.MLTRACE_TOKEN_CACHE_SECONDS = 0
+    client = _token(capsys, "ci", "--scope", "write", "--expires-in-days", "30")
+    key = client._credentials["HTTP_AUTHORIZATION"].split()[1]
+
+    call_command("list_api_tokens")
+    listed = capsys.readouterr().out
+    call_command("revoke_api_token", key[:8])
+    revoked = capsys.readouterr().out
+
+    line = next(line for line in listed.splitlines() if line.startswith("ci\t"))
+    assert line.split("\t")[1:3] == [key[:8], "write"]
+    assert line.split("\t")[4] != "never"
+    assert revoked == f"revoked the token of ci ({key[:8]}...)\n"
+    assert client.get("/api/v1/runs/").status_code == 401
+
+
+def test_revoking_an_unknown_token_says_so(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="No token matches 'nobody'"):
+        call_command("revoke_api_token", "nobody")
+
+
+def test_a_session_has_the_admin_s_permissions_in_the_api(seeded, django_user_model):
+    from django.contrib.auth.models import Permission
+
+    staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_run"))
+    client = APIClient()
+    client.force_login(staff)
+
+    read = client.get("/api/v1/runs/")
+    refused = client.post("/api/v1/flag/", {"output_id": "clean.csv"}, format="json")
+    staff.user_permissions.add(Permission.objects.get(codename="change_iopointer"))
+    client.force_login(django_user_model.objects.get(username="staff"))  # permissions are cached per user
+    allowed = client.post("/api/v1/flag/", {"output_id": "clean.csv"}, format="json")
+
+    assert read.status_code == 200
+    assert refused.status_code == 403
+    assert refused.json() == {"detail": "Your account does not have the permission runs.change_iopointer."}
+    assert allowed.status_code == 200
+
+
+def test_every_write_flag_and_edit_records_its_user(api, user, capsys):
+    from runs.models import Edit
+    from tests.factories import run_payload
+
+    queued = api.post("/api/v1/runs/", run_payload("etl", outputs=["clean.csv"]), format="json").json()["id"]
+    synced = api.post("/api/v1/runs/?sync=true", run_payload("etl", outputs=["b.csv"]), format="json").json()[
+        "id"
+    ]
+    keyed = api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k").json()[
+        "id"
+    ]
+    api.post("/api/v1/flag/", {"output_id": "b.csv"}, format="json")
+    api.post("/api/v1/unflag/", {"all": True}, format="json")
+    api.patch(f"/api/v1/runs/{synced}/", {"notes": "checked"}, format="json")
+    api.patch("/api/v1/components/etl/", {"owner": "bob"}, format="json")
+
+    users = dict(Write.objects.values_list("id", "accepted_by__username"))
+    edits = list(Edit.objects.order_by("id").values_list("user__username", "action", "target", "detail"))
+
+    assert [users[queued], users[synced], users[keyed]] == ["alice"] * 3
+    assert edits == [
+        ("alice", "flag", "b.csv", {"pointers": 1}),
+        ("alice", "unflag all", "", {"pointers": 1}),
+        ("alice", "run notes", str(synced), {"notes": "checked"}),
+        ("alice", "component", "etl", {"owner": "bob"}),
+    ]

@@ -35,7 +35,9 @@ class ComponentAdmin(LargeTableAdmin):
         return ["name", *self.readonly_fields]
 
     def save_model(self, request: HttpRequest, obj: Component, form: Any, change: bool) -> None:
-        component_update_in_order(name=obj.name, description=obj.description, owner=obj.owner)
+        component_update_in_order(
+            name=obj.name, description=obj.description, owner=obj.owner, user=request.user
+        )
 
     @admin.display(description="tags")
     def tag_list(self, component: Component) -> str:

@@ -13,8 +13,8 @@ from django.utils.html import format_html, format_html_join
 
 from api.dashboard import WrittenThroughTheQueue
 from ingest.retry import writes_retry_failed
-from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write, pointer_name_hash
-from runs.services import pointers_flag
+from runs.models import Edit, IOPointer, Run, RunDependency, RunInput, RunOutput, Write, pointer_name_hash
+from runs.services import pointers_flag, run_notes_update
 
 LINKS_SHOWN = 100
 
@@ -109,6 +109,10 @@ class RunAdmin(WrittenThroughTheQueue):
     @admin.display(description="test results")
     def test_results_pretty(self, run: Run) -> str:
         return _json_or_why_not(lambda: run.test_results)
+
+    def save_model(self, request: HttpRequest, obj: Run, form: Any, change: bool) -> None:
+        # Through the service, so that the edit is recorded with its user like the API's.
+        run_notes_update(run_id=obj.id, notes=obj.notes, user=request.user)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Run], search_term: str
@@ -244,7 +248,7 @@ class IOPointerAdmin(WrittenThroughTheQueue):
 
     def _set_flag(self, request: HttpRequest, queryset: QuerySet[IOPointer], flag: bool) -> None:
         names = sorted(set(queryset.values_list("name", flat=True)))
-        count = sum(pointers_flag(name=name, flag=flag) for name in names)
+        count = sum(pointers_flag(name=name, flag=flag, user=request.user) for name in names)
         verb = "Flagged" if flag else "Unflagged"
         self.message_user(request, f"{verb} {count} pointers named {', '.join(names)}.", messages.SUCCESS)
 
@@ -284,12 +288,32 @@ def _json_or_why_not(read: Callable[[], Any], *, none: str = "-") -> str:
         return "(nested too deeply to show)"
 
 
-WRITE_FIELDS = ("id", "kind", "status", "accepted_at", "committed_at", "error", "payload_pretty", "run")
+WRITE_FIELDS = (
+    "id",
+    "kind",
+    "status",
+    "accepted_at",
+    "accepted_by",
+    "committed_at",
+    "error",
+    "payload_pretty",
+    "run",
+)
 
 
 @admin.register(Write)
 class WriteAdmin(WrittenThroughTheQueue):
-    list_display = ["id", "kind", "status", "accepted_at", "committed_at", "short_error", "run"]
+    list_display = [
+        "id",
+        "kind",
+        "status",
+        "accepted_at",
+        "accepted_by",
+        "committed_at",
+        "short_error",
+        "run",
+    ]
+    list_select_related = ["accepted_by"]
     list_filter = [WriteStatusFilter, "kind"]
     ordering = ["-id"]
     fields = WRITE_FIELDS
@@ -323,3 +347,17 @@ class WriteAdmin(WrittenThroughTheQueue):
         # The changelist's retry action needs change permission; a write's own page does
         # not: saving it would write back a status and payload a worker changed meanwhile.
         return obj is None and super().has_change_permission(request, obj)
+
+
+@admin.register(Edit)
+class EditAdmin(WrittenThroughTheQueue):
+    """Who flagged, unflagged or edited what, and when: read-only."""
+
+    list_display = ["at", "user", "action", "target", "detail"]
+    list_filter = ["action"]
+    list_select_related = ["user"]
+    search_fields = ["target"]
+    readonly_fields = ["at", "user", "action", "target", "detail"]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -45,6 +45,7 @@ LIMIT = LIMIT_PARAMETER
 
 
 class ComponentViewSet(KnownQueryParameters, viewsets.ViewSet):
+    session_permissions = {"partial_update": "components.change_component"}
     query_parameters = {
         "list": parameters_of(ComponentFilterSerializer, extra=("limit", "cursor")),
         "create": frozenset({"sync"}),
@@ -87,11 +88,13 @@ class ComponentViewSet(KnownQueryParameters, viewsets.ViewSet):
         idempotency = idempotency_from(request)
         if wants_sync(request):
             recorded = writes_commit_now(
-                kind=Write.Kind.COMPONENT, payloads=[payload], idempotency=idempotency
+                kind=Write.Kind.COMPONENT, payloads=[payload], idempotency=idempotency, user=request.user
             )
             code = status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK
             return respond(recorded, code, component_to_dict(component_get(name=payload["name"])))
-        recorded = writes_accept(kind=Write.Kind.COMPONENT, payloads=[payload], idempotency=idempotency)
+        recorded = writes_accept(
+            kind=Write.Kind.COMPONENT, payloads=[payload], idempotency=idempotency, user=request.user
+        )
         body = {"id": recorded.write_ids[0], "name": payload["name"], "status": Write.Status.QUEUED}
         return respond(recorded, status.HTTP_202_ACCEPTED, body)
 
@@ -108,7 +111,7 @@ class ComponentViewSet(KnownQueryParameters, viewsets.ViewSet):
     def partial_update(self, request: Request, name: str) -> Response:
         serializer = ComponentUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        component_update_in_order(name=name, **serializer.validated_data)
+        component_update_in_order(name=name, user=request.user, **serializer.validated_data)
         return Response(component_to_dict(component_get(name=name)))
 
     @extend_schema(

@@ -104,7 +104,9 @@ def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool
     idempotency = idempotency_from(request)
     if wants_sync(request):
         try:
-            recorded = writes_commit_now(kind=Write.Kind.RUN, payloads=payloads, idempotency=idempotency)
+            recorded = writes_commit_now(
+                kind=Write.Kind.RUN, payloads=payloads, idempotency=idempotency, user=request.user
+            )
         except DependencyUnresolved as exc:
             if batch and exc.index is not None:
                 raise serializers.ValidationError({"runs": {str(exc.index): exc.body()}}) from None
@@ -112,7 +114,9 @@ def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool
         bodies = runs_to_dicts(recorded.write_ids)
         code: int = status.HTTP_201_CREATED
     else:
-        recorded = writes_accept(kind=Write.Kind.RUN, payloads=payloads, idempotency=idempotency)
+        recorded = writes_accept(
+            kind=Write.Kind.RUN, payloads=payloads, idempotency=idempotency, user=request.user
+        )
         bodies = [{"id": write_id, "status": Write.Status.QUEUED} for write_id in recorded.write_ids]
         code = status.HTTP_202_ACCEPTED
     location = None if batch else f"/api/v1/runs/{recorded.write_ids[0]}/"
@@ -120,6 +124,7 @@ def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool
 
 
 class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
+    session_permissions = {"partial_update": "runs.change_run"}
     query_parameters = {
         "list": parameters_of(RunListQuerySerializer, extra=("limit",)),
         "create": frozenset({"sync"}),
@@ -209,7 +214,7 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
         serializer = RunUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            run_notes_update(run_id=run_id, notes=serializer.validated_data["notes"])
+            run_notes_update(run_id=run_id, notes=serializer.validated_data["notes"], user=request.user)
         except NotFound:
             pending = run_write_pending(run_id=run_id)
             if pending is None:
@@ -253,6 +258,8 @@ class TraceView(KnownQueryParameters, APIView):
 
 
 class FlagView(KnownQueryParameters, APIView):
+    admin_scope = True
+
     @extend_schema(
         request=FlagSerializer,
         responses={200: FlagResultSerializer, **ERRORS},
@@ -262,11 +269,13 @@ class FlagView(KnownQueryParameters, APIView):
         serializer = FlagSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         name = serializer.validated_data["output_id"]
-        count = pointers_flag(name=name, flag=True)
+        count = pointers_flag(name=name, flag=True, user=request.user)
         return Response({"output_id": name, "flag": True, "pointers": count})
 
 
 class UnflagView(KnownQueryParameters, APIView):
+    admin_scope = True
+
     @extend_schema(
         request=UnflagSerializer,
         responses={200: FlagResultSerializer, **ERRORS},
@@ -277,9 +286,9 @@ class UnflagView(KnownQueryParameters, APIView):
         serializer.is_valid(raise_exception=True)
         name = serializer.validated_data.get("output_id")
         if name:
-            count = pointers_flag(name=name, flag=False)
+            count = pointers_flag(name=name, flag=False, user=request.user)
             return Response({"output_id": name, "flag": False, "pointers": count})
-        return Response({"flag": False, "pointers": pointers_unflag_all()})
+        return Response({"flag": False, "pointers": pointers_unflag_all(user=request.user)})
 
 
 class ReviewView(KnownQueryParameters, APIView):

@@ -454,7 +454,15 @@ def _run_id(value: Any, *, missing: str) -> int:
 
 
 def _bound(value: datetime | str) -> str:
-    return timestamp_text(value) if isinstance(value, datetime) else str(value)
+    """A history bound as the server takes it (an ISO date and time). A string that Python
+    reads as one ("2024-01-01 00:30", as mltrace took it) is sent in that form; any other
+    is sent as given, for the server to refuse."""
+    if isinstance(value, str):
+        try:
+            return timestamp_text(datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    return timestamp_text(value)
 
 
 def _wait_for_own_writes(*, committed: bool = True) -> None:
