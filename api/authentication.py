@@ -49,7 +49,9 @@ class CachedTokenAuthentication(TokenAuthentication):
         if not token.user.is_active:
             raise AuthenticationFailed(USER_INACTIVE)
         try:
-            token.mltrace_grant = token.grant
+            grant = token.grant  # type: ignore[attr-defined]  # TokenGrant's reverse accessor
         except TokenGrant.DoesNotExist:
-            token.mltrace_grant = None
+            grant = None
+        # Kept on the (cached) token for api/permissions.py.
+        token.mltrace_grant = grant  # type: ignore[attr-defined]
         return token.user, token
