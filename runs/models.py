@@ -32,6 +32,18 @@ def pointer_key(name: str, value: str) -> str:
     return hashlib.sha256(name.encode() + b"\x00" + value.encode()).hexdigest()
 
 
+def acting_user() -> models.ForeignKey:
+    """Who did something, kept if the user is deleted (then None) and not indexed."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+
+
 class WriteQuerySet(models.QuerySet):
     def queued(self) -> WriteQuerySet:
         """Accepted and not committed yet (write_queued_idx)."""
@@ -66,14 +78,7 @@ class Write(models.Model):
     # commit's memory grows with it). 0 for writes accepted before it was recorded.
     payload_bytes = models.BigIntegerField(default=0)
     # Who sent it (None: written before users were recorded, or by a command).
-    accepted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,
-    )
+    accepted_by = acting_user()
     error = models.TextField(blank=True, default="")
     accepted_at = models.DateTimeField()
     committed_at = models.DateTimeField(null=True, blank=True)
@@ -217,14 +222,7 @@ class Edit(models.Model):
         COMPONENT = "component"
 
     at = models.DateTimeField(db_index=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        db_index=False,
-    )
+    user = acting_user()
     action = models.CharField(max_length=16, choices=Action.choices)
     target = models.TextField(blank=True, default="")  # a pointer name, a run id, a component
     detail = models.JSONField(default=dict, blank=True)  # what changed: counts, new values
