@@ -48,10 +48,10 @@ class CachedTokenAuthentication(TokenAuthentication):
             raise AuthenticationFailed(INVALID_TOKEN) from None
         if not token.user.is_active:
             raise AuthenticationFailed(USER_INACTIVE)
+        found: Any = token  # the reverse accessor `grant`, and an attribute of our own
         try:
-            grant = token.grant  # type: ignore[attr-defined]  # TokenGrant's reverse accessor
+            grant = found.grant
         except TokenGrant.DoesNotExist:
             grant = None
-        # Kept on the (cached) token for api/permissions.py.
-        token.mltrace_grant = grant  # type: ignore[attr-defined]
+        found.mltrace_grant = grant  # kept on the (cached) token for api/permissions.py
         return token.user, token
