@@ -35,8 +35,13 @@ def run_notes_update(*, run_id: int, notes: str, user: Any = None) -> Run:
     return Run.objects.get(id=run_id)
 
 
-def _record(user: Any, action: str, target: str, detail: dict[str, Any]) -> None:
+def edit_record(*, user: Any, action: str, target: str, detail: dict[str, Any]) -> None:
+    """Records who made an edit that is not a write in the log, and what it changed."""
     Edit.objects.create(at=timezone.now(), user=user, action=action, target=target, detail=detail)
+
+
+def _record(user: Any, action: str, target: str, detail: dict[str, Any]) -> None:
+    edit_record(user=user, action=action, target=target, detail=detail)
 
 
 def pointers_flag(*, name: str, flag: bool, user: Any = None) -> int:

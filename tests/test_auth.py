@@ -247,6 +247,7 @@ def test_every_write_flag_and_edit_records_its_user(api, user, capsys):
     api.post("/api/v1/unflag/", {"all": True}, format="json")
     api.patch(f"/api/v1/runs/{synced}/", {"notes": "checked"}, format="json")
     api.patch("/api/v1/components/etl/", {"owner": "bob"}, format="json")
+    api.post("/api/v1/components/etl/tags/", {"tags": ["nightly"]}, format="json")
 
     users = dict(Write.objects.values_list("id", "accepted_by__username"))
     edits = list(Edit.objects.order_by("id").values_list("user__username", "action", "target", "detail"))
@@ -257,4 +258,5 @@ def test_every_write_flag_and_edit_records_its_user(api, user, capsys):
         ("alice", "unflag all", "", {"pointers": 1}),
         ("alice", "run notes", str(synced), {"notes": "checked"}),
         ("alice", "component", "etl", {"owner": "bob"}),
+        ("alice", "component", "etl", {"tags": ["nightly"]}),
     ]

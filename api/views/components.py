@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -36,7 +37,8 @@ from components.selectors import component_get, component_list, tag_list
 from components.services import component_tags_add
 from ingest.accept import writes_accept
 from ingest.queue import component_update_in_order, writes_commit_now
-from runs.models import Write
+from runs.models import Edit, Write
+from runs.services import edit_record
 
 COMPONENT_NAME = OpenApiParameter(
     "name", str, OpenApiParameter.PATH, description="Component name: 1-255 characters, no '/'."
@@ -124,7 +126,10 @@ class ComponentViewSet(KnownQueryParameters, viewsets.ViewSet):
     def tags(self, request: Request, name: str) -> Response:
         serializer = ComponentTagsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        component_tags_add(component=component_get(name=name), tags=serializer.validated_data["tags"])
+        tags = serializer.validated_data["tags"]
+        with transaction.atomic():
+            component_tags_add(component=component_get(name=name), tags=tags)
+            edit_record(user=request.user, action=Edit.Action.COMPONENT, target=name, detail={"tags": tags})
         return Response(component_to_dict(component_get(name=name)))
 
     @extend_schema(
