@@ -2,13 +2,12 @@
 
     python bench/oversized.py    # a few minutes; writes bench/results/<timestamp>-oversized/
 
-1. The audit's batch, 1,000 runs of 1,000 pointers (9.8 MiB): the time to its answer, and
-   the web processes' peak memory.
+1. A batch like the audit's, 1,000 runs of 1,000 pointers (9.4 MiB): the time to its answer.
 2. --batches batches of 100 runs of 1,000 pointers each (100,000 pointers, the batch limit):
    the time to accept each, then the drain, with the qcluster's peak memory sampled every
    0.2 s. Meanwhile one ?sync=true run a second: each answer's status and time.
-3. Reads of what that left: GET /api/v1/runs/?limit=1000 (bytes, time) and the trace of a
-   run's output, with the web processes' peak memory.
+3. Reads of what that left: GET /api/v1/runs/?limit=1000 (bytes, time), and the trace of a
+   chain of 30 runs of 1,000 pointers. The web processes' peak memory over the whole run.
 4. The worker log: lock timeouts and failed tasks (a sweep mistaking the long commit for a
    lost task gave both).
 """
@@ -66,22 +65,24 @@ def runs(count: int, pointers: int, tag: str) -> list[dict[str, Any]]:
 
 
 class PeakRss:
-    """The peak of a process tree's summed RSS, sampled every 0.2 s while running."""
+    """The peaks of a process tree's summed RSS and of its largest process, every 0.2 s."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.peak, self.running = pid, 0.0, True
+        self.pid, self.peak, self.largest, self.running = pid, 0.0, 0.0, True
         self.thread = threading.Thread(target=self._sample, daemon=True)
         self.thread.start()
 
     def _sample(self) -> None:
         while self.running:
-            self.peak = max(self.peak, sum(tree_rss_mb(self.pid).values()))
+            sizes = tree_rss_mb(self.pid).values()
+            self.peak = max(self.peak, sum(sizes))
+            self.largest = max(self.largest, max(sizes, default=0.0))
             time.sleep(0.2)
 
-    def stop(self) -> float:
+    def stop(self) -> dict[str, float]:
         self.running = False
         self.thread.join()
-        return round(self.peak, 1)
+        return {"tree_mb": round(self.peak, 1), "largest_process_mb": round(self.largest, 1)}
 
 
 def main() -> None:
@@ -169,9 +170,21 @@ def main() -> None:
             "mb": round(len(body) / 2**20, 2),
             "seconds": round(seconds, 2),
         }
-        name = page["results"][0]["outputs"][0]["name"]
-        status, body, seconds = request("GET", f"{base}/api/v1/trace/?output_id={name}", token)
-        result["trace"] = {"status": status, "mb": round(len(body) / 2**20, 2), "seconds": round(seconds, 2)}
+        # A chain of 30 runs of 1,000 pointers, each reading the one before's outputs.
+        previous: list[str] = []
+        for step in range(30):
+            run = runs(1, 1000, f"c{step}-")[0]
+            run["component"], run["inputs"] = f"step{step % 3}", previous
+            request("POST", f"{base}/api/v1/runs/?sync=true", token, run)
+            previous = run["outputs"][:500]
+        status, body, seconds = request("GET", f"{base}/api/v1/trace/?output_id={previous[0]}", token)
+        nodes = len(json.loads(body)["nodes"]) if status == 200 else 0
+        result["trace"] = {
+            "status": status,
+            "runs": nodes,
+            "mb": round(len(body) / 2**20, 2),
+            "seconds": round(seconds, 2),
+        }
         result["web_peak_rss_mb"] = web.stop()
         log(f"reads: {result['runs_page']}, {result['trace']}, web peak {result['web_peak_rss_mb']} MB")
     finally:
