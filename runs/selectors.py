@@ -8,7 +8,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models.functions import Cast
 
 from common.db import StoredSize
 from common.lookups import chunked, one_of
@@ -27,7 +28,9 @@ RUN_FIELDS = (
     "git_hash",
     "git_tags",
     "code_snapshot",
-    "test_results",
+    # As text, decoded by run_to_dict: a value stored before MLTRACE_MAX_JSON_DEPTH, too deep
+    # for this process to decode, then spoils its own body, not every list it is in.
+    Cast("test_results", TextField()),
     "created_at",
 )
 
@@ -144,12 +147,12 @@ def chunked_by_weight(ids: Sequence[int], *, budget: int) -> Iterator[list[int]]
 
 
 def runs_by_id(ids: Sequence[int]) -> dict[int, Run]:
-    """Committed runs by id, component selected."""
+    """Committed runs by id, with their component's name and their staleness only (what a
+    tree of a trace shows): not their code snapshots and test results."""
     found: dict[int, Run] = {}
+    runs = Run.objects.select_related("component").only("id", "stale", "component__name")
     for chunk in chunked(ids):
-        found.update(
-            {run.id: run for run in Run.objects.filter(**one_of("id", chunk)).select_related("component")}
-        )
+        found.update({run.id: run for run in runs.filter(**one_of("id", chunk))})
     return found
 
 
@@ -173,7 +176,8 @@ def run_page(
     before/after: only runs that come after/before that run in this order. Date bounds are
     inclusive.
     """
-    runs: QuerySet[Run] = Run.objects.select_related("component")
+    # The keyset is all a page needs of a run; its body is built from the ids.
+    runs: QuerySet[Run] = Run.objects.only("id", "start_timestamp")
     if component:
         # By id, not through a join on the name: the planner then walks run_component_start_idx
         # backwards and stops after `limit` rows, whatever its statistics say.

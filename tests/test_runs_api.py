@@ -733,3 +733,25 @@ def test_a_chunked_body_without_a_length_is_411_not_taken_as_empty(api):
     assert response.status_code == 411
     assert "Content-Length" in response.json()["detail"]
     assert nothing_written()
+
+
+def test_a_run_too_deep_to_decode_spoils_only_its_own_test_results(api):
+    """A value stored before the depth bound, deeper than a process can decode."""
+    from django.db import connection
+
+    etl = log_run(api, "etl", outputs=["clean.csv"], test_results={"ok": True})
+    train = log_run(api, "train", inputs=["clean.csv"], outputs=["model.pkl"])
+    with connection.cursor() as cursor:
+        deep = "[" * 990 + "]" * 990
+        cursor.execute("UPDATE runs_run SET test_results = %s WHERE id = %s", [deep, train["id"]])
+
+    listed = api.get("/api/v1/runs/")
+    one = api.get(f"/api/v1/runs/{train['id']}/")
+    trace = api.get("/api/v1/trace/", {"output_id": "model.pkl"})
+    tree = api.get("/api/v1/trace/", {"output_id": "model.pkl", "format": "tree"})
+
+    assert listed.status_code == one.status_code == trace.status_code == tree.status_code == 200
+    by_id = {run["id"]: run["test_results"] for run in listed.json()["results"]}
+    assert by_id == {etl["id"]: {"ok": True}, train["id"]: "(nested too deeply to show)"}
+    assert one.json()["test_results"] == "(nested too deeply to show)"
+    assert [node["run"]["id"] for node in trace.json()["nodes"]] == [train["id"], etl["id"]]

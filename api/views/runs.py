@@ -70,7 +70,7 @@ LOCATION_HEADER = OpenApiParameter(
 def keyset_run(field: str, run_id: int | None) -> Run | None:
     if run_id is None:
         return None
-    run = Run.objects.filter(id=run_id).first()
+    run = Run.objects.only("id", "start_timestamp").filter(id=run_id).first()
     if run is None:
         # A well-formed request naming a run that is not there: a 404, as for /runs/{id}/.
         raise NotFound(RUN_NOT_FOUND.format(id=run_id))
