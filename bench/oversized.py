@@ -29,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.run import ROOT as _ROOT  # noqa: E402
-from bench.run import fresh_server, log, tree_rss_mb, wait_drained  # noqa: E402
+from bench.run import add_service_arguments, fresh_server, log, tree_rss_mb, wait_drained  # noqa: E402
 
 assert _ROOT == ROOT
 
@@ -91,11 +91,7 @@ def main() -> None:
     )
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--port", type=int, default=8766)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mltrace_bench"),
-    )
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    add_service_arguments(parser)
     args = parser.parse_args()
     args.web_workers, args.web_class, args.web_threads = 2, "gevent", 1
     out = ROOT / "bench" / "results" / f"{dt.datetime.now():%Y%m%d-%H%M%S}-oversized"

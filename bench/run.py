@@ -1176,6 +1176,15 @@ def seed(env: dict[str, str], runs: int, server: Server, out: Path) -> dict[str,
     }
 
 
+def add_service_arguments(parser: argparse.ArgumentParser) -> None:
+    """--database-url and --redis-url: the bench's own database and Redis database."""
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mltrace_bench"),
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+
+
 def fresh_server(args: argparse.Namespace, env: dict[str, str], out: Path) -> Server:
     """An empty, migrated database, a flushed Redis, a token, and gunicorn and qcluster on them."""
     import redis
@@ -1224,11 +1233,7 @@ def main() -> None:
     parser.add_argument("--queue-workers", type=int, default=2)
     parser.add_argument("--drain-timeout", type=float, default=1800)
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mltrace_bench"),
-    )
-    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    add_service_arguments(parser)
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--only", choices=("client", "locust"), help="run only the client scenario, or only the Locust ones"
