@@ -4,7 +4,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import TokenAuthentication, get_authorization_header
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -26,6 +26,18 @@ class CachedTokenAuthentication(TokenAuthentication):
     token, a changed grant or a deactivated user keeps working for at most
     MLTRACE_TOKEN_CACHE_SECONDS in each process. An expiry is checked on every request.
     """
+
+    def authenticate(self, request: Any) -> tuple[Any, Any] | None:
+        """`Authorization: Token <key>`, or `Bearer <key>` with the same keys: what every
+        OpenLineage producer sends for its api_key. The 401's WWW-Authenticate stays Token."""
+        parts = get_authorization_header(request).split()
+        if parts and parts[0].lower() == b"bearer":
+            self.keyword = "Bearer"
+            try:
+                return super().authenticate(request)
+            finally:
+                self.keyword = "Token"
+        return super().authenticate(request)
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
         now = time.monotonic()

@@ -260,3 +260,22 @@ def test_every_write_flag_and_edit_records_its_user(api, user, capsys):
         ("alice", "component", "etl", {"owner": "bob"}),
         ("alice", "component", "etl", {"tags": ["nightly"]}),
     ]
+
+
+@pytest.mark.parametrize("keyword", ["Bearer", "bearer", "Token"])
+def test_a_token_is_read_after_bearer_as_after_token(anon, token, keyword):
+    anon.credentials(HTTP_AUTHORIZATION=f"{keyword} {token}")
+
+    assert anon.get("/api/v1/runs/").status_code == 200
+    assert anon.post("/api/v1/runs/", _body("run"), format="json").status_code == 202
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer not-a-token", "Bearer a b"])
+def test_a_bad_bearer_header_is_401(anon, header):
+    anon.credentials(HTTP_AUTHORIZATION=header)
+
+    response = anon.get("/api/v1/runs/")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+    assert "detail" in response.json()
