@@ -311,3 +311,59 @@ def test_schemathesis_finds_no_response_that_disagrees_with_the_schema(gunicorn,
     summary = re.search(r"(\d+) generated, (\d+) passed", result.stdout)
     assert result.returncode == 0, result.stdout[-5000:]
     assert summary and summary.group(1) == summary.group(2) and int(summary.group(1)) > 1000
+
+
+def _post_raw(server: Gunicorn, path: str, body: bytes, *headers: str) -> tuple[int, dict]:
+    sock = _connect(server.port)
+    head = "".join(f"{header}\r\n" for header in headers)
+    sock.sendall(
+        (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Token {server.token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n{head}\r\n"
+        ).encode()
+        + body
+    )
+    answer = b""
+    while data := sock.recv(65536):
+        answer += data
+    sock.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+def test_a_gzip_body_is_decompressed_and_accepted(gunicorn):
+    import gzip
+
+    body = gzip.compress(json.dumps(run_payload("etl", outputs=["clean.csv"])).encode())
+
+    status, answer = _post_raw(gunicorn, "/api/v1/runs/?sync=true", body, "Content-Encoding: gzip")
+
+    assert status == 201, answer
+    assert [p["name"] for p in answer["outputs"]] == ["clean.csv"]
+
+
+def test_a_gzip_bomb_is_413_and_the_server_goes_on(gunicorn):
+    import gzip
+
+    # 11 MiB of spaces, a few KB compressed: past MLTRACE_MAX_BODY_BYTES once decompressed.
+    bomb = gzip.compress(b'{"component": "etl"' + b" " * (11 * 2**20) + b"}", compresslevel=9)
+    assert len(bomb) < 64 * 1024
+
+    status, answer = _post_raw(gunicorn, "/api/v1/runs/", bomb, "Content-Encoding: gzip")
+
+    assert status == 413
+    assert answer == {"detail": f"Request body is larger than {10 * 2**20} bytes."}
+    assert serves(f"{gunicorn.url}/healthz")
+    assert Write.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "body,encoding,status",
+    [(b"not gzip at all", "gzip", 400), (b'{"a": 1}', "br", 415), (b'{"a": 1}', "deflate", 415)],
+)
+def test_a_body_that_is_not_gzip_or_in_another_encoding_is_refused(gunicorn, body, encoding, status):
+    code, answer = _post_raw(gunicorn, "/api/v1/runs/", body, f"Content-Encoding: {encoding}")
+
+    assert code == status
+    assert "detail" in answer
+    assert Write.objects.count() == 0
