@@ -19,7 +19,8 @@ The costs:
 - A chunked request body, which Django cannot read without a Content-Length, is read here and
   given one.
 
-Off gunicorn's gevent worker (runserver, the test client, a sync worker), nothing here is used.
+Off gunicorn's gevent worker (runserver, the test client, a sync worker), the handlers are
+not used; gunicorn's own refusals answer JSON under any worker class.
 """
 
 from __future__ import annotations
