@@ -102,9 +102,9 @@ class KnownQueryParameters:
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
         method = (request.method or "").lower()
-        if not hasattr(self, method) and getattr(self, "action", None) is None:
-            return  # a method the view does not serve: DRF answers 405
-        key = getattr(self, "action", None) or method
+        if method == "options" or (not hasattr(self, method) and getattr(self, "action", None) is None):
+            return  # OPTIONS describes the view; a method it does not serve is DRF's 405
+        key = getattr(self, "action", None) or ("get" if method == "head" else method)
         known = self.query_parameters.get(key, frozenset())
         unknown = [name for name in request.query_params if name not in known]
         if unknown:

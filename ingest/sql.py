@@ -41,13 +41,15 @@ def advisory_lock(key: int, *, timeout_ms: int) -> None:
 
 
 def advisory_lock_held(key: int) -> bool:
-    """Whether some session holds this advisory lock now (pg_locks splits a bigint key into
-    classid, its high 32 bits, and objid, its low 32, with objsubid 1); SQLite: never."""
+    """Whether some session of this database holds this advisory lock now (pg_locks lists
+    the whole cluster's, and splits a bigint key into classid, its high 32 bits, and objid,
+    its low 32, with objsubid 1); SQLite: never."""
     if not on_postgres():
         return False
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             " AND classid = %s AND objid = %s AND objsubid = 1)",
             [(key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF],
         )

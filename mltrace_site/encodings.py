@@ -39,7 +39,7 @@ class GzipRequestBodies:
         encoding = environ.get("HTTP_CONTENT_ENCODING", "").strip().lower()
         if encoding in ("", "identity"):
             return self.app(environ, start_response)
-        if encoding != "gzip":
+        if encoding not in ("gzip", "x-gzip"):
             return _answer(
                 start_response, "415 Unsupported Media Type", ENCODING_REFUSED.format(encoding=encoding)
             )
@@ -47,6 +47,8 @@ class GzipRequestBodies:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
+        if not length:  # a chunked body no server read first: api/middleware.py's 411
+            return self.app(environ, start_response)
         if length > self.max_body:
             return _answer(
                 start_response, "413 Payload Too Large", BODY_TOO_LARGE.format(limit=self.max_body)

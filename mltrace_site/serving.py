@@ -25,6 +25,7 @@ not used; gunicorn's own refusals answer JSON under any worker class.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -42,7 +43,8 @@ _END = object()
 
 class _Failure:
     def __init__(self, error: BaseException) -> None:
-        self.error = error
+        # Raised on the client's greenlet, where gunicorn answers a 500 for an Exception.
+        self.error = error if isinstance(error, Exception) else RuntimeError(repr(error))
 
 
 def gevent_is_serving() -> bool:
@@ -109,6 +111,9 @@ class Handlers:
             with gevent.Timeout(self.body_timeout):
                 self._read_body(environ)
         except gevent.Timeout:
+            # Where the next request would start on this connection is unknown now: gunicorn
+            # must close it, not read what comes next as a request.
+            environ["wsgi.input"].failed = True
             body = json.dumps({"detail": BODY_TIMEOUT.format(seconds=self.body_timeout)}).encode()
             start_response(
                 "408 Request Timeout",
@@ -119,6 +124,11 @@ class Handlers:
                 ],
             )
             return [body]
+        sock = environ.get("gunicorn.socket")
+        if sock is not None:
+            # A client that takes none of its answer for this long loses the connection, a
+            # single-chunk answer included (the handler is free by then; the socket is not).
+            sock.settimeout(self.send_timeout)
         job = _Job(environ, start_response)
         self.jobs.put(job)
         return self._relay(job)
@@ -159,8 +169,8 @@ class Handlers:
                 try:
                     item = job.chunks.get(timeout=1.0)
                 except Empty:
-                    if job.abandoned:  # the handler gave up on this client
-                        raise ConnectionAbortedError("the client took no data in time") from None
+                    if job.abandoned:  # the handler gave up on this client: gunicorn closes quietly
+                        raise BrokenPipeError(errno.EPIPE, "the client took no data in time") from None
                     continue
                 if item is _END:
                     return
@@ -174,11 +184,15 @@ class Handlers:
 
     def _serve(self) -> None:
         """One handler: serves jobs one after the other, with its own database connection."""
+        from gevent import GreenletExit
+
         while True:
             job = self.jobs.get()
             try:
                 self._serve_one(job)
-            except Exception:  # never lose a handler
+            except (GreenletExit, SystemExit, KeyboardInterrupt):
+                raise  # the worker is stopping
+            except BaseException:  # never lose a handler, even to a gevent.Timeout
                 logger.exception(
                     "serving %s %s", job.environ.get("REQUEST_METHOD"), job.environ.get("PATH_INFO")
                 )
@@ -186,16 +200,17 @@ class Handlers:
     def _serve_one(self, job: _Job) -> None:
         try:
             result = self.app(job.environ, job.start_response)
-        except Exception as error:
+        except BaseException as error:
             self._send(job, _Failure(error))
-            return
+            raise
         try:
             for chunk in result:
                 if chunk and not self._send(job, chunk):
                     return
             self._send(job, _END)
-        except Exception as error:
+        except BaseException as error:
             self._send(job, _Failure(error))
+            raise
         finally:
             close = getattr(result, "close", None)
             if close is not None:

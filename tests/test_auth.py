@@ -279,3 +279,20 @@ def test_a_bad_bearer_header_is_401(anon, header):
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Token"
     assert "detail" in response.json()
+
+
+def test_running_create_api_token_again_without_options_keeps_the_token_s_scopes(seeded, capsys, settings):
+    settings.MLTRACE_TOKEN_CACHE_SECONDS = 0
+    narrow = _token(capsys, "svc", "--scope", "read")
+    again = _token(capsys, "svc")
+
+    assert again._credentials == narrow._credentials
+    assert again.post("/api/v1/runs/", _body("run"), format="json").status_code == 403
+
+
+def test_head_takes_the_query_parameters_of_get(seeded, token):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+
+    assert client.head("/api/v1/trace/", {"output_id": "clean.csv"}).status_code == 200
+    assert client.options("/api/v1/trace/", {"output_id": "clean.csv"}).status_code == 200

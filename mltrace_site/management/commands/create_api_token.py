@@ -16,8 +16,9 @@ class Command(BaseCommand):
     help = (
         "Creates the user if needed and prints its API token (the same token on every call). "
         "--scope narrows what the token may do (read, write, admin; repeat it for more than "
-        "one); without it the token may do everything. --expires-in-days gives it an expiry. "
-        "Each call sets the token's scopes and expiry to what it is given."
+        "one); a new token made without it may do everything. --expires-in-days gives it an "
+        "expiry. A call with neither option leaves an existing token's scopes and expiry as "
+        "they are; a call with either sets both."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -34,8 +35,11 @@ class Command(BaseCommand):
                 user.set_unusable_password()
                 user.save(update_fields=["password"])
             token, _ = Token.objects.get_or_create(user=user)
-            expires = None if expires_in_days is None else timezone.now() + dt.timedelta(days=expires_in_days)
-            TokenGrant.objects.update_or_create(
-                token=token, defaults={"scopes": sorted(set(scopes)), "expires_at": expires}
-            )
+            if scopes or expires_in_days is not None:
+                expires = (
+                    None if expires_in_days is None else timezone.now() + dt.timedelta(days=expires_in_days)
+                )
+                TokenGrant.objects.update_or_create(
+                    token=token, defaults={"scopes": sorted(set(scopes)), "expires_at": expires}
+                )
         self.stdout.write(token.key)
