@@ -29,19 +29,25 @@ def trace_link(name: str) -> str:
     return format_html('<a href="{}" title="trace">{}</a>', url, name)
 
 
-class StaleFilter(admin.SimpleListFilter):
-    title = "stale"
-    parameter_name = "stale"
+def yes_no_filter(title: str, field: str) -> type[admin.SimpleListFilter]:
+    """A list filter on a boolean field: `title`, or not `title`."""
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "stale"), ("no", "not stale")]
+    class YesNo(admin.SimpleListFilter):
+        parameter_name = title
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Run]) -> QuerySet[Run]:
-        if self.value() == "yes":
-            return queryset.filter(is_stale=True)
-        if self.value() == "no":
-            return queryset.filter(is_stale=False)
-        return queryset
+        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+            return [("yes", title), ("no", f"not {title}")]
+
+        def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+            if self.value() in ("yes", "no"):
+                return queryset.filter(**{field: self.value() == "yes"})
+            return queryset
+
+    YesNo.title = title
+    return YesNo
+
+
+StaleFilter = yes_no_filter("stale", "is_stale")
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -208,19 +214,7 @@ class RunAdmin(WrittenThroughTheQueue):
         return format_html("<pre>{}</pre>", run.code_snapshot) if run.code_snapshot else "-"
 
 
-class FlaggedFilter(admin.SimpleListFilter):
-    title = "flagged"
-    parameter_name = "flagged"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "flagged"), ("no", "not flagged")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[IOPointer]) -> QuerySet[IOPointer]:
-        if self.value() == "yes":
-            return queryset.filter(flag=True)
-        if self.value() == "no":
-            return queryset.filter(flag=False)
-        return queryset
+FlaggedFilter = yes_no_filter("flagged", "flag")
 
 
 @admin.register(IOPointer)
