@@ -240,6 +240,16 @@ def test_adding_no_tags_is_400(api):
     assert "tags" in response.json()
 
 
+def test_more_than_1000_tags_is_400_even_when_they_repeat(api):
+    create_component(api, "a")
+
+    response = api.post("/api/v1/components/a/tags/", {"tags": ["prod"] * 1001}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {"tags": ["Ensure this field has no more than 1000 elements."]}
+    assert not Tag.objects.exists()
+
+
 @pytest.mark.parametrize(
     "bound,status",
     [

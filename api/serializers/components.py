@@ -53,6 +53,9 @@ class TagListField(serializers.ListField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> list[str]:
+        # The limit is on the list as sent: duplicates count (the schema's maxItems).
+        if isinstance(data, list) and self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return unique_in_order(super().to_internal_value(data))
 
 
