@@ -23,9 +23,11 @@ def request_bodies_are_closed(result: dict[str, Any], **kwargs: Any) -> dict[str
                 "not": {"required": ["output_id"]},
             },
         ]
-    unflag = result.get("paths", {}).get("/api/v1/unflag/", {}).get("post", {})
-    if "requestBody" in unflag:  # an empty body names nothing to unflag: a 400
-        unflag["requestBody"]["required"] = True
+    # An empty body names nothing to unflag, and is no OpenLineage event: a 400.
+    for path in ("/api/v1/unflag/", "/api/v1/lineage", "/api/v1/lineage/batch"):
+        operation = result.get("paths", {}).get(path, {}).get("post", {})
+        if "requestBody" in operation:
+            operation["requestBody"]["required"] = True
     # drf-spectacular gives a ListSerializer's min_length no minItems: a batch's runs.
     if "RunBatchRequest" in schemas:
         schemas["RunBatchRequest"]["properties"]["runs"]["minItems"] = 1

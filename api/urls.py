@@ -6,6 +6,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from api.views.components import ComponentViewSet, TagViewSet
+from api.views.lineage import LineageBatchView, LineageRunsView, LineageView
 from api.views.runs import FlagView, QueueView, ReviewView, RunViewSet, TraceView, UnflagView
 
 router = SimpleRouter()
@@ -20,4 +21,9 @@ urlpatterns = [
     path("unflag/", UnflagView.as_view(), name="unflag"),
     path("review/", ReviewView.as_view(), name="review"),
     path("queue/", QueueView.as_view(), name="queue"),
+    # OpenLineage's paths, exactly: its clients never add a slash, and a redirect would turn
+    # their POST into a GET.
+    path("lineage", LineageView.as_view(), name="lineage"),
+    path("lineage/batch", LineageBatchView.as_view(), name="lineage-batch"),
+    path("lineage/runs/", LineageRunsView.as_view(), name="lineage-runs"),
 ]

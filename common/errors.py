@@ -16,7 +16,7 @@ RUN_NOT_COMMITTED = "Run {id} is {status}, not committed yet; its notes can be c
 OUTPUT_NOT_FOUND = "No committed run has an output named {name!r}."
 POINTER_NOT_FOUND = "No IO pointer is named {name!r}."
 DEPENDENCY_UNRESOLVED = "Component {name!r} has no run accepted before this one."
-NOT_A_RUN = "Write {id} is a component write, not a run."
+NOT_A_RUN = "Write {id} is {kind}, not a run."
 IDEMPOTENCY_KEY_REUSED = "This Idempotency-Key was already used with a different request."
 
 

@@ -36,6 +36,7 @@ from common.errors import DependencyUnresolved
 from common.lookups import CHUNK, chunked
 from components.models import Component
 from components.services import tags_get_or_create
+from ingest.lineage import lineage_apply
 from ingest.sql import copy_id_pairs, ids_by_key, insert_rows, runs_in_windows
 from runs.models import (
     IOPointer,
@@ -108,6 +109,9 @@ def batch_apply(
         # A retried write older than committed runs: what it may see differs from what the
         # writes after it may see, so each is committed on its own.
         return [result for write in writes for result in batch_apply([write], strict=strict)]
+    if any(write.kind == Write.Kind.LINEAGE for write in writes):
+        # OpenLineage events first become the run and component writes they make.
+        return lineage_apply(writes, lambda derived: BatchPlan(derived, strict=strict).apply())
     return BatchPlan(writes, strict=strict).apply()
 
 
@@ -245,6 +249,8 @@ class BatchPlan:
                 producer = self.producers.get(name) or self.db_producers.get(name)
                 if producer is not None:
                     dependencies.add(producer)
+        # Runs named by id (an OpenLineage run's upstream runs), committed before this one.
+        dependencies.update(payload.get("dependency_ids", ()))
         unresolved = []
         for name in payload["dependencies"]:
             latest = self.latest_runs.get(name) or self.db_latest_runs.get(name)

@@ -198,7 +198,10 @@ SPECTACULAR_SETTINGS = {
         "api.schema.request_bodies_are_closed",
     ],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "ENUM_NAME_OVERRIDES": {"WriteStatusEnum": ["queued", "committed", "failed"]},
+    "ENUM_NAME_OVERRIDES": {
+        "WriteStatusEnum": "runs.models.Write.Status",
+        "LineageBatchStatusEnum": ["success", "partial_success"],
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -36,6 +36,7 @@ def run_to_dict(
         code,
         tests_text,
         created,
+        *lineage,
     ) = row
     return {
         "id": run_id,
@@ -55,4 +56,57 @@ def run_to_dict(
         "code_snapshot": code,
         "test_results": _decoded(tests_text),
         "created_at": iso_utc(created),
+        "openlineage": openlineage_to_dict(*lineage),
+    }
+
+
+def openlineage_to_dict(
+    run_uuid: str | None,
+    state: str | None,
+    namespace: str | None,
+    name: str | None,
+    producer: str | None,
+    parent_uuid: str | None,
+    parent_job: str | None,
+    parent_run: int | None,
+) -> dict[str, Any] | None:
+    """The OpenLineage run a committed run came from, or None for a run logged natively.
+
+    parent: the run that contains it (an Airflow DAG run holding a task run): containment,
+    not a data dependency; `run` is its mltrace run once it has ended, else None.
+    """
+    if run_uuid is None:
+        return None
+    return {
+        "run_id": run_uuid,
+        "state": state,
+        "job": {"namespace": namespace, "name": name},
+        "producer": producer,
+        "parent": {"run_id": parent_uuid, "job": parent_job, "run": parent_run} if parent_uuid else None,
+    }
+
+
+def lineage_run_to_dict(run: Any, *, parent_run: int | None = None) -> dict[str, Any]:
+    """An OpenLineage run (a LineageRun) as the API shows it, open or ended."""
+    return {
+        "run_id": run.run_uuid,
+        "state": run.state,
+        "open": run.end_timestamp is None,
+        "component": run.job,
+        "job": {"namespace": run.namespace, "name": run.name},
+        "run": run.run_id,
+        "start_timestamp": iso_utc(run.start_timestamp),
+        "end_timestamp": iso_utc(run.end_timestamp),
+        "producer": run.producer,
+        "parent": {"run_id": run.parent_run_uuid, "job": run.parent_job, "run": parent_run}
+        if run.parent_run_uuid
+        else None,
+        "inputs": run.inputs,
+        "outputs": run.outputs,
+        "git_hash": run.git_hash,
+        "error_message": run.error_message,
+        "upstream_run_ids": run.upstream_run_uuids,
+        "events": run.events,
+        "first_event_id": run.first_event_id,
+        "last_event_id": run.last_event_id,
     }

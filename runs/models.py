@@ -9,6 +9,8 @@ from components.models import Component
 
 POINTER_NAME_MAX_LENGTH = 1024
 GIT_HASH_MAX_LENGTH = 255
+# mltrace's default: a dependency that began more than 30 days before its run is stale.
+DEFAULT_STALENESS_THRESHOLD = 60 * 60 * 24 * 30
 
 
 class PointerType(models.TextChoices):
@@ -63,6 +65,7 @@ class Write(models.Model):
     class Kind(models.TextChoices):
         COMPONENT = "component"
         RUN = "run"
+        LINEAGE = "lineage"  # an OpenLineage event, as received
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -232,3 +235,96 @@ class Edit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target}"
+
+
+class LineageRun(models.Model):
+    """An OpenLineage run: what the events with one runId said, and the run they made.
+
+    Open (no terminal event yet) it has no mltrace run; its first COMPLETE, FAIL or ABORT
+    commits one, whose id is that event's write id (`run`). Events after that are recorded
+    (LineageEvent) and change nothing here.
+    """
+
+    class State(models.TextChoices):
+        START = "START"
+        RUNNING = "RUNNING"
+        COMPLETE = "COMPLETE"
+        ABORT = "ABORT"
+        FAIL = "FAIL"
+        OTHER = "OTHER"
+
+    run_uuid = models.CharField("OpenLineage runId", max_length=255, unique=True)
+    job = models.CharField(max_length=255)  # the component's name
+    namespace = models.TextField()  # the job's, as sent
+    name = models.TextField()
+    state = models.CharField(max_length=16, choices=State.choices)
+    run = models.OneToOneField(
+        Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="openlineage"
+    )
+    # From the START event, else the earliest eventTime seen; end: the terminal event's.
+    start_timestamp = models.DateTimeField()
+    started = models.BooleanField(default=False)  # a START was seen before the end
+    end_timestamp = models.DateTimeField(null=True, blank=True)
+    parent_run_uuid = models.CharField(max_length=255, blank=True, default="")
+    parent_job = models.CharField(max_length=255, blank=True, default="")
+    producer = models.TextField(blank=True, default="")
+    # Unions over the run's events, as pointer specs {name, value, pointer_type}.
+    inputs = models.JSONField(default=list, blank=True)
+    outputs = models.JSONField(default=list, blank=True)
+    git_hash = models.CharField(max_length=GIT_HASH_MAX_LENGTH, blank=True, default="")
+    code_snapshot = models.TextField(blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    upstream_run_uuids = models.JSONField(default=list, blank=True)
+    events = models.IntegerField(default=0)
+    first_event_id = models.BigIntegerField()
+    last_event_id = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "OpenLineage run"
+        indexes = [
+            models.Index(fields=["-first_event_id"], name="lineagerun_recent_idx"),
+            models.Index(fields=["parent_run_uuid"], name="lineagerun_parent_idx"),
+            models.Index(fields=["job", "-first_event_id"], name="lineagerun_job_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.job} run {self.run_uuid} ({self.state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.end_timestamp is None
+
+
+class LineageEvent(models.Model):
+    """An OpenLineage event as received (for audit and replay), and what it did."""
+
+    class Kind(models.TextChoices):
+        RUN = "run", "RunEvent"
+        DATASET = "dataset", "DatasetEvent"
+        JOB = "job", "JobEvent"
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied"  # it opened, updated or ended its run, or updated its job
+        DUPLICATE = "duplicate"  # the same event was received before
+        AFTER_END = "after end"  # its run had ended: recorded only
+        OTHER_JOB = "another job"  # its runId belongs to a run of another job: recorded only
+        RECORDED = "recorded"  # a DatasetEvent: recorded only
+
+    id = models.BigIntegerField(primary_key=True)  # its write's id: the acceptance order
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    event_type = models.CharField(max_length=16, blank=True, default="")
+    event_time = models.DateTimeField()
+    run_uuid = models.CharField("OpenLineage runId", max_length=255, blank=True, default="")
+    job = models.CharField(max_length=255, blank=True, default="")
+    producer = models.TextField(blank=True, default="")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    fingerprint = models.CharField(max_length=64, db_index=True)
+    body = models.JSONField()
+    received_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "OpenLineage event"
+        indexes = [models.Index(fields=["run_uuid", "id"], name="lineageevent_run_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.id} ({self.event_type or self.kind})"

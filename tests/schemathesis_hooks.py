@@ -8,6 +8,9 @@ tests/test_serving.py runs schemathesis with them against gunicorn as shipped. B
 
 NUL is not generated: every string refuses it with a 400 (docs/API.md).
 
+An OpenLineage eventTime names a real instant (no month 13, no offset of 25 hours), which
+the schema's pattern cannot say.
+
 A run ends no earlier than it starts, and a ?sync=true run's explicit dependencies name
 components that have runs. The server answers 400 to either, which is right; without these
 hooks schemathesis would generate such bodies as valid and count the 400 against the server.
@@ -25,13 +28,37 @@ def _run_in_order(run: Any) -> None:
         run["end_timestamp"] = run["start_timestamp"]
 
 
+def _event_time_real(event: Any) -> None:
+    import os
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mltrace_site.settings")
+    django.setup()  # runs.openlineage's constants come from the models
+    from common.errors import InvalidInput
+    from runs.openlineage import EVENT_TIME, parse_event_time
+
+    # Only a time of the right shape that names no instant: a negative case keeps its own.
+    if (
+        isinstance(event, dict)
+        and isinstance(event.get("eventTime"), str)
+        and EVENT_TIME.fullmatch(event["eventTime"])
+    ):
+        try:
+            parse_event_time(event["eventTime"])
+        except InvalidInput:
+            event["eventTime"] = "2024-05-01T12:00:00Z"
+
+
 @schemathesis.hook
 def map_case(ctx: Any, case: Any) -> Any:
     path, body, query = case.operation.path, case.body, case.query or {}
+    if path == "/api/v1/lineage":
+        _event_time_real(body)
     if path == "/api/v1/runs/":
         _run_in_order(body)
-    elif path == "/api/v1/runs/batch/" and isinstance(body, dict):
-        for run in body.get("runs") or []:
+    elif path == "/api/v1/runs/batch/" and isinstance(body, dict) and isinstance(body.get("runs"), list):
+        for run in body["runs"]:
             _run_in_order(run)
     if path in ("/api/v1/runs/", "/api/v1/runs/batch/") and str(query.get("sync", "")).lower() in (
         "true",
@@ -39,7 +66,8 @@ def map_case(ctx: Any, case: Any) -> Any:
     ):
         # ?sync=true commits at once: an explicit dependency must name a component that has
         # a run already, which generated names do not.
-        for run in (body.get("runs") or []) if path.endswith("batch/") and isinstance(body, dict) else [body]:
+        runs = body.get("runs") if path.endswith("batch/") and isinstance(body, dict) else [body]
+        for run in runs if isinstance(runs, list) else []:
             if isinstance(run, dict):
                 run.pop("dependencies", None)
     return case

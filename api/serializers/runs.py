@@ -27,9 +27,14 @@ from api.fields import (
 )
 from api.parsers import json_depth, json_strings
 from api.serializers.components import ComponentNameField, unique_in_order
-from runs.models import GIT_HASH_MAX_LENGTH, POINTER_NAME_MAX_LENGTH, PointerType, Write
+from runs.models import (
+    DEFAULT_STALENESS_THRESHOLD,
+    GIT_HASH_MAX_LENGTH,
+    POINTER_NAME_MAX_LENGTH,
+    PointerType,
+    Write,
+)
 
-DEFAULT_STALENESS_THRESHOLD = 60 * 60 * 24 * 30
 END_BEFORE_START = "end_timestamp must not be earlier than start_timestamp."
 POINTER_SHAPE = "Expected a pointer name (string) or an object with name, value and pointer_type."
 NULL_CHARACTER = "Null characters (\\u0000) are not allowed."

@@ -1,0 +1,289 @@
+"""OpenLineage events in a commit batch: each event applied to its run, in acceptance order.
+
+`LineageBatch.plan` reads what the database holds about the batch's runIds, then walks the
+batch's writes in order. Each OpenLineage event (a "lineage" write) updates its
+LineageRun; the first terminal event (COMPLETE, FAIL, ABORT) of a run becomes a run write
+with that event's id, so the mltrace run takes the terminal event's place in acceptance
+order; a JobEvent becomes a component write. `BatchPlan` then commits those writes with
+the native ones, as if they had been sent so; `save` records every event and run state.
+
+Per event, in order:
+- seen before (same fingerprint): a duplicate, it changes nothing;
+- its run has ended: recorded only (a late START, a second COMPLETE, OTHER);
+- else it updates the run: start from the START event (else the earliest eventTime), the
+  union of inputs and outputs, the facets; a terminal event ends it. FAIL and ABORT runs are
+  committed without outputs, so that no later run depends on what they did not produce;
+  the run's openlineage record keeps them.
+
+Call inside the commit's transaction, under the commit lock, before BatchPlan.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+
+from common.lookups import chunked
+from components.models import Component
+from runs.models import DEFAULT_STALENESS_THRESHOLD, LineageEvent, LineageRun, Write
+from runs.openlineage import Event, fingerprint, read_event
+
+logger = logging.getLogger(__name__)
+
+RUN_STATE_FIELDS = [
+    "state",
+    "run",
+    "start_timestamp",
+    "started",
+    "end_timestamp",
+    "parent_run_uuid",
+    "parent_job",
+    "producer",
+    "inputs",
+    "outputs",
+    "git_hash",
+    "code_snapshot",
+    "error_message",
+    "upstream_run_uuids",
+    "events",
+    "last_event_id",
+]
+
+
+@dataclass
+class DerivedWrite:
+    """A run or component write that an event makes, under the event's id."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    accepted_at: dt.datetime
+
+
+def _union(pointers: list[dict[str, str]], more: list[dict[str, str]]) -> list[dict[str, str]]:
+    """pointers, then those of `more` not listed yet by (name, value), up to the run's limit."""
+    seen = {(p["name"], p["value"]) for p in pointers}
+    out = list(pointers)
+    for pointer in more:
+        key = (pointer["name"], pointer["value"])
+        if key not in seen and len(out) < settings.MLTRACE_MAX_POINTERS_PER_RUN:
+            seen.add(key)
+            out.append(pointer)
+    return out
+
+
+class LineageBatch:
+    def __init__(self, writes: Sequence[Any]) -> None:
+        self.writes = writes
+        self.events: list[LineageEvent] = []
+        self.runs: dict[str, LineageRun] = {}
+        self.new_runs: list[LineageRun] = []
+        self.dirty: set[str] = set()
+        # The mltrace run id of each runId known to be committed: upstream dependencies.
+        self.committed: dict[str, int] = {}
+
+    def plan(self) -> list[Any]:
+        """The batch's writes with each event replaced by what it makes (nothing, a run write
+        or a component write), in acceptance order."""
+        read = [
+            (w, read_event(w.payload["event"], max_datasets=settings.MLTRACE_MAX_POINTERS_PER_RUN))
+            if w.kind == Write.Kind.LINEAGE
+            else (w, None)
+            for w in self.writes
+        ]
+        events = [(w, e) for w, e in read if e is not None]
+        fingerprints = {id(w): fingerprint(w.payload["event"]) for w, _ in events}
+        seen = self._seen(set(fingerprints.values()))
+        self._load_runs(events)
+        existing = self._existing_components({e.job for _, e in events if e.job})
+
+        derived: list[Any] = []
+        for write, event in read:
+            if event is None:
+                derived.append(write)
+                continue
+            digest = fingerprints[id(write)]
+            outcome: str
+            if digest in seen:
+                outcome = LineageEvent.Outcome.DUPLICATE
+                made = None
+            else:
+                seen.add(digest)
+                outcome, made = self._apply(write, event, existing)
+            if made is not None:
+                derived.append(made)
+            self.events.append(
+                LineageEvent(
+                    id=write.id,
+                    kind=event.kind,
+                    event_type=event.event_type,
+                    event_time=event.event_time,
+                    run_uuid=event.run_id,
+                    job=event.job,
+                    producer=event.producer,
+                    outcome=outcome,
+                    fingerprint=digest,
+                    body=write.payload["event"],
+                    received_at=write.accepted_at,
+                )
+            )
+        return derived
+
+    def save(self) -> None:
+        """Records the batch's events and the state of their runs (after BatchPlan's inserts)."""
+        LineageEvent.objects.bulk_create(self.events)
+        if self.new_runs:
+            LineageRun.objects.bulk_create(self.new_runs)
+        new = {r.run_uuid for r in self.new_runs}
+        changed = [self.runs[uuid] for uuid in sorted(self.dirty - new)]
+        if changed:
+            LineageRun.objects.bulk_update(changed, RUN_STATE_FIELDS)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def _seen(self, digests: set[str]) -> set[str]:
+        seen: set[str] = set()
+        for chunk in chunked(sorted(digests)):
+            seen.update(
+                LineageEvent.objects.filter(fingerprint__in=chunk).values_list("fingerprint", flat=True)
+            )
+        return seen
+
+    def _load_runs(self, events: list[tuple[Any, Event]]) -> None:
+        uuids = {e.run_id for _, e in events if e.run_id}
+        for chunk in chunked(sorted(uuids)):
+            for run in LineageRun.objects.filter(run_uuid__in=chunk):
+                self.runs[run.run_uuid] = run
+                if run.run_id is not None:
+                    self.committed[run.run_uuid] = run.run_id
+        upstream = {u for _, e in events for u in e.upstream_run_ids} - uuids
+        for chunk in chunked(sorted(upstream)):
+            rows = LineageRun.objects.filter(run_uuid__in=chunk, run__isnull=False).values_list(
+                "run_uuid", "run_id"
+            )
+            self.committed.update(dict(rows))
+
+    def _existing_components(self, names: set[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in chunked(sorted(names)):
+            found.update(Component.objects.filter(name__in=chunk).values_list("name", flat=True))
+        return found
+
+    # --- one event, in acceptance order ----------------------------------------------------
+
+    def _apply(self, write: Any, event: Event, existing: set[str]) -> tuple[str, DerivedWrite | None]:
+        if event.kind == "dataset":
+            return LineageEvent.Outcome.RECORDED, None
+        if event.kind == "job":
+            existing.add(event.job)
+            return LineageEvent.Outcome.APPLIED, self._component_write(write, event)
+
+        run = self.runs.get(event.run_id)
+        made: DerivedWrite | None = None
+        if run is None:
+            run = LineageRun(
+                run_uuid=event.run_id,
+                job=event.job,
+                namespace=write.payload["event"]["job"]["namespace"],
+                name=write.payload["event"]["job"]["name"],
+                state=LineageRun.State.OTHER,
+                start_timestamp=event.event_time,
+                first_event_id=write.id,
+                last_event_id=write.id,
+            )
+            self.runs[event.run_id] = run
+            self.new_runs.append(run)
+            if event.job not in existing and not event.terminal:
+                # The job's component exists from the run's first event (an open run has one).
+                made = DerivedWrite(
+                    write.id, Write.Kind.COMPONENT, _component_payload(event.job), write.accepted_at
+                )
+            existing.add(event.job)
+        elif run.job != event.job:
+            return LineageEvent.Outcome.OTHER_JOB, None
+        self.dirty.add(event.run_id)
+        run.events += 1
+        run.last_event_id = write.id
+        if not run.is_open:
+            return LineageEvent.Outcome.AFTER_END, None
+
+        if event.event_type == "START":
+            if not run.started:
+                run.start_timestamp, run.started = event.event_time, True
+            if run.state == LineageRun.State.OTHER:
+                run.state = LineageRun.State.START
+        elif not run.started:
+            run.start_timestamp = min(run.start_timestamp, event.event_time)
+        if event.event_type == "RUNNING":
+            run.state = LineageRun.State.RUNNING
+        run.inputs = _union(run.inputs, [d.spec() for d in event.inputs])
+        run.outputs = _union(run.outputs, [d.spec() for d in event.outputs])
+        run.producer = event.producer or run.producer
+        run.git_hash = event.git_hash or run.git_hash
+        run.code_snapshot = event.code_snapshot or run.code_snapshot
+        run.error_message = event.error_message or run.error_message
+        if event.parent is not None and not run.parent_run_uuid:
+            run.parent_run_uuid, run.parent_job = event.parent.run_id, event.parent.job
+        run.upstream_run_uuids = list(dict.fromkeys([*run.upstream_run_uuids, *event.upstream_run_ids]))
+        if event.terminal:
+            run.state = event.event_type
+            run.end_timestamp = event.event_time
+            run.start_timestamp = min(run.start_timestamp, event.event_time)
+            run.run_id = write.id
+            self.committed[run.run_uuid] = write.id
+            made = DerivedWrite(write.id, Write.Kind.RUN, self._run_payload(run, write.id), write.accepted_at)
+        return LineageEvent.Outcome.APPLIED, made
+
+    def _component_write(self, write: Any, event: Event) -> DerivedWrite:
+        payload = _component_payload(event.job)
+        payload.update(description=event.description, owner=event.owner)
+        return DerivedWrite(write.id, Write.Kind.COMPONENT, payload, write.accepted_at)
+
+    def _run_payload(self, run: LineageRun, write_id: int) -> dict[str, Any]:
+        """The native run payload of an ended OpenLineage run."""
+        assert run.end_timestamp is not None
+        upstream = sorted(
+            {
+                self.committed[uuid]
+                for uuid in run.upstream_run_uuids
+                if uuid in self.committed and self.committed[uuid] < write_id
+            }
+        )
+        return {
+            "component": run.job,
+            "start_timestamp": run.start_timestamp.isoformat(),
+            "end_timestamp": run.end_timestamp.isoformat(),
+            "inputs": run.inputs,
+            "outputs": run.outputs if run.state == LineageRun.State.COMPLETE else [],
+            "dependencies": [],
+            "dependency_ids": upstream,
+            "infer_dependencies": True,
+            "staleness_threshold": DEFAULT_STALENESS_THRESHOLD,
+            "notes": run.error_message,
+            "git_hash": run.git_hash,
+            "git_tags": [],
+            "code_snapshot": run.code_snapshot,
+            "test_results": None,
+        }
+
+
+def _component_payload(name: str) -> dict[str, Any]:
+    return {"name": name, "description": "", "owner": "", "tags": []}
+
+
+def lineage_apply(writes: Sequence[Any], apply: Any) -> list[tuple[Any, bool]]:
+    """Commits a batch holding OpenLineage events: plans them, commits what they make with
+    `apply` (BatchPlan's), records them. One (result, created) per write of `writes`."""
+    batch = LineageBatch(writes)
+    derived = batch.plan()
+    results = apply(derived) if derived else []
+    batch.save()
+    by_id: dict[int, tuple[Any, bool]] = {}
+    for write, result in zip(derived, results, strict=True):
+        by_id[write.id] = result
+    return [by_id.get(write.id, (None, write.kind == Write.Kind.LINEAGE)) for write in writes]
