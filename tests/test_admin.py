@@ -361,3 +361,34 @@ def test_a_value_too_deep_to_decode_leaves_the_lists_and_pages_answering(admin_c
     assert "<pre>def etl(): return 1 &lt; 2</pre>" in other_run_page
     assert f"/admin/runs/write/{queued}/change/" in write_list
     assert "(nested too deeply to show)" in write_page
+
+
+def test_openlineage_runs_show_open_and_ended_with_their_run_parent_and_events(admin_client_, api):
+    from runs.models import LineageRun
+    from tests.openlineage_events import airflow_dag, never_ends, run_uuid
+
+    for body in airflow_dag() + never_ends():
+        assert api.post("/api/v1/lineage?sync=true", body, format="json").status_code == 201
+    load = LineageRun.objects.get(run_uuid=run_uuid("etl-load-0"))
+
+    page = text(admin_client_.get(f"/admin/runs/run/{load.run_id}/change/"))
+    assert run_uuid("etl-load-0") in page and "COMPLETE" in page
+    assert f"airflow:etl {run_uuid('etl-dag-0')}" in page
+    assert "providers-openlineage" in page  # the producer
+
+    open_runs = text(admin_client_.get("/admin/runs/lineagerun/?open=yes"))
+    assert run_uuid("never-ends") in open_runs and run_uuid("etl-load-0") not in open_runs
+    stuck = LineageRun.objects.get(run_uuid=run_uuid("never-ends"))
+    stuck_page = text(admin_client_.get(f"/admin/runs/lineagerun/{stuck.id}/change/"))
+    assert "open: no run yet" in stuck_page and "RUNNING" in stuck_page
+
+    dag = LineageRun.objects.get(run_uuid=run_uuid("etl-dag-0"))
+    assert "3 runs" in text(admin_client_.get(f"/admin/runs/lineagerun/{dag.id}/change/"))
+    events = text(admin_client_.get("/admin/runs/lineageevent/", {"q": run_uuid("etl-load-0")}))
+    assert events.count(run_uuid("etl-load-0")) >= 3
+    assert (
+        admin_client_.get(
+            f"/admin/runs/lineageevent/{LineageRun.objects.get(run_uuid=run_uuid('etl-load-0')).last_event_id}/change/"
+        ).status_code
+        == 200
+    )

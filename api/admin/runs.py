@@ -13,7 +13,18 @@ from django.utils.html import format_html, format_html_join
 
 from api.dashboard import WrittenThroughTheQueue
 from ingest.retry import writes_retry_failed
-from runs.models import Edit, IOPointer, Run, RunDependency, RunInput, RunOutput, Write, pointer_name_hash
+from runs.models import (
+    Edit,
+    IOPointer,
+    LineageEvent,
+    LineageRun,
+    Run,
+    RunDependency,
+    RunInput,
+    RunOutput,
+    Write,
+    pointer_name_hash,
+)
 from runs.services import pointers_flag, run_notes_update
 
 LINKS_SHOWN = 100
@@ -104,6 +115,7 @@ class RunAdmin(WrittenThroughTheQueue):
         "test_results_pretty",
         "code",
         "created_at",
+        "openlineage_run",
     ]
     readonly_fields = [f for f in fields if isinstance(f, str) and f != "notes"]
 
@@ -212,6 +224,170 @@ class RunAdmin(WrittenThroughTheQueue):
     @admin.display(description="code snapshot")
     def code(self, run: Run) -> str:
         return format_html("<pre>{}</pre>", run.code_snapshot) if run.code_snapshot else "-"
+
+    @admin.display(description="OpenLineage")
+    def openlineage_run(self, run: Run) -> str:
+        ol = LineageRun.objects.filter(run_id=run.id).first()
+        return lineage_summary(ol) if ol is not None else "- (logged natively)"
+
+
+def lineage_summary(ol: LineageRun) -> str:
+    """An OpenLineage run's runId, state, parent and producer, with links."""
+    url = reverse("admin:runs_lineagerun_change", args=[ol.id])
+    parent: str = "-"
+    if ol.parent_run_uuid:
+        parent_run = LineageRun.objects.filter(run_uuid=ol.parent_run_uuid).first()
+        label = f"{ol.parent_job} {ol.parent_run_uuid}"
+        parent = (
+            format_html(
+                '<a href="{}">{}</a>', reverse("admin:runs_lineagerun_change", args=[parent_run.id]), label
+            )
+            if parent_run is not None
+            else label
+        )
+    return format_html(
+        '<ul><li>runId <a href="{}">{}</a></li><li>state {}</li><li>parent {}</li><li>producer {}</li>'
+        "<li>job {} / {}</li></ul>",
+        url,
+        ol.run_uuid,
+        ol.state,
+        parent,
+        ol.producer or "-",
+        ol.namespace,
+        ol.name,
+    )
+
+
+OpenFilter = yes_no_filter("open", "end_timestamp__isnull")
+
+
+@admin.register(LineageRun)
+class LineageRunAdmin(WrittenThroughTheQueue):
+    """OpenLineage runs: the open ones (no terminal event yet) and the ended, with their run."""
+
+    list_display = [
+        "run_uuid",
+        "job",
+        "state",
+        "open_marker",
+        "start_timestamp",
+        "end_timestamp",
+        "mltrace_run",
+    ]
+    list_filter = [OpenFilter, "state"]
+    search_fields = ["run_uuid", "job", "parent_run_uuid"]
+    search_help_text = "A runId, a parent's runId, or a component name (exact)."
+    ordering = ["-first_event_id"]
+    fields = [
+        "run_uuid",
+        "state",
+        "open_marker",
+        "mltrace_run",
+        "job",
+        "namespace",
+        "name",
+        "start_timestamp",
+        "end_timestamp",
+        "parent",
+        "children",
+        "producer",
+        "inputs_pretty",
+        "outputs_pretty",
+        "git_hash",
+        "error_message",
+        "upstream_run_uuids",
+        "events",
+        "events_link",
+    ]
+    readonly_fields = [f for f in fields if isinstance(f, str)]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[LineageRun], search_term: str
+    ) -> tuple[QuerySet[LineageRun], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(Q(run_uuid=term) | Q(parent_run_uuid=term) | Q(job=term)), False
+
+    @admin.display(description="open", boolean=True)
+    def open_marker(self, ol: LineageRun) -> bool:
+        return ol.is_open
+
+    @admin.display(description="run")
+    def mltrace_run(self, ol: LineageRun) -> str:
+        return run_link(ol.run_id) if ol.run_id is not None else "- (open: no run yet)"
+
+    @admin.display(description="parent")
+    def parent(self, ol: LineageRun) -> str:
+        if not ol.parent_run_uuid:
+            return "-"
+        url = reverse("admin:runs_lineagerun_changelist") + "?" + urlencode({"q": ol.parent_run_uuid})
+        return format_html('{} <a href="{}">{}</a>', ol.parent_job, url, ol.parent_run_uuid)
+
+    @admin.display(description="children")
+    def children(self, ol: LineageRun) -> str:
+        count = LineageRun.objects.filter(parent_run_uuid=ol.run_uuid).count()
+        if not count:
+            return "-"
+        url = reverse("admin:runs_lineagerun_changelist") + "?" + urlencode({"q": ol.run_uuid})
+        return format_html('<a href="{}">{} runs</a>', url, count)
+
+    @admin.display(description="inputs")
+    def inputs_pretty(self, ol: LineageRun) -> str:
+        return _json_or_why_not(lambda: ol.inputs)
+
+    @admin.display(description="outputs (a FAIL or ABORT run's mltrace run has none)")
+    def outputs_pretty(self, ol: LineageRun) -> str:
+        return _json_or_why_not(lambda: ol.outputs)
+
+    @admin.display(description="events received")
+    def events_link(self, ol: LineageRun) -> str:
+        url = reverse("admin:runs_lineageevent_changelist") + "?" + urlencode({"q": ol.run_uuid})
+        return format_html('<a href="{}">{} events</a>', url, ol.events)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(LineageEvent)
+class LineageEventAdmin(WrittenThroughTheQueue):
+    """Every OpenLineage event as received, and what it did: read-only."""
+
+    list_display = ["id", "kind", "event_type", "event_time", "run_uuid", "job", "outcome", "received_at"]
+    list_filter = ["kind", "event_type", "outcome"]
+    search_fields = ["run_uuid"]
+    search_help_text = "A runId (exact)."
+    ordering = ["-id"]
+    fields = [
+        "id",
+        "kind",
+        "event_type",
+        "event_time",
+        "run_uuid",
+        "job",
+        "producer",
+        "outcome",
+        "received_at",
+        "fingerprint",
+        "body_pretty",
+    ]
+    readonly_fields = [f for f in fields if isinstance(f, str)]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LineageEvent]:
+        return super().get_queryset(request).defer("body")
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[LineageEvent], search_term: str
+    ) -> tuple[QuerySet[LineageEvent], bool]:
+        term = search_term.strip()
+        return (queryset.filter(run_uuid=term), False) if term else (queryset, False)
+
+    @admin.display(description="event, as received")
+    def body_pretty(self, event: LineageEvent) -> str:
+        return _json_or_why_not(lambda: event.body)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 FlaggedFilter = yes_no_filter("flagged", "flag")
