@@ -18,7 +18,7 @@ from pathlib import Path
 from locust import FastHttpUser, constant, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.payloads import pipeline  # noqa: E402
+from bench.payloads import openlineage_events, pipeline  # noqa: E402
 
 PREDICTIONS = int(os.environ.get("BENCH_PREDICTIONS", "1"))
 BATCH_SIZE = int(os.environ.get("BENCH_BATCH_SIZE", "100"))
@@ -65,6 +65,36 @@ class BatchWriter(MltraceUser):
     def log_batch(self) -> None:
         body = {"runs": [next(self.runs) for _ in range(BATCH_SIZE)]}
         self.post("/api/v1/runs/batch/", body, f"POST /runs/batch/ ({BATCH_SIZE})", 202)
+
+
+class OpenLineageWriter(MltraceUser):
+    """OpenLineage events one per request (a START, then the COMPLETE), answered 202."""
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.headers = {"Authorization": f"Bearer {os.environ['MLTRACE_TOKEN']}"}
+        self.events = openlineage_events(start=dt.datetime.now(dt.UTC), step=dt.timedelta(milliseconds=10))
+
+    @task
+    def send_event(self) -> None:
+        self.post("/api/v1/lineage", next(self.events), "POST /lineage", 202)
+
+
+class OpenLineageBatchWriter(OpenLineageWriter):
+    """BENCH_BATCH_SIZE (100) OpenLineage events per request to /lineage/batch (50 runs)."""
+
+    @task
+    def send_event(self) -> None:
+        body = [next(self.events) for _ in range(BATCH_SIZE)]
+        with self.client.post(
+            "/api/v1/lineage/batch",
+            json=body,
+            headers=self.headers,
+            name=f"POST /lineage/batch ({BATCH_SIZE})",
+            catch_response=True,
+        ) as response:
+            if response.status_code != 200 or response.json()["summary"]["failed"]:
+                response.failure(f"{response.status_code}: {response.text[:200]}")
 
 
 class ComponentWriter(MltraceUser):

@@ -73,3 +73,31 @@ def pipeline(
         yield train_run(cycle, start + step * next(clock))
         for _ in range(inferences):
             yield infer_run(cycle, start + step * next(clock), predictions=predictions)
+
+
+OPENLINEAGE_PRODUCER = "https://github.com/loglabs/mltrace-server/bench"
+
+
+def _dataset(namespace: str, name: str) -> dict[str, Any]:
+    return {"namespace": namespace, "name": name}
+
+
+def openlineage_events(*, start: dt.datetime, step: dt.timedelta = dt.timedelta(seconds=1)):
+    """The same pipeline as OpenLineage events: for each run a START, then a COMPLETE with its
+    inputs and outputs (as Airflow sends them), one event at a time."""
+    for run in pipeline(start=start, step=step, predictions=1):
+        run_id = str(uuid.uuid4())
+        job = {"namespace": "bench", "name": run["component"]}
+        base = {"producer": OPENLINEAGE_PRODUCER, "run": {"runId": run_id}, "job": job}
+        yield {**base, "eventType": "START", "eventTime": run["start_timestamp"]}
+        yield {
+            **base,
+            "eventType": "COMPLETE",
+            "eventTime": run["end_timestamp"],
+            "inputs": [_dataset("s3://bench", _name(p)) for p in run["inputs"]],
+            "outputs": [_dataset("s3://bench", _name(p)) for p in run["outputs"]],
+        }
+
+
+def _name(pointer: Any) -> str:
+    return pointer if isinstance(pointer, str) else pointer["name"]

@@ -48,6 +48,8 @@ SCENARIOS = {
     "async": ("AsyncRunWriter", "one run per request, 202"),
     "batch": ("BatchWriter", "100 runs per request, 202"),
     "components": ("ComponentWriter", "component writes, 202"),
+    "openlineage": ("OpenLineageWriter", "OpenLineage events one per request (START, COMPLETE), 202"),
+    "openlineage_batch": ("OpenLineageBatchWriter", "100 OpenLineage events (50 runs) per request, 200"),
     "readers": ("Reader", "trace, history, recent, review"),
 }
 
@@ -349,7 +351,7 @@ def run_scenario(
         """SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM committed_at - accepted_at)),
                   percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM committed_at - accepted_at)),
                   COUNT(*)
-           FROM runs_write WHERE id > %s AND status = 'committed' AND kind = 'run'""",
+           FROM runs_write WHERE id > %s AND status = 'committed' AND kind IN ('run', 'lineage')""",
         (mark_write,),
     )[0]
     stats = locust_stats(prefix)
@@ -1021,6 +1023,34 @@ def fmt(value: Any, digits: int = 0) -> str:
     return f"{value:,}"
 
 
+def openlineage_lines(by_name: dict[str, dict[str, Any]]) -> list[str]:
+    """OpenLineage intake beside the native run endpoints: events/s and runs/s accepted (an
+    OpenLineage run is two events, START and COMPLETE)."""
+    if "openlineage" not in by_name and "openlineage_batch" not in by_name:
+        return []
+    size = int(os.environ.get("BENCH_BATCH_SIZE", "100"))
+    rows = [  # scenario, events per request, events per run
+        ("async", 1, 1, "POST /runs/ (native, 1 run)"),
+        ("batch", size, 1, f"POST /runs/batch/ (native, {size} runs)"),
+        ("openlineage", 1, 2, "POST /lineage (1 event)"),
+        ("openlineage_batch", size, 2, f"POST /lineage/batch ({size} events)"),
+    ]
+    lines = [
+        "",
+        "| path | req/s | events/s | runs/s accepted | p50 ms | p99 ms | runs committed/s overall |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, per_request, per_run, label in rows:
+        if name in by_name:
+            r = by_name[name]
+            events = r["rps"] * per_request
+            lines.append(
+                f"| {label} | {fmt(r['rps'])} | {fmt(events) if per_run == 2 else '-'} | {fmt(events / per_run)} | "
+                f"{fmt(r['p50'])} | {fmt(r['p99'])} | {fmt(r['committed_runs_per_s_overall'])} |"
+            )
+    return lines
+
+
 def report(
     out: Path,
     run: dict[str, Any],
@@ -1064,6 +1094,7 @@ def report(
                 "",
                 f"Async accept / sync: **{by_name['async']['rps'] / by_name['sync']['rps']:.1f}x** req/s.",
             ]
+        lines += openlineage_lines(by_name)
         if "readers" in by_name:
             lines += ["", "| read | req/s | p50 ms | p99 ms |", "|---|---|---|---|"]
             for name, e in by_name["readers"]["endpoints"].items():
