@@ -137,6 +137,44 @@ def insert_rows(
         return []
 
 
+def update_rows(table: str, key: str, columns: list[str], types: list[str], rows: list[tuple]) -> None:
+    """UPDATE many rows by key in few statements: each row is (key, *values of columns).
+
+    `types` are the columns' SQL types (key's first), for the casts PostgreSQL needs on a
+    VALUES list. Django's bulk_update writes a CASE per column over every row: for 500 runs
+    of 16 columns it cost seconds a batch. Values must already be in the database's form.
+    """
+    if not rows:
+        return
+    names: dict[str, str | list[str]] = {"table": table, "key": key}
+    if on_postgres():
+        from psycopg2.extras import execute_values
+
+        aliases = [f"c{i}" for i in range(len(columns))]
+        assignments = ", ".join(f"{{col{i}}} = v.{alias}" for i, alias in enumerate(aliases))
+        names.update({f"col{i}": column for i, column in enumerate(columns)})
+        sql = compose(
+            "UPDATE {table} AS t SET "
+            + assignments
+            + " FROM (VALUES %s) AS v(k, "
+            + ", ".join(aliases)
+            + ") WHERE t.{key} = v.k",
+            **names,
+        )
+        template = "(" + ", ".join(f"%s::{sql_type}" for sql_type in types) + ")"
+        with connection.cursor() as cursor:
+            execute_values(cursor.cursor, sql, rows, template=template, page_size=1000)
+        return
+    names["columns"] = columns
+    assignments = ", ".join(f"{{col{i}}} = %s" for i in range(len(columns)))
+    names.update({f"col{i}": column for i, column in enumerate(columns)})
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            compose("UPDATE {table} SET " + assignments + " WHERE {key} = %s", **names),
+            [(*row[1:], row[0]) for row in rows],
+        )
+
+
 def copy_id_pairs(table: str, columns: list[str], rows: list[tuple[int, int]]) -> None:
     """Inserts rows of two integers; on PostgreSQL with COPY, which needs no SQL text per row
     (execute_values formats every row, the larger share of a link table's insert).
