@@ -16,9 +16,11 @@ The mapping (docs/API.md, "OpenLineage"):
   %25 %2F %3A, joined by ":" ("airflow:etl.extract"). The first ":" splits them back, so two
   jobs never share a component. A name over 255 characters keeps its first 238 and ends in
   "~" and 16 hex digits of the SHA-256 of the whole name.
-- pointer name: "namespace/name" as OpenLineage's naming spec writes a dataset
-  ("postgres://db:5432/public.orders"; with one "/" between them when the name is a path,
-  "hdfs://nn:8020/warehouse/orders"); over 1,024 characters, shortened the same way.
+- pointer name: the dataset's URI as OpenLineage's naming spec builds it from namespace and
+  name: "postgres://db:5432/public.orders"; one "/" when the name is a path,
+  "hdfs://nn:8020/warehouse/orders"; a namespace that is a scheme alone joins with ":",
+  "bigquery:project.dataset.table", "file:/srv/data.csv". Over 1,024 characters, shortened
+  the same way.
 """
 
 from __future__ import annotations
@@ -132,10 +134,13 @@ def component_name(namespace: str, name: str) -> str:
 
 
 def pointer_name(namespace: str, name: str) -> str:
-    """The pointer of an OpenLineage dataset: namespace/name, as OpenLineage names datasets."""
-    joined = (
-        f"{namespace}{name}" if name.startswith("/") or namespace.endswith("/") else f"{namespace}/{name}"
-    )
+    """The pointer of an OpenLineage dataset: its URI, as OpenLineage's naming spec builds it."""
+    if "://" not in namespace:  # a scheme alone, as "bigquery" or "file": scheme:name
+        joined = f"{namespace}:{name}"
+    elif name.startswith("/") or namespace.endswith("/"):
+        joined = f"{namespace}{name}"
+    else:
+        joined = f"{namespace}/{name}"
     return shortened(joined, POINTER_NAME_MAX_LENGTH)
 
 

@@ -63,6 +63,25 @@ def test_serve_answers_commits_with_the_orm_broker_and_stops_on_ctrl_c(tmp_path)
         assert run["dependencies"] == [producer.json()["id"]]
         trace = http("GET", f"{url}/api/v1/trace/?output_id=model.pkl", headers=headers).json()
         assert [n["run"]["component"] for n in trace["nodes"]] == ["train", "etl"]
+        # OpenLineage on SQLite: a START, then its COMPLETE (the run's row is updated in place).
+        job = {"namespace": "nightly", "name": "score"}
+        for event_type, minute in (("START", 0), ("COMPLETE", 5)):
+            event = {
+                "eventType": event_type,
+                "eventTime": f"2024-05-01T12:0{minute}:00Z",
+                "run": {"runId": "r-1"},
+                "job": job,
+                "inputs": [{"namespace": "file", "name": "/srv/model.pkl"}] if minute else [],
+            }
+            answer = http("POST", f"{url}/api/v1/lineage?sync=true", json_body=event, headers=headers)
+            assert answer.status_code == 201, answer.json()
+        ended = answer.json()["run"]
+        assert (ended["state"], ended["start_timestamp"], ended["end_timestamp"]) == (
+            "COMPLETE",
+            "2024-05-01T12:00:00Z",
+            "2024-05-01T12:05:00Z",
+        )
+        assert [p["name"] for p in ended["inputs"]] == ["file:/srv/model.pkl"]
         assert http("GET", f"{url}/readyz").json() == {"status": "ok", "database": "ok", "broker": "ok"}
     finally:
         # Ctrl-C reaches every process of the terminal's group.

@@ -323,6 +323,9 @@ def test_job_names_map_to_distinct_component_names():
     long = component_name("ns", "x" * 400)
     assert len(long) == 255 and long != component_name("ns", "x" * 401)
     assert pointer_name("postgres://db:5432", "public.orders") == "postgres://db:5432/public.orders"
+    assert pointer_name("hdfs://nn:8020", "/warehouse/orders") == "hdfs://nn:8020/warehouse/orders"
+    assert pointer_name("bigquery", "project.dataset.table") == "bigquery:project.dataset.table"
+    assert pointer_name("file", "/srv/data.csv") == "file:/srv/data.csv"
 
 
 def test_a_job_name_with_a_slash_makes_a_component_the_api_can_serve(api):
@@ -587,3 +590,19 @@ def test_async_ingestion_of_every_scenario_equals_sync(api):
     reset()
     send_all(api, events, sync=True)
     assert lineage_snapshot(api) == by_async
+
+
+def test_an_event_naming_another_job_for_a_known_run_id_is_recorded_and_changes_nothing(api):
+    shared = run_uuid("shared")
+    send_all(api, [event("START", shared, "first", 0)], sync=True)
+    response = send(api, event("COMPLETE", shared, "second", 5), sync=True)
+    assert response.json()["outcome"] == "another job"
+    assert response.json()["run"]["component"] == "airflow:first" and response.json()["run"]["open"]
+    assert not Run.objects.exists() and not Component.objects.filter(name="airflow:second").exists()
+
+
+def test_a_non_terminal_event_id_is_not_a_run(api):
+    write_id = send(api, event("START", run_uuid("s"), "j", 0), sync=True).json()["id"]
+    response = api.get(f"/api/v1/runs/{write_id}/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": f"Write {write_id} is an OpenLineage event, not a run."}
