@@ -54,3 +54,14 @@ def test_the_api_references_shell_session_runs_on_a_fresh_server(server, tmp_pat
     assert '{"end_timestamp":["end_timestampmustnotbeearlierthanstart_timestamp."]}' in out
     assert '"edges":[[5,3],[3,2]]' in out
     assert '{"output_id":"prediction_1","flag":true,"pointers":1}' in out
+    # OpenLineage: START queued, COMPLETE committed as run 8, traced; a batch's bad event listed.
+    assert '{"id":7,"status":"queued"}' in out
+    assert (
+        '{"id":8,"status":"committed","outcome":"applied","run":{"run_id":"0190c4d4-4a3c-7a1b-9d2e-5f6a7b8c9d0e"'
+        in out
+    )
+    assert (
+        '"root":8,"nodes":[{"depth":0,"run":{"id":8,"status":"committed","error":null,"component":"nightly:score_customers"'
+        in out
+    )
+    assert '"failed_events":[{"index":1,"reason":"run.runId:Thisfieldisrequired.","retriable":false}]' in out
