@@ -606,3 +606,15 @@ def test_a_non_terminal_event_id_is_not_a_run(api):
     response = api.get(f"/api/v1/runs/{write_id}/")
     assert response.status_code == 404
     assert response.json() == {"detail": f"Write {write_id} is an OpenLineage event, not a run."}
+
+
+@override_settings(MLTRACE_MAX_BATCH_POINTERS=3)
+def test_a_batch_over_the_dataset_limit_is_refused_whole(api):
+    two = [dataset("a"), dataset("b")]
+    events = [event("COMPLETE", run_uuid(f"d{i}"), "j", i, inputs=two) for i in range(2)]
+    response = send(api, events, path="/api/v1/lineage/batch")
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "A batch holds at most 3 datasets (the inputs and outputs of all its events); this one holds 4."
+    }
+    assert not Write.objects.exists()

@@ -195,8 +195,9 @@ def run_payload(validated: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def _pointers_in(runs: Any) -> int:
-    """Inputs and outputs of a batch's runs as sent (shapes are checked later, run by run)."""
+def pointers_in(runs: Any) -> int:
+    """Inputs and outputs of a batch's runs (or OpenLineage events) as sent; shapes are
+    checked later, one by one."""
     if not isinstance(runs, list):
         return 0
     return sum(
@@ -214,7 +215,7 @@ class RunListSerializer(serializers.ListSerializer):
     def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
         # Counted before any run is validated: a batch of a million pointers would cost a web
         # worker seconds and hundreds of MB before it could be refused.
-        pointers = _pointers_in(data)
+        pointers = pointers_in(data)
         if pointers > settings.MLTRACE_MAX_BATCH_POINTERS:
             raise serializers.ValidationError(
                 [BATCH_TOO_MANY_POINTERS.format(limit=settings.MLTRACE_MAX_BATCH_POINTERS, count=pointers)]

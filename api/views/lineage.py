@@ -26,7 +26,7 @@ from api.serializers.lineage import (
     LineageRunPageSerializer,
     LineageRunQuerySerializer,
 )
-from api.serializers.runs import NULL_CHARACTER, has_null_character
+from api.serializers.runs import NULL_CHARACTER, has_null_character, pointers_in
 from common.errors import InvalidInput
 from ingest.accept import writes_accept
 from ingest.queue import writes_commit_now
@@ -48,16 +48,6 @@ def event_payload(event: Any) -> dict[str, Any]:
                 raise InvalidInput(NULL_CHARACTER, field=key)
     read_event(event, max_datasets=settings.MLTRACE_MAX_POINTERS_PER_RUN)
     return {"event": event}
-
-
-def _datasets_in(events: list[Any]) -> int:
-    return sum(
-        len(event[key])
-        for event in events
-        if isinstance(event, dict)
-        for key in ("inputs", "outputs")
-        if isinstance(event.get(key), list)
-    )
 
 
 def _record(request: Request, payloads: list[dict[str, Any]]) -> tuple[list[int], bool]:
@@ -132,7 +122,7 @@ class LineageBatchView(KnownQueryParameters, APIView):
         limit = settings.MLTRACE_MAX_BATCH_RUNS
         if not 1 <= len(events) <= limit:
             raise InvalidInput(BATCH_SIZE.format(limit=limit, count=len(events)))
-        datasets = _datasets_in(events)
+        datasets = pointers_in(events)
         if datasets > settings.MLTRACE_MAX_BATCH_POINTERS:
             raise InvalidInput(
                 BATCH_TOO_MANY_DATASETS.format(limit=settings.MLTRACE_MAX_BATCH_POINTERS, count=datasets)
