@@ -73,6 +73,7 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
 
 
 SYNC_INVALID = "Must be true, false, 1 or 0."
+BLANK_PARAMETER = "This field may not be blank."
 UNKNOWN_PARAMETER = "Unknown query parameter. This endpoint takes: {known}."
 NO_PARAMETERS = "Unknown query parameter. This endpoint takes none."
 PARAMETER_REPEATED = "Given more than once; give it once."
@@ -113,6 +114,13 @@ class KnownQueryParameters:
         repeated = [name for name, values in request.query_params.lists() if len(values) > 1]
         if repeated:  # which one would count is a guess: none does
             raise serializers.ValidationError({name: [PARAMETER_REPEATED] for name in repeated})
+
+
+def refuse_blank(request: Request, *, but: tuple[str, ...] = ("limit",)) -> None:
+    """A 400 for a query parameter given empty (`?state=`), which DRF would read as absent."""
+    blank = [name for name, value in request.query_params.items() if value == "" and name not in but]
+    if blank:
+        raise serializers.ValidationError({name: [BLANK_PARAMETER] for name in blank})
 
 
 def parameters_of(

@@ -7,7 +7,7 @@ from rest_framework.routers import SimpleRouter
 
 from api.views.components import ComponentViewSet, TagViewSet
 from api.views.lineage import LineageBatchView, LineageRunsView, LineageView
-from api.views.runs import FlagView, QueueView, ReviewView, RunViewSet, TraceView, UnflagView
+from api.views.runs import FlagView, ImpactView, QueueView, ReviewView, RunViewSet, TraceView, UnflagView
 
 router = SimpleRouter()
 router.register("components", ComponentViewSet, basename="component")
@@ -17,6 +17,7 @@ router.register("runs", RunViewSet, basename="run")
 urlpatterns = [
     *router.urls,
     path("trace/", TraceView.as_view(), name="trace"),
+    path("impact/", ImpactView.as_view(), name="impact"),
     path("flag/", FlagView.as_view(), name="flag"),
     path("unflag/", UnflagView.as_view(), name="unflag"),
     path("review/", ReviewView.as_view(), name="review"),

@@ -15,11 +15,17 @@ from typing import Any
 
 from django.conf import settings
 
-from common.errors import OUTPUT_NOT_FOUND, NotFound
+from common.errors import OUTPUT_NOT_FOUND, POINTER_NOT_FOUND, NotFound
 from common.lookups import chunked, one_of
 from runs.models import IOPointer, PointerType, Run, RunOutput, pointer_name_hash
 from runs.selectors import chunked_by_weight, runs_by_id, runs_to_dicts
-from runs.sql import trace_membership_rows, upstream_edge_rows
+from runs.sql import (
+    downstream_edge_rows,
+    downstream_output_rows,
+    downstream_page_rows,
+    trace_membership_rows,
+    upstream_edge_rows,
+)
 
 ICONS: dict[str, str] = {
     PointerType.DATA: "database",
@@ -332,3 +338,73 @@ def tree_to_json(nodes: list[dict[str, Any]]) -> str:
             if index:
                 stack.append(", ")
     return "".join(out)
+
+
+# --- downstream: what an output, or a run, touched ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ImpactPage:
+    """A page of the runs downstream of an output (or a run), nearest first.
+
+    nodes: (run, depth) by depth then id; depth is hops from the output (its readers are at 1)
+    or from the run (itself at 0), each run once at its shortest. edges: [run, dependency]
+    for the listed runs' dependencies that are downstream too. outputs: the distinct pointers
+    every downstream run output, counted by type (the whole impact, not this page).
+    """
+
+    nodes: list[tuple[int, int]]
+    edges: list[list[int]]
+    outputs: dict[str, int]
+    next_cursor: tuple[int, int] | None
+
+
+def impact_seeds_of_output(output_id: str) -> list[int]:
+    """The ids of the pointers of this name. Raises NotFound when there is none."""
+    ids = list(
+        IOPointer.objects.filter(name_hash=pointer_name_hash(output_id), name=output_id)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    if not ids:
+        raise NotFound(POINTER_NOT_FOUND.format(name=output_id))
+    return ids
+
+
+def impact_page(
+    *, seeds: list[int], from_pointers: bool, depth: int | None, after: tuple[int, int] | None, limit: int
+) -> ImpactPage:
+    """One page of downstream runs in three queries, whatever the depth and the fan-out.
+
+    Each query walks the downstream runs again in the database (the walk is bounded by
+    runs x depths); nothing of the walk is held here but the page.
+    """
+    if from_pointers and depth == 0:  # an output's readers are one hop away
+        return ImpactPage(nodes=[], edges=[], outputs={t: 0 for t in PointerType.values}, next_cursor=None)
+    rows = downstream_page_rows(
+        seeds=seeds, from_pointers=from_pointers, depth=depth, after=after, limit=limit + 1
+    )
+    more = len(rows) > limit
+    page = [(run_id, hop) for run_id, hop in rows[:limit]]
+    ids = [run_id for run_id, _ in page]
+    # A page also stops at about MLTRACE_MAX_PAGE_BYTES of bodies, and goes on from there.
+    kept = next(chunked_by_weight(ids, budget=settings.MLTRACE_MAX_PAGE_BYTES), [])
+    if len(kept) < len(page):
+        page, more = page[: len(kept)], True
+    edges = (
+        [
+            list(e)
+            for e in downstream_edge_rows(seeds=seeds, from_pointers=from_pointers, depth=depth, run_ids=kept)
+        ]
+        if kept
+        else []
+    )
+    counts = {t: 0 for t in PointerType.values}
+    counts.update(dict(downstream_output_rows(seeds=seeds, from_pointers=from_pointers, depth=depth)))
+    last = page[-1] if page else None
+    return ImpactPage(
+        nodes=page,
+        edges=edges,
+        outputs=counts,
+        next_cursor=(last[1], last[0]) if more and last else None,
+    )

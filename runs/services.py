@@ -22,6 +22,7 @@ from runs.models import (
     Run,
     pointer_name_hash,
 )
+from runs.sql import downstream_output_pointer_ids
 
 logger = logging.getLogger(__name__)
 
@@ -84,3 +85,26 @@ def _locked_in_id_order(pointers: QuerySet[IOPointer]) -> list[int]:
 def _update_flags(ids: list[int], *, flag: bool) -> None:
     for chunk in chunked(ids):
         IOPointer.objects.filter(**one_of("id", chunk)).update(flag=flag)
+
+
+def pointers_flag_downstream(*, name: str, user: Any = None) -> int:
+    """Flags every pointer of this name and every pointer a run downstream of it output;
+    records who did; returns how many pointers that is. Raises NotFound."""
+
+    def flag_them() -> int:
+        named = list(
+            IOPointer.objects.filter(name_hash=pointer_name_hash(name), name=name).values_list(
+                "id", flat=True
+            )
+        )
+        if not named:
+            raise NotFound(POINTER_NOT_FOUND.format(name=name))
+        wanted = sorted(set(named) | set(downstream_output_pointer_ids(seeds=named)))
+        ids: list[int] = []
+        for chunk in chunked(wanted):
+            ids += _locked_in_id_order(IOPointer.objects.filter(**one_of("id", chunk)))
+        _update_flags(ids, flag=True)
+        _record(user, Edit.Action.FLAG, name, {"pointers": len(ids), "downstream": True})
+        return len(ids)
+
+    return retry_once_on_deadlock(flag_them)

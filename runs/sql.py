@@ -9,9 +9,12 @@ from __future__ import annotations
 from django.db import connection
 
 from common.db import compose, on_postgres
-from runs.models import RunDependency
+from runs.models import IOPointer, RunDependency, RunInput, RunOutput
 
 EDGES = RunDependency._meta.db_table
+INPUTS = RunInput._meta.db_table
+OUTPUTS = RunOutput._meta.db_table
+POINTERS = IOPointer._meta.db_table
 
 
 def _dependencies_of(column: str) -> str:
@@ -94,3 +97,95 @@ def tables_grown(tables: list[str], *, min_changes: int) -> list[str]:
 def analyze(table: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(compose("ANALYZE {table}", table=table))
+
+
+def _dependents_of(column: str) -> str:
+    """A join to the runs that depend on the run whose id is `column` (rundependency_upstream_idx),
+    for a recursive term; LATERAL with OFFSET 0 for the reason _dependencies_of gives."""
+    if on_postgres():
+        return f"CROSS JOIN LATERAL (SELECT run_id FROM {{edges}} WHERE depends_on_id = {column} OFFSET 0) d"
+    return f"JOIN {{edges}} d ON d.depends_on_id = {column}"
+
+
+def _downstream_cte(*, from_pointers: int, depth: int | None) -> str:
+    """WITH RECURSIVE down(run_id, hop): the runs that read one of `from_pointers` pointers (hop
+    1), or the seed run (hop 0), and every run that depends on one of them, transitively.
+
+    UNION keeps each (run, hop) once, so a run is expanded once per hop count at which it is
+    met: the walk is bounded by runs x depths, never by paths. Its parameters, in order: the
+    pointer ids (or the seed run), then the depth bound if any.
+    """
+    if from_pointers:
+        marks = ", ".join(["%s"] * from_pointers)
+        seed = f"SELECT DISTINCT i.run_id, 1 FROM {{inputs}} i WHERE i.pointer_id IN ({marks})"
+    else:
+        seed = "SELECT CAST(%s AS BIGINT), 0"
+    bound = "WHERE e.hop < %s" if depth is not None else ""
+    return f"""
+        WITH RECURSIVE down(run_id, hop) AS (
+            {seed}
+            UNION
+            SELECT d.run_id, e.hop + 1 FROM down e {_dependents_of("e.run_id")} {bound}
+        )
+    """
+
+
+def downstream_page_rows(
+    *, seeds: list[int], from_pointers: bool, depth: int | None, after: tuple[int, int] | None, limit: int
+) -> list[tuple[int, int]]:
+    """(run, shortest hop) of the downstream runs, by hop then id, after the (hop, id) cursor."""
+    cte = _downstream_cte(from_pointers=len(seeds) if from_pointers else 0, depth=depth)
+    having = "HAVING MIN(hop) > %s OR (MIN(hop) = %s AND run_id > %s)" if after else ""
+    template = cte + f"SELECT run_id, MIN(hop) FROM down GROUP BY run_id {having} ORDER BY 2, 1 LIMIT %s"
+    params: list[int] = [*seeds, *([depth] if depth is not None else [])]
+    if after:
+        params += [after[0], after[0], after[1]]
+    with connection.cursor() as cursor:
+        cursor.execute(compose(template, edges=EDGES, inputs=INPUTS), [*params, limit])
+        return cursor.fetchall()
+
+
+def downstream_edge_rows(
+    *, seeds: list[int], from_pointers: bool, depth: int | None, run_ids: list[int]
+) -> list[tuple[int, int]]:
+    """(run, dependency) for these runs' dependencies that are downstream runs too."""
+    cte = _downstream_cte(from_pointers=len(seeds) if from_pointers else 0, depth=depth)
+    marks = ", ".join(["%s"] * len(run_ids))
+    template = (
+        cte + f"SELECT x.run_id, x.depends_on_id FROM {{edges}} x WHERE x.run_id IN ({marks}) "
+        "AND x.depends_on_id IN (SELECT run_id FROM down) ORDER BY 1, 2"
+    )
+    params = [*seeds, *([depth] if depth is not None else []), *run_ids]
+    with connection.cursor() as cursor:
+        cursor.execute(compose(template, edges=EDGES, inputs=INPUTS), params)
+        return cursor.fetchall()
+
+
+def downstream_output_rows(
+    *, seeds: list[int], from_pointers: bool, depth: int | None
+) -> list[tuple[str, int]]:
+    """(pointer type, distinct pointers) output by every downstream run."""
+    cte = _downstream_cte(from_pointers=len(seeds) if from_pointers else 0, depth=depth)
+    template = (
+        cte
+        + "SELECT p.pointer_type, COUNT(DISTINCT p.id) FROM {outputs} o JOIN {pointers} p ON p.id = o.pointer_id "
+        "WHERE o.run_id IN (SELECT run_id FROM down) GROUP BY p.pointer_type"
+    )
+    params = [*seeds, *([depth] if depth is not None else [])]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            compose(template, edges=EDGES, inputs=INPUTS, outputs=OUTPUTS, pointers=POINTERS), params
+        )
+        return cursor.fetchall()
+
+
+def downstream_output_pointer_ids(*, seeds: list[int], depth: int | None = None) -> list[int]:
+    """The ids of every pointer a run downstream of these pointers output, ascending."""
+    cte = _downstream_cte(from_pointers=len(seeds), depth=depth)
+    template = (
+        cte
+        + "SELECT DISTINCT o.pointer_id FROM {outputs} o WHERE o.run_id IN (SELECT run_id FROM down) ORDER BY 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(compose(template, edges=EDGES, inputs=INPUTS, outputs=OUTPUTS), seeds)
+        return [row[0] for row in cursor.fetchall()]

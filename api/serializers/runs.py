@@ -9,6 +9,7 @@ the `*_to_dict` functions here, which stay cheap for traces of thousands of runs
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from django.conf import settings
@@ -332,6 +333,11 @@ class TraceQuerySerializer(serializers.Serializer):
 
 class FlagSerializer(InputSerializer):
     output_id = StrictCharField(max_length=POINTER_NAME_MAX_LENGTH)
+    downstream = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="true: also every output of every run downstream of it (GET /api/v1/impact/).",
+    )
 
 
 class UnflagSerializer(InputSerializer):
@@ -388,6 +394,54 @@ class TraceSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
         help_text="[run id, id of the run it depends on], both in nodes.",
     )
+
+
+CURSOR_INVALID = "Not a cursor of this endpoint: give the one its next link carries."
+IMPACT_CURSOR = re.compile(r"([0-9]{1,9})\.([0-9]{1,18})")
+
+
+@extend_schema_field({"type": "string", "pattern": "^[0-9]{1,9}\\.[0-9]{1,18}$"})
+class ImpactCursorField(StrictCharField):
+    """A page's position: "{depth}.{run id}" of the last run of the page before."""
+
+    def to_internal_value(self, data: Any) -> tuple[int, int]:  # type: ignore[override]
+        text = super().to_internal_value(data)
+        match = IMPACT_CURSOR.fullmatch(text)
+        if match is None:
+            raise serializers.ValidationError(CURSOR_INVALID)
+        return int(match[1]), int(match[2])
+
+
+class RunImpactQuerySerializer(serializers.Serializer):
+    depth = serializers.IntegerField(
+        required=False, min_value=0, max_value=2**31 - 1, help_text="At most N hops."
+    )
+    cursor = ImpactCursorField(required=False, help_text="From a next link.")
+
+
+class ImpactQuerySerializer(RunImpactQuerySerializer):
+    output_id = StrictCharField(max_length=POINTER_NAME_MAX_LENGTH)
+
+
+class ImpactOutputsSerializer(serializers.Serializer):
+    DATA = serializers.IntegerField()
+    MODEL = serializers.IntegerField()
+    ENDPOINT = serializers.IntegerField()
+    UNKNOWN = serializers.IntegerField()
+
+
+class ImpactSerializer(serializers.Serializer):
+    output_id = StrictCharField(required=False, help_text="GET /api/v1/impact/ only.")
+    run = serializers.IntegerField(required=False, help_text="GET /api/v1/runs/{id}/impact/ only.")
+    nodes = TraceNodeSerializer(
+        many=True, help_text="Each run once at its shortest depth (hops), by depth then id; paged."
+    )
+    edges = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
+        help_text="[run id, id of the run it depends on]: the listed runs' dependencies that are downstream too.",
+    )
+    outputs = ImpactOutputsSerializer(help_text="Distinct pointers output by every downstream run, by type.")
+    next = serializers.CharField(allow_null=True)
 
 
 class ReviewRunSerializer(serializers.Serializer):

@@ -11,13 +11,13 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.pagination import LIMIT_PARAMETER, page_url, parse_limit
-from api.requests import ERRORS, SYNC_PARAMETER, KnownQueryParameters, parameters_of, wants_sync
+from api.requests import ERRORS, SYNC_PARAMETER, KnownQueryParameters, parameters_of, refuse_blank, wants_sync
 from api.serializers.lineage import (
     EVENT_SCHEMA,
     LineageAcceptedSerializer,
@@ -34,7 +34,6 @@ from runs.models import LineageEvent, Write
 from runs.openlineage import read_event
 from runs.selectors import lineage_run_get, lineage_runs_page
 
-BLANK = "This field may not be blank."
 NOT_AN_ARRAY = "Expected a JSON array of OpenLineage events."
 BATCH_SIZE = "A batch holds 1 to {limit} events; this one holds {count}."
 BATCH_TOO_MANY_DATASETS = "A batch holds at most {limit} datasets (the inputs and outputs of all its events); this one holds {count}."
@@ -160,9 +159,7 @@ class LineageRunsView(KnownQueryParameters, APIView):
         tags=["openlineage"],
     )
     def get(self, request: Request) -> Response:
-        blank = [name for name, value in request.query_params.items() if value == "" and name != "limit"]
-        if blank:  # DRF would read `?state=` as no state at all
-            raise serializers.ValidationError({name: [BLANK] for name in blank})
+        refuse_blank(request)
         query = LineageRunQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data

@@ -21,6 +21,7 @@ from api.requests import (
     KnownQueryParameters,
     idempotency_from,
     parameters_of,
+    refuse_blank,
     respond,
     validated,
     wants_sync,
@@ -29,6 +30,8 @@ from api.serializers.runs import (
     MAX_BIGINT,
     FlagResultSerializer,
     FlagSerializer,
+    ImpactQuerySerializer,
+    ImpactSerializer,
     PendingRunSerializer,
     QueueSerializer,
     ReviewSerializer,
@@ -37,6 +40,7 @@ from api.serializers.runs import (
     RunBatchCommittedSerializer,
     RunBatchSerializer,
     RunCreateSerializer,
+    RunImpactQuerySerializer,
     RunListQuerySerializer,
     RunPageSerializer,
     RunSerializer,
@@ -54,7 +58,7 @@ from ingest.selectors import queue_stats, run_get, run_write_pending
 from runs import lineage
 from runs.models import Run, Write
 from runs.selectors import chunked_by_weight, run_page, runs_to_dicts
-from runs.services import pointers_flag, pointers_unflag_all, run_notes_update
+from runs.services import pointers_flag, pointers_flag_downstream, pointers_unflag_all, run_notes_update
 
 RUN_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The run's id (its write's id).")
 LIMIT = LIMIT_PARAMETER
@@ -123,12 +127,39 @@ def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool
     return respond(recorded, code, {"runs": bodies} if batch else bodies[0], location=location)
 
 
+def impact_response(
+    request: Request, params: dict[str, Any], *, seeds: list[int], from_pointers: bool, head: dict[str, Any]
+) -> Response:
+    """A page of downstream runs: {head..., nodes, edges, outputs, next}."""
+    page = lineage.impact_page(
+        seeds=seeds,
+        from_pointers=from_pointers,
+        depth=params.get("depth"),
+        after=params.get("cursor"),
+        limit=parse_limit(request),
+    )
+    bodies = runs_to_dicts([run_id for run_id, _ in page.nodes])
+    cursor = page.next_cursor
+    return Response(
+        {
+            **head,
+            "nodes": [
+                {"depth": depth, "run": body} for (_, depth), body in zip(page.nodes, bodies, strict=True)
+            ],
+            "edges": page.edges,
+            "outputs": page.outputs,
+            "next": page_url(request, cursor=f"{cursor[0]}.{cursor[1]}") if cursor else None,
+        }
+    )
+
+
 class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
     session_permissions = {"partial_update": "runs.change_run"}
     query_parameters = {
         "list": parameters_of(RunListQuerySerializer, extra=("limit",)),
         "create": frozenset({"sync"}),
         "batch": frozenset({"sync"}),
+        "impact": parameters_of(RunImpactQuerySerializer, extra=("limit",)),
     }
     lookup_value_regex = "[0-9]+"
     http_method_names = ["get", "post", "patch", "head", "options"]
@@ -222,6 +253,42 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
             raise Conflict(RUN_NOT_COMMITTED.format(id=run_id, status=pending)) from None
         return Response(run_get(run_id=run_id))
 
+    @extend_schema(
+        parameters=[RUN_ID, RunImpactQuerySerializer, LIMIT],
+        responses={200: ImpactSerializer, **ERRORS},
+        summary="Downstream of a run: it (depth 0) and every run that depends on it, transitively",
+    )
+    @action(detail=True, methods=["get"])
+    def impact(self, request: Request, pk: str) -> Response:
+        run_id = int(pk)
+        if run_id > MAX_BIGINT or not Run.objects.filter(id=run_id).exists():
+            raise NotFound(RUN_NOT_FOUND.format(id=run_id))
+        refuse_blank(request)
+        query = RunImpactQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return impact_response(
+            request, query.validated_data, seeds=[run_id], from_pointers=False, head={"run": run_id}
+        )
+
+
+class ImpactView(KnownQueryParameters, APIView):
+    query_parameters = {"get": parameters_of(ImpactQuerySerializer, extra=("limit",))}
+
+    @extend_schema(
+        parameters=[ImpactQuerySerializer, LIMIT],
+        responses={200: ImpactSerializer, **ERRORS},
+        summary="Downstream of an output: the runs that read it (depth 1) and every run that depends on them",
+    )
+    def get(self, request: Request) -> Response:
+        refuse_blank(request)
+        query = ImpactQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        seeds = lineage.impact_seeds_of_output(params["output_id"])
+        return impact_response(
+            request, params, seeds=seeds, from_pointers=True, head={"output_id": params["output_id"]}
+        )
+
 
 class TraceView(KnownQueryParameters, APIView):
     query_parameters = {"get": parameters_of(TraceQuerySerializer)}
@@ -263,13 +330,16 @@ class FlagView(KnownQueryParameters, APIView):
     @extend_schema(
         request=FlagSerializer,
         responses={200: FlagResultSerializer, **ERRORS},
-        summary="Flag every pointer of this name",
+        summary="Flag every pointer of this name (with downstream: true, and every output downstream of it)",
     )
     def post(self, request: Request) -> Response:
         serializer = FlagSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         name = serializer.validated_data["output_id"]
-        count = pointers_flag(name=name, flag=True, user=request.user)
+        if serializer.validated_data["downstream"]:
+            count = pointers_flag_downstream(name=name, user=request.user)
+        else:
+            count = pointers_flag(name=name, flag=True, user=request.user)
         return Response({"output_id": name, "flag": True, "pointers": count})
 
 
