@@ -228,3 +228,18 @@ def test_a_server_that_never_answers_is_given_up_on(tmp_path):
     assert result.returncode == 1
     assert result.stderr == f"Error: cannot reach the mltrace server at {url}: timed out\n"
     assert elapsed < 20
+
+
+def test_impact_prints_the_runs_downstream_as_a_tree(pipeline):
+    assert cli("impact", "clean_data.csv").splitlines() == [
+        "clean_data.csv",
+        "└── train (run 3, 2024-01-01T00:10:00Z)",
+        "    ├── infer (run 4, 2024-01-01T00:20:00Z)",
+        "    └── infer (run 5, 2024-01-01T00:30:00Z)",
+    ]
+    assert cli("impact", "clean_data.csv", "--depth", "1").splitlines() == [
+        "clean_data.csv",
+        "└── train (run 3, 2024-01-01T00:10:00Z)",
+    ]
+    body = json.loads(cli("impact", "model.pkl", "--json"))
+    assert [(n["depth"], n["run"]["id"]) for n in body["nodes"]] == [(1, 4), (1, 5)]

@@ -53,6 +53,11 @@ def test_the_api_references_shell_session_runs_on_a_fresh_server(server, tmp_pat
     assert out.count('{"id":6,"status":"queued"}') == 2  # the retry got the first answer
     assert '{"end_timestamp":["end_timestampmustnotbeearlierthanstart_timestamp."]}' in out
     assert '"edges":[[5,3],[3,2]]' in out
+    # Downstream of clean_data.csv: train (3), then the two inference runs that read its
+    # model. (The retrain, 6, is there too once a worker has committed it: MODEL 2.)
+    assert '{"output_id":"clean_data.csv","nodes":[{"depth":1,"run":{"id":3,' in out
+    assert '"edges":[[4,3],[5,3]],"outputs":{"DATA":0,"MODEL":' in out
+    assert '"ENDPOINT":2,"UNKNOWN":0},"next":null}' in out
     assert '{"output_id":"prediction_1","flag":true,"pointers":1}' in out
     # OpenLineage: START queued, COMPLETE committed as run 8, traced; a batch's bad event listed.
     assert '{"id":7,"status":"queued"}' in out

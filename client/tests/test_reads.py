@@ -370,3 +370,35 @@ def test_test_results_with_a_nul_character_are_refused_at_the_call():
     with pytest.raises(ValueError, match="NUL"):
         mltrace.log_component_run(run)
     assert mltrace.get_history("etl") == []
+
+
+def test_impact_lists_every_run_downstream_nearest_first():
+    # A diamond: clean.csv -> (features_a, features_b) -> train -> infer.
+    log("etl", 0, ["raw.csv"], ["clean.csv"])
+    log("features_a", 1, ["clean.csv"], ["a.csv"])
+    log("features_b", 2, ["clean.csv"], ["b.csv"])
+    log("train", 3, ["a.csv", "b.csv"], ["model.pkl"])
+    log("infer", 4, ["model.pkl"], [IOPointer("pred_1", pointer_type=PointerTypeEnum.ENDPOINT)])
+
+    found = mltrace.impact("clean.csv")
+
+    assert [(depth, run.component_name, run.id) for depth, run in found] == [
+        (1, "features_a", 2),
+        (1, "features_b", 3),
+        (2, "train", 4),
+        (3, "infer", 5),
+    ]
+    assert isinstance(found[0][1], ComponentRun) and found[2][1].dependencies == ["features_a", "features_b"]
+    assert [(d, r.component_name) for d, r in mltrace.impact("clean.csv", depth=1)] == [
+        (1, "features_a"),
+        (1, "features_b"),
+    ]
+    assert [r.component_name for _, r in mltrace.impact("raw.csv")] == [
+        "etl",
+        "features_a",
+        "features_b",
+        "train",
+        "infer",
+    ]
+    with pytest.raises(RuntimeError, match="ID nope does not exist."):
+        mltrace.impact("nope")

@@ -4,6 +4,7 @@
     mltrace history COMPONENT           a component's runs
     mltrace inspect RUN_ID              one run's card
     mltrace trace OUTPUT_ID             the runs that produced an output, as a tree
+    mltrace impact OUTPUT_ID [--depth]  the runs downstream of an output, as a tree (not in 0.17)
     mltrace flag OUTPUT_ID / unflag (--output_id ID | --all)
     mltrace review [--limit 5]          the runs behind flagged outputs, likeliest first
     mltrace components [--owner] [--tag] / tags
@@ -246,6 +247,48 @@ def trace(output_id: str, as_json: bool) -> None:
     click.echo(res[0]["label"])
     if "childNodes" in res[0]:
         show_res(res[0]["childNodes"], indent=1, count=0, pos=0, need_stick=0)
+
+
+def impact_tree(output_id: str, nodes: list[dict], edges: list[list[int]]) -> list[str]:
+    """The impact as a tree under the output: each run under the first (lowest id) of its
+    dependencies one hop nearer; the readers of the output under the output itself."""
+    depth = {node["run"]["id"]: node["depth"] for node in nodes}
+    children: dict[int | None, list[dict]] = {}
+    for node in nodes:
+        run_id, hops = node["run"]["id"], node["depth"]
+        parents = sorted(dep for run, dep in edges if run == run_id and depth.get(dep) == hops - 1)
+        children.setdefault(parents[0] if parents else None, []).append(node)
+    lines = [output_id]
+
+    def walk(parent: int | None, prefix: str) -> None:
+        kids = children.get(parent, [])
+        for i, node in enumerate(kids):
+            run = node["run"]
+            last = i == len(kids) - 1
+            stale = " " + _yellow("(stale)") if run["stale"] else ""
+            lines.append(
+                f"{prefix}{'└── ' if last else '├── '}{run['component']} (run {run['id']}, "
+                f"{run['start_timestamp']}){stale}"
+            )
+            walk(run["id"], prefix + ("    " if last else "│   "))
+
+    walk(None, "")
+    return lines
+
+
+@mltrace_cli.command("impact")
+@click.argument("output_id")
+@click.option("--depth", type=click.IntRange(min=0), default=None, help="At most this many hops.")
+@server_options
+def impact(output_id: str, depth: int | None, as_json: bool) -> None:
+    """The runs downstream of an output (those that read it, and those that depend on them),
+    as a tree. Not in mltrace 0.17."""
+    nodes, edges = client.impact_nodes(output_id, depth)
+    if as_json:
+        _echo_json({"output_id": output_id, "nodes": nodes, "edges": edges})
+        return
+    for line in impact_tree(output_id, nodes, edges):
+        click.echo(line)
 
 
 @mltrace_cli.command("flag")
