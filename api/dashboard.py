@@ -26,6 +26,9 @@ RECENT_PAGE = 50
 POINTERS_SHOWN = 20
 # Runs a Trace or Review page lists; the API streams whole traces of any size.
 RUNS_SHOWN = 500
+# Runs drawn on each side of the Trace page's graph, nearest first; the rest are counted.
+GRAPH_RUNS_SHOWN = 500
+DIRECTIONS = ("upstream", "downstream", "both")
 
 
 class CappedCountPaginator(Paginator):
@@ -63,6 +66,64 @@ class WrittenThroughTheQueue(LargeTableAdmin):
         return False
 
 
+def trace_graph(
+    output_id: str, plan: Any, downstream: Any, bodies: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
+    """The Trace page's graph: the output, the runs upstream of it (from a TracePlan) and
+    downstream (an ImpactPage and the total), at most GRAPH_RUNS_SHOWN each, nearest first.
+
+    Edges go from a dependency to the run that depends on it (data flows left to right),
+    every one between two drawn runs; the output sits between its producer and its readers.
+    bodies: the API body of every run drawn.
+    """
+    output = f"output:{output_id}"
+    sides: dict[int, str] = {}
+    edges: set[tuple[str, str]] = set()
+    left_out = {"upstream": 0, "downstream": 0}
+    if plan is not None:
+        nearest = sorted(plan.order, key=lambda run_id: (plan.depths[run_id], run_id))
+        shown = set(nearest[:GRAPH_RUNS_SHOWN])
+        left_out["upstream"] = len(nearest) - len(shown)
+        for run_id in shown:
+            sides[run_id] = "root" if run_id == plan.root else "upstream"
+            edges.update(
+                (f"run:{dep}", f"run:{run_id}") for dep in plan.edges.get(run_id, ()) if dep in shown
+            )
+        edges.add((f"run:{plan.root}", output))
+    if downstream is not None:
+        page, total = downstream
+        left_out["downstream"] = total - len(page.nodes)
+        for run_id, hops in page.nodes:
+            sides.setdefault(run_id, "downstream")
+            if hops == 1:
+                edges.add((output, f"run:{run_id}"))
+        drawn = {run_id for run_id, _ in page.nodes}
+        edges.update((f"run:{dep}", f"run:{run_id}") for run_id, dep in page.edges if dep in drawn)
+    nodes: list[dict[str, Any]] = [{"id": output, "kind": "output", "name": output_id}]
+    for run_id in sorted(sides):
+        body = bodies[run_id]
+        nodes.append(
+            {
+                "id": f"run:{run_id}",
+                "kind": "run",
+                "side": sides[run_id],
+                "run": run_id,
+                "component": body["component"],
+                "start": body["start_timestamp"],
+                "stale": bool(body["stale"]),
+                "flagged": any(p["flag"] for p in body["outputs"]),
+                "inputs": [{"name": p["name"], "flag": p["flag"]} for p in body["inputs"][:POINTERS_SHOWN]],
+                "outputs": [{"name": p["name"], "flag": p["flag"]} for p in body["outputs"][:POINTERS_SHOWN]],
+                "url": reverse("admin:runs_run_change", args=[run_id]),
+            }
+        )
+    return {
+        "nodes": nodes,
+        "edges": [{"source": a, "target": b} for a, b in sorted(edges)],
+        "left_out": left_out,
+    }
+
+
 def pointer_summary(pointers: list[dict[str, Any]]) -> dict[str, Any]:
     return {"shown": pointers[:POINTERS_SHOWN], "more": max(0, len(pointers) - POINTERS_SHOWN)}
 
@@ -86,35 +147,86 @@ class MltraceAdminSite(admin.AdminSite):
         return TemplateResponse(request, template, {**self.each_context(request), "title": title, **context})
 
     def trace_view(self, request: HttpRequest) -> HttpResponse:
-        """The lineage of an output: its latest producer and everything upstream, as a tree."""
+        """The lineage of an output drawn as a graph, upstream, downstream or both, with the
+        indented lists below it (the fallback for traces too large to draw)."""
         from runs import lineage
 
         output_id = request.GET.get("output_id", "")
-        trace, error = None, None
-        if output_id:
+        direction = request.GET.get("direction", "upstream")
+        if direction not in DIRECTIONS:
+            direction = "upstream"
+        trace, impact, graph = None, None, None
+        plan, downstream, errors = None, None, []
+        if output_id and direction in ("upstream", "both"):
             try:
                 plan = lineage.trace_plan(output_id=output_id)
+            except MltraceError as exc:  # no run output it: a raw input, say
+                errors.append(exc.message)
+        if output_id and direction in ("downstream", "both"):
+            try:
+                seeds = lineage.impact_seeds_of_output(output_id)
             except MltraceError as exc:
-                error = exc.message
+                errors.append(exc.message)
             else:
-                shown = plan.order[:RUNS_SHOWN]
-                trace = {
-                    "output_id": output_id,
-                    "root": plan.root,
-                    "upstream": len(plan.order) - 1,
-                    "more": len(plan.order) - len(shown),
-                    "nodes": [
-                        {
-                            "run": run,
-                            "depth": plan.depths[run_id],
-                            "indent": plan.depths[run_id] * 24,
-                            "outputs": pointer_summary(run["outputs"]),
-                        }
-                        for run_id, run in lineage.run_bodies(shown, known_dependencies=plan.edges)
-                    ],
-                }
+                page = lineage.impact_page(
+                    seeds=seeds, from_pointers=True, depth=None, after=None, limit=GRAPH_RUNS_SHOWN
+                )
+                downstream = (page, lineage.impact_count(seeds=seeds, from_pointers=True))
+        error = errors[0] if errors and plan is None and downstream is None else None
+        # Bodies read once for the graph and the lists: upstream with the trace's edges known.
+        bodies: dict[int, dict[str, Any]] = {}
+        if plan is not None:
+            nearest = sorted(plan.order, key=lambda run_id: (plan.depths[run_id], run_id))
+            wanted = list(dict.fromkeys([*plan.order[:RUNS_SHOWN], *nearest[:GRAPH_RUNS_SHOWN]]))
+            bodies.update(lineage.run_bodies(wanted, known_dependencies=plan.edges))
+        if downstream is not None:
+            bodies.update(lineage.run_bodies([i for i, _ in downstream[0].nodes if i not in bodies]))
+        if plan is not None or downstream is not None:
+            graph = trace_graph(output_id, plan, downstream, bodies)
+        if downstream is not None:
+            page, total = downstream
+            impact = {
+                "total": total,
+                "more": total - len(page.nodes),
+                "outputs": page.outputs,
+                "nodes": [
+                    {
+                        "run": bodies[run_id],
+                        "depth": hops,
+                        "indent": (hops - 1) * 24,
+                        "outputs": pointer_summary(bodies[run_id]["outputs"]),
+                    }
+                    for run_id, hops in page.nodes
+                ],
+            }
+        if plan is not None:
+            shown = plan.order[:RUNS_SHOWN]
+            trace = {
+                "output_id": output_id,
+                "root": plan.root,
+                "upstream": len(plan.order) - 1,
+                "more": len(plan.order) - len(shown),
+                "nodes": [
+                    {
+                        "run": bodies[run_id],
+                        "depth": plan.depths[run_id],
+                        "indent": plan.depths[run_id] * 24,
+                        "outputs": pointer_summary(bodies[run_id]["outputs"]),
+                    }
+                    for run_id in shown
+                ],
+            }
         return self.page(
-            request, "admin/mltrace/trace.html", "Trace", output_id=output_id, trace=trace, error=error
+            request,
+            "admin/mltrace/trace.html",
+            "Trace",
+            output_id=output_id,
+            direction=direction,
+            directions=DIRECTIONS,
+            trace=trace,
+            impact=impact,
+            graph=graph,
+            error=error,
         )
 
     def review_view(self, request: HttpRequest) -> HttpResponse:

@@ -20,6 +20,7 @@ from common.lookups import chunked, one_of
 from runs.models import IOPointer, PointerType, Run, RunOutput, pointer_name_hash
 from runs.selectors import chunked_by_weight, runs_by_id, runs_to_dicts
 from runs.sql import (
+    downstream_count,
     downstream_edge_rows,
     downstream_output_rows,
     downstream_page_rows,
@@ -408,3 +409,10 @@ def impact_page(
         outputs=counts,
         next_cursor=(last[1], last[0]) if more and last else None,
     )
+
+
+def impact_count(*, seeds: list[int], from_pointers: bool, depth: int | None = None) -> int:
+    """How many runs impact_page would list over all its pages."""
+    if from_pointers and depth == 0:
+        return 0
+    return downstream_count(seeds=seeds, from_pointers=from_pointers, depth=depth)

@@ -189,3 +189,14 @@ def downstream_output_pointer_ids(*, seeds: list[int], depth: int | None = None)
     with connection.cursor() as cursor:
         cursor.execute(compose(template, edges=EDGES, inputs=INPUTS, outputs=OUTPUTS), seeds)
         return [row[0] for row in cursor.fetchall()]
+
+
+def downstream_count(*, seeds: list[int], from_pointers: bool, depth: int | None) -> int:
+    """How many runs are downstream (each once)."""
+    cte = _downstream_cte(from_pointers=len(seeds) if from_pointers else 0, depth=depth)
+    params = [*seeds, *([depth] if depth is not None else [])]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            compose(cte + "SELECT COUNT(DISTINCT run_id) FROM down", edges=EDGES, inputs=INPUTS), params
+        )
+        return int(cursor.fetchone()[0])

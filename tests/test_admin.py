@@ -392,3 +392,34 @@ def test_openlineage_runs_show_open_and_ended_with_their_run_parent_and_events(a
         ).status_code
         == 200
     )
+
+
+def test_the_trace_page_shows_downstream_runs_and_what_the_graph_leaves_out(admin_client_, api, monkeypatch):
+    import json as json_module
+
+    from api import dashboard
+
+    monkeypatch.setattr(dashboard, "GRAPH_RUNS_SHOWN", 2)
+    log_run(api, "etl", inputs=["raw.csv"], outputs=["clean.csv"])
+    for i in range(4):
+        log_run(api, "infer", inputs=["clean.csv"], outputs=[{"name": f"p{i}", "pointer_type": "ENDPOINT"}])
+
+    page = text(admin_client_.get("/admin/lineage/trace/", {"output_id": "clean.csv", "direction": "both"}))
+
+    assert "4 runs downstream of clean.csv; they output 0 data, 0 models, 4 endpoint outputs" in page
+    assert "it leaves out 2 runs further downstream" in page
+    graph = json_module.loads(
+        re.search(r'<script id="graph-data" type="application/json">(.*?)</script>', page)[1]
+    )
+    assert sorted(n.get("component", n.get("name")) for n in graph["nodes"]) == [
+        "clean.csv",
+        "etl",
+        "infer",
+        "infer",
+    ]
+    assert {"source": "output:clean.csv", "target": graph["nodes"][-1]["id"]} in graph["edges"]
+    raw = text(admin_client_.get("/admin/lineage/trace/", {"output_id": "raw.csv", "direction": "upstream"}))
+    assert "No committed run has an output named" in raw
+    assert "5 runs downstream of raw.csv" in text(
+        admin_client_.get("/admin/lineage/trace/", {"output_id": "raw.csv", "direction": "both"})
+    )

@@ -93,3 +93,90 @@ def test_a_person_traces_a_prediction_and_flags_it_from_the_review_page(live_ser
     }
     for name in ("admin-index", "trace", "review", "runs"):
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (.ci/run installs it)")
+def test_the_trace_page_draws_a_diamond_both_ways_as_a_graph(live_server, api, django_user_model):
+    pytest.importorskip("playwright", reason="playwright is in requirements-dev.txt")
+    from playwright.sync_api import sync_playwright
+
+    django_user_model.objects.create_superuser("ana", password="correct horse")
+    # raw.csv -> etl -> clean.csv -> (left, right) -> join -> joined.csv -> report
+    etl = log_run(api, "etl", start=moment(0), inputs=["raw.csv"], outputs=["clean.csv"])["id"]
+    log_run(api, "left", start=moment(60), inputs=["clean.csv"], outputs=["left.pq"])
+    log_run(api, "right", start=moment(120), inputs=["clean.csv"], outputs=["features.pq"])
+    join = log_run(api, "join", start=moment(180), inputs=["left.pq", "features.pq"], outputs=["joined.csv"])[
+        "id"
+    ]
+    log_run(
+        api,
+        "report",
+        start=moment(40 * DAY),
+        inputs=["joined.csv"],
+        outputs=[{"name": "weekly_report", "pointer_type": "ENDPOINT"}],
+    )
+    api.post("/api/v1/flag/", {"output_id": "left.pq"}, format="json")
+    requested: list[str] = []
+    drawn = {}
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(f"{live_server.url}/admin/")
+        page.fill("#id_username", "ana")
+        page.fill("#id_password", "correct horse")
+        page.click("input[type=submit]")
+        page.wait_for_selector("text=Lineage")
+
+        for name, output_id, direction in (
+            ("upstream", "joined.csv", "upstream"),
+            ("downstream", "clean.csv", "downstream"),
+            ("both", "joined.csv", "both"),
+        ):
+            page.goto(f"{live_server.url}/admin/lineage/trace/?output_id={output_id}&direction={direction}")
+            page.wait_for_selector("#graph[data-nodes]")
+            drawn[name] = page.evaluate(
+                """() => ({
+                    nodes: window.mltraceGraph.nodes().map(n => n.data('component') || n.data('name')).sort(),
+                    edges: window.mltraceGraph.edges().map(e =>
+                        (e.source().data('component') || e.source().data('name')) + '>' +
+                        (e.target().data('component') || e.target().data('name'))).sort(),
+                    onScreen: window.mltraceGraph.nodes().every(n => n.renderedBoundingBox().w > 0),
+                })"""
+            )
+            if name != "both":
+                page.check("#show-pointers")
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(SCREENSHOTS / f"trace-graph-{name}.png"), full_page=False)
+
+        page.evaluate(f"window.mltraceGraph.$('#run\\\\:{join}').emit('tap')")
+        page.wait_for_url(f"**/admin/runs/run/{join}/change/")
+        browser.close()
+
+    assert drawn["upstream"]["nodes"] == ["etl", "join", "joined.csv", "left", "right"]
+    assert drawn["upstream"]["edges"] == [
+        "etl>left",
+        "etl>right",
+        "join>joined.csv",
+        "left>join",
+        "right>join",
+    ]
+    assert drawn["downstream"]["nodes"] == ["clean.csv", "join", "left", "report", "right"]
+    assert drawn["downstream"]["edges"] == [
+        "clean.csv>left",
+        "clean.csv>right",
+        "join>report",
+        "left>join",
+        "right>join",
+    ]
+    assert drawn["both"]["nodes"] == ["etl", "join", "joined.csv", "left", "report", "right"]
+    assert "joined.csv>report" in drawn["both"]["edges"] and "join>joined.csv" in drawn["both"]["edges"]
+    assert all(view["onScreen"] for view in drawn.values())
+    assert etl != join
+    # Every file the pages asked for came from this server: the graph library included.
+    assert requested and all(url.startswith(live_server.url) for url in requested), [
+        url for url in requested if not url.startswith(live_server.url)
+    ]
+    for name in ("upstream", "downstream"):
+        assert (SCREENSHOTS / f"trace-graph-{name}.png").stat().st_size > 10_000
