@@ -30,13 +30,10 @@ def seed(
     *, runs: int, batch: int = 1000, predictions: int = 1, queue: bool = False, say: Callable = print
 ) -> None:
     """Seeds `runs` runs: committed now (as the workers commit them), or queued with --queue."""
-    from django.db import transaction
     from django.utils import timezone
 
     from api.serializers.runs import RunCreateSerializer, run_payload
     from ingest.accept import writes_accept
-    from ingest.batch import batch_apply
-    from ingest.locks import commit_lock
     from runs.models import Write
 
     # Runs start back in time and end now, so live traffic afterwards is the newest.
@@ -54,26 +51,35 @@ def seed(
             # The accept door, as the batch endpoint uses it; the workers commit them.
             writes_accept(kind=Write.Kind.RUN, payloads=payloads)
         else:
-            with transaction.atomic():
-                commit_lock()
-                now = timezone.now()
-                writes = Write.objects.bulk_create(
-                    [
-                        Write(
-                            kind=Write.Kind.RUN,
-                            status=Write.Status.COMMITTED,
-                            accepted_at=now,
-                            committed_at=now,
-                        )
-                        for _ in payloads
-                    ]
-                )
-                for write, payload in zip(writes, payloads, strict=True):
-                    write.payload = payload
-                batch_apply(writes, strict=False)
+            commit_now(payloads)
         done += size
         say(f"{verb} {done}/{runs} runs ({done / (time.perf_counter() - began):.0f} runs/s)")
     say(f"{verb} {runs} runs in {time.perf_counter() - began:.1f} s")
+
+
+def commit_now(payloads: list[dict]) -> list[int]:
+    """Commits validated run payloads as the workers would (one transaction, the commit
+    lock held); returns their ids."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from ingest.batch import batch_apply
+    from ingest.locks import commit_lock
+    from runs.models import Write
+
+    with transaction.atomic():
+        commit_lock()
+        now = timezone.now()
+        writes = Write.objects.bulk_create(
+            [
+                Write(kind=Write.Kind.RUN, status=Write.Status.COMMITTED, accepted_at=now, committed_at=now)
+                for _ in payloads
+            ]
+        )
+        for write, payload in zip(writes, payloads, strict=True):
+            write.payload = payload
+        batch_apply(writes, strict=False)
+    return [write.id for write in writes]
 
 
 def main() -> None:

@@ -117,7 +117,7 @@ def test_the_impact_of_a_run_starts_at_the_run(api):
 
 def test_pages_follow_the_cursor_through_every_run_once(api):
     diamond(api)
-    seen = []
+    seen, outputs = [], []
     url, params = "/api/v1/impact/", {"output_id": "raw.csv", "limit": 2}
     while url:
         response = api.get(url, params)
@@ -125,8 +125,11 @@ def test_pages_follow_the_cursor_through_every_run_once(api):
         body = response.json()
         assert len(body["nodes"]) <= 2
         seen += nodes(body)
+        outputs.append(body["outputs"])
         url, params = body["next"], None
     assert seen == [(1, "etl"), (2, "left"), (2, "right"), (3, "join"), (4, "report")]
+    # The whole impact's outputs are counted once, on the first page.
+    assert outputs == [{"DATA": 3, "MODEL": 1, "ENDPOINT": 1, "UNKNOWN": 0}, None, None]
 
 
 @pytest.mark.parametrize("cursor", ["x", "1", "1.x", "1.99999999999999999999", "-1.2"])

@@ -440,7 +440,10 @@ class ImpactSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
         help_text="[run id, id of the run it depends on]: the listed runs' dependencies that are downstream too.",
     )
-    outputs = ImpactOutputsSerializer(help_text="Distinct pointers output by every downstream run, by type.")
+    outputs = ImpactOutputsSerializer(
+        allow_null=True,
+        help_text="Distinct pointers output by every downstream run, by type: on the first page; null on the pages after.",
+    )
     next = serializers.CharField(allow_null=True)
 
 
