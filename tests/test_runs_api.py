@@ -634,7 +634,7 @@ def test_a_naive_timestamp_is_utc_and_responses_are_utc(api):
         ),
         ("/api/v1/runs/batch/", {"runs": [run_payload("etl")], "sync": True}, {"sync": ["Unknown field."]}),
         ("/api/v1/components/", {"name": "etl", "onwer": "me"}, {"onwer": ["Unknown field."]}),
-        ("/api/v1/flag/", {"output_id": "a", "downstream": True}, {"downstream": ["Unknown field."]}),
+        ("/api/v1/flag/", {"output_id": "a", "downstrem": True}, {"downstrem": ["Unknown field."]}),
     ],
 )
 def test_an_unknown_body_field_is_a_400_naming_it_and_nothing_is_written(api, url, body, errors):
