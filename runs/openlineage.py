@@ -274,7 +274,8 @@ def read_event(event: Any, *, max_datasets: int) -> Event:
 
     if kind == "dataset":
         dataset = _object(event.get("dataset"), "dataset")
-        _text(dataset, "namespace", "dataset"), _text(dataset, "name", "dataset")
+        _text(dataset, "namespace", "dataset")
+        _text(dataset, "name", "dataset")
         return Event(kind=kind, event_time=event_time, producer=producer)
 
     job = _object(event.get("job"), "job")

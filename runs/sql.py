@@ -107,96 +107,93 @@ def _dependents_of(column: str) -> str:
     return f"JOIN {{edges}} d ON d.depends_on_id = {column}"
 
 
-def _downstream_cte(*, from_pointers: int, depth: int | None) -> str:
-    """WITH RECURSIVE down(run_id, hop): the runs that read one of `from_pointers` pointers (hop
-    1), or the seed run (hop 0), and every run that depends on one of them, transitively.
+def _downstream(
+    select: str, *, seeds: list[int], from_pointers: bool, depth: int | None, params: tuple = ()
+) -> list[tuple]:
+    """Runs `select` after WITH RECURSIVE down(run_id, hop): the runs that read one of the
+    pointers `seeds` (hop 1), or the seed run (hop 0), and every run that depends on one of
+    them, transitively, within `depth` hops if given. `params` are the select's own.
 
     UNION keeps each (run, hop) once, so a run is expanded once per hop count at which it is
-    met: the walk is bounded by runs x depths, never by paths. Its parameters, in order: the
-    pointer ids (or the seed run), then the depth bound if any.
+    met: the walk is bounded by runs x depths, never by paths.
     """
     if from_pointers:
-        marks = ", ".join(["%s"] * from_pointers)
+        marks = ", ".join(["%s"] * len(seeds))
         seed = f"SELECT DISTINCT i.run_id, 1 FROM {{inputs}} i WHERE i.pointer_id IN ({marks})"
     else:
         seed = "SELECT CAST(%s AS BIGINT), 0"
     bound = "WHERE e.hop < %s" if depth is not None else ""
-    return f"""
+    template = f"""
         WITH RECURSIVE down(run_id, hop) AS (
             {seed}
             UNION
             SELECT d.run_id, e.hop + 1 FROM down e {_dependents_of("e.run_id")} {bound}
         )
+        {select}
     """
+    names = {"edges": EDGES, "inputs": INPUTS, "outputs": OUTPUTS, "pointers": POINTERS}
+    with connection.cursor() as cursor:
+        cursor.execute(compose(template, **names), [*seeds, *([depth] if depth is not None else []), *params])
+        return cursor.fetchall()
 
 
 def downstream_page_rows(
     *, seeds: list[int], from_pointers: bool, depth: int | None, after: tuple[int, int] | None, limit: int
 ) -> list[tuple[int, int]]:
     """(run, shortest hop) of the downstream runs, by hop then id, after the (hop, id) cursor."""
-    cte = _downstream_cte(from_pointers=len(seeds) if from_pointers else 0, depth=depth)
     having = "HAVING MIN(hop) > %s OR (MIN(hop) = %s AND run_id > %s)" if after else ""
-    template = cte + f"SELECT run_id, MIN(hop) FROM down GROUP BY run_id {having} ORDER BY 2, 1 LIMIT %s"
-    params: list[int] = [*seeds, *([depth] if depth is not None else [])]
-    if after:
-        params += [after[0], after[0], after[1]]
-    with connection.cursor() as cursor:
-        cursor.execute(compose(template, edges=EDGES, inputs=INPUTS), [*params, limit])
-        return cursor.fetchall()
+    cursor = (after[0], after[0], after[1]) if after else ()
+    return _downstream(
+        f"SELECT run_id, MIN(hop) FROM down GROUP BY run_id {having} ORDER BY 2, 1 LIMIT %s",
+        seeds=seeds,
+        from_pointers=from_pointers,
+        depth=depth,
+        params=(*cursor, limit),
+    )
 
 
 def downstream_edge_rows(
     *, seeds: list[int], from_pointers: bool, depth: int | None, run_ids: list[int]
 ) -> list[tuple[int, int]]:
     """(run, dependency) for these runs' dependencies that are downstream runs too."""
-    cte = _downstream_cte(from_pointers=len(seeds) if from_pointers else 0, depth=depth)
     marks = ", ".join(["%s"] * len(run_ids))
-    template = (
-        cte + f"SELECT x.run_id, x.depends_on_id FROM {{edges}} x WHERE x.run_id IN ({marks}) "
-        "AND x.depends_on_id IN (SELECT run_id FROM down) ORDER BY 1, 2"
+    return _downstream(
+        f"SELECT x.run_id, x.depends_on_id FROM {{edges}} x WHERE x.run_id IN ({marks}) "
+        "AND x.depends_on_id IN (SELECT run_id FROM down) ORDER BY 1, 2",
+        seeds=seeds,
+        from_pointers=from_pointers,
+        depth=depth,
+        params=tuple(run_ids),
     )
-    params = [*seeds, *([depth] if depth is not None else []), *run_ids]
-    with connection.cursor() as cursor:
-        cursor.execute(compose(template, edges=EDGES, inputs=INPUTS), params)
-        return cursor.fetchall()
 
 
 def downstream_output_rows(
     *, seeds: list[int], from_pointers: bool, depth: int | None
 ) -> list[tuple[str, int]]:
     """(pointer type, distinct pointers) output by every downstream run."""
-    cte = _downstream_cte(from_pointers=len(seeds) if from_pointers else 0, depth=depth)
-    template = (
-        cte
-        + "SELECT p.pointer_type, COUNT(DISTINCT p.id) FROM {outputs} o JOIN {pointers} p ON p.id = o.pointer_id "
-        "WHERE o.run_id IN (SELECT run_id FROM down) GROUP BY p.pointer_type"
+    return _downstream(
+        "SELECT p.pointer_type, COUNT(DISTINCT p.id) FROM {outputs} o JOIN {pointers} p ON p.id = o.pointer_id "
+        "WHERE o.run_id IN (SELECT run_id FROM down) GROUP BY p.pointer_type",
+        seeds=seeds,
+        from_pointers=from_pointers,
+        depth=depth,
     )
-    params = [*seeds, *([depth] if depth is not None else [])]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            compose(template, edges=EDGES, inputs=INPUTS, outputs=OUTPUTS, pointers=POINTERS), params
-        )
-        return cursor.fetchall()
 
 
-def downstream_output_pointer_ids(*, seeds: list[int], depth: int | None = None) -> list[int]:
+def downstream_output_pointer_ids(*, seeds: list[int]) -> list[int]:
     """The ids of every pointer a run downstream of these pointers output, ascending."""
-    cte = _downstream_cte(from_pointers=len(seeds), depth=depth)
-    template = (
-        cte
-        + "SELECT DISTINCT o.pointer_id FROM {outputs} o WHERE o.run_id IN (SELECT run_id FROM down) ORDER BY 1"
+    rows = _downstream(
+        "SELECT DISTINCT o.pointer_id FROM {outputs} o WHERE o.run_id IN (SELECT run_id FROM down) ORDER BY 1",
+        seeds=seeds,
+        from_pointers=True,
+        depth=None,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(compose(template, edges=EDGES, inputs=INPUTS, outputs=OUTPUTS), seeds)
-        return [row[0] for row in cursor.fetchall()]
+    return [row[0] for row in rows]
 
 
 def downstream_count(*, seeds: list[int], from_pointers: bool, depth: int | None) -> int:
     """How many runs are downstream (each once)."""
-    cte = _downstream_cte(from_pointers=len(seeds) if from_pointers else 0, depth=depth)
-    params = [*seeds, *([depth] if depth is not None else [])]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            compose(cte + "SELECT COUNT(DISTINCT run_id) FROM down", edges=EDGES, inputs=INPUTS), params
-        )
-        return int(cursor.fetchone()[0])
+    rows = _downstream(
+        "SELECT COUNT(DISTINCT run_id) FROM down", seeds=seeds, from_pointers=from_pointers, depth=depth
+    )
+    return int(rows[0][0])
