@@ -140,6 +140,9 @@ def test_a_bad_cursor_is_a_400(api, cursor):
 
 
 def first_page_queries(api, output_id: str) -> int:
+    # A request first, so the token is in its 10 s cache for the one counted (seeding 10,000
+    # runs between two counts can take longer than that, and the token's query would count).
+    assert api.get("/api/v1/impact/", {"output_id": output_id, "limit": 1}).status_code == 200
     with CaptureQueriesContext(connection) as queries:
         assert api.get("/api/v1/impact/", {"output_id": output_id, "limit": 50}).status_code == 200
     return len(queries)
