@@ -26,6 +26,7 @@ from api.requests import (
     validated,
     wants_sync,
 )
+from api.serializers.plain_runs import plain_batch_payloads, plain_run_payload
 from api.serializers.runs import (
     MAX_BIGINT,
     FlagResultSerializer,
@@ -190,7 +191,10 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
         summary="Log a component run",
     )
     def create(self, request: Request) -> Response:
-        payload = run_payload(validated(RunCreateSerializer, request.data))
+        # A plain run skips DRF's field machinery; anything else, errors included, is DRF's.
+        payload = plain_run_payload(request.data)
+        if payload is None:
+            payload = run_payload(validated(RunCreateSerializer, request.data))
         return submit_runs(request, [payload], batch=False)
 
     @extend_schema(
@@ -205,7 +209,9 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
     )
     @action(detail=False, methods=["post"])
     def batch(self, request: Request) -> Response:
-        payloads = [run_payload(run) for run in validated(RunBatchSerializer, request.data)["runs"]]
+        payloads = plain_batch_payloads(request.data)
+        if payloads is None:
+            payloads = [run_payload(run) for run in validated(RunBatchSerializer, request.data)["runs"]]
         return submit_runs(request, payloads, batch=True)
 
     @extend_schema(
