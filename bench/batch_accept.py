@@ -4,7 +4,6 @@ python bench/batch_accept.py PORT COUNT   (a write token in $MLTRACE_TOKEN)
 """
 
 import datetime as d
-import json
 import os
 import statistics
 import sys
@@ -14,19 +13,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import payloads  # noqa: E402
+from bench.sustained import batch_request  # noqa: E402
 
 port = sys.argv[1]
 token = os.environ["MLTRACE_TOKEN"]
 s = payloads.pipeline(start=d.datetime(2026, 1, 1, tzinfo=d.UTC))
 times = []
 for _ in range(int(sys.argv[2]) if len(sys.argv) > 2 else 20):
-    body = json.dumps({"runs": [next(s) for _ in range(1000)]}).encode()
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/api/v1/runs/batch/",
-        data=body,
-        method="POST",
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-    )
+    req = batch_request(port, token, [next(s) for _ in range(1000)])
     t = time.perf_counter()
     with urllib.request.urlopen(req) as r:
         r.read()

@@ -27,6 +27,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import payloads  # noqa: E402
 
 
+def batch_request(port: int | str, token: str, runs: list[dict]) -> urllib.request.Request:
+    """POST /api/v1/runs/batch/ of these runs, with a token."""
+    return urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/runs/batch/",
+        data=json.dumps({"runs": runs}).encode(),
+        method="POST",
+        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -52,13 +62,7 @@ def main() -> None:
     def writer(k: int) -> None:
         stream = payloads.pipeline(start=dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=k))
         while time.monotonic() < stop:
-            body = json.dumps({"runs": [next(stream) for _ in range(1000)]}).encode()
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{args.port}/api/v1/runs/batch/",
-                data=body,
-                method="POST",
-                headers={"Authorization": f"Token {args.token}", "Content-Type": "application/json"},
-            )
+            request = batch_request(args.port, args.token, [next(stream) for _ in range(1000)])
             with urllib.request.urlopen(request) as response:
                 response.read()
             with lock:
