@@ -26,30 +26,15 @@ from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
 from api.parsers import json_depth
-from api.serializers.runs import has_null_character, infer_pointer_type, pointers_in
+from api.serializers.runs import RunCreateSerializer, has_null_character, infer_pointer_type, pointers_in
 from components.models import COMPONENT_NAME_MAX_LENGTH
 from runs.models import DEFAULT_STALENESS_THRESHOLD, GIT_HASH_MAX_LENGTH, POINTER_NAME_MAX_LENGTH, PointerType
 
 # What DRF's CharField refuses in any string: NUL and UTF-16 surrogates.
 _REFUSED_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 _POINTER_TYPES = frozenset(PointerType.values)
-_FIELDS = frozenset(
-    {
-        "component",
-        "start_timestamp",
-        "end_timestamp",
-        "inputs",
-        "outputs",
-        "dependencies",
-        "infer_dependencies",
-        "staleness_threshold",
-        "notes",
-        "git_hash",
-        "git_tags",
-        "code_snapshot",
-        "test_results",
-    }
-)
+# The serializer's own field names: a key outside them is DRF's "Unknown field.".
+_FIELDS = frozenset(RunCreateSerializer().fields)
 _POINTER_KEYS = frozenset({"name", "value", "pointer_type"})
 
 
