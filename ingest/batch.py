@@ -37,7 +37,7 @@ from common.lookups import CHUNK, chunked
 from components.models import Component
 from components.services import tags_get_or_create
 from ingest.lineage import lineage_apply
-from ingest.sql import copy_id_pairs, ids_by_key, insert_rows, runs_in_windows
+from ingest.sql import copy_id_pairs, copy_rows, ids_by_key, insert_new_returning, runs_in_windows
 from runs.models import (
     IOPointer,
     Run,
@@ -367,7 +367,7 @@ class BatchPlan:
             )
             if plan.stale:
                 logger.info("run %s of %s is stale: %s", plan.write.id, plan.facts.component, plan.stale)
-        insert_rows(Run._meta.db_table, RUN_COLUMNS, rows)
+        copy_rows(Run._meta.db_table, RUN_COLUMNS, rows)
         inputs: list[tuple[int, int]] = []
         outputs: list[tuple[int, int]] = []
         edges: list[tuple[int, int]] = []
@@ -402,7 +402,7 @@ class BatchPlan:
             for digest, spec in ((d, self.pointer_specs[k]) for d, k in keys.items())
         ]
         columns = ["name", "value", "pointer_type", "flag", "name_hash", "key"]
-        found = dict(insert_rows(table, columns, rows, returning=["key", "id"], on_conflict="key"))
+        found = dict(insert_new_returning(table, columns, rows, returning=["key", "id"], on_conflict="key"))
         missing = [digest for digest in keys if digest not in found]
         for chunk in chunked(missing):
             found.update(ids_by_key(table, chunk))

@@ -175,18 +175,97 @@ def update_rows(table: str, key: str, columns: list[str], types: list[str], rows
         )
 
 
+def _can_copy() -> bool:
+    """Whether COPY is possible here: PostgreSQL, and no wait callback set. psycopg2 refuses
+    COPY while one is (gunicorn's gevent workers set one, for a ?sync=true write's commit)."""
+    return on_postgres() and psycopg2.extensions.get_wait_callback() is None
+
+
+def _copy_field(value: Any) -> str:
+    """One field in COPY's text format: \\N for NULL, backslash escapes for the rest."""
+    if value is None:
+        return "\\N"
+    text = value if isinstance(value, str) else str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+def _copy_text(rows: list[tuple]) -> io.StringIO:
+    return io.StringIO("".join("\t".join(map(_copy_field, row)) + "\n" for row in rows))
+
+
+def copy_rows(table: str, columns: list[str], rows: list[tuple]) -> None:
+    """insert_rows, with COPY where it can (a third of execute_values' time for a run row).
+
+    Values as insert_rows takes them; datetimes as adapt_datetimefield_value gives them.
+    """
+    if not rows:
+        return
+    if not _can_copy():
+        insert_rows(table, columns, rows)
+        return
+    with connection.cursor() as cursor:
+        cursor.cursor.copy_expert(
+            compose("COPY {table} ({columns}) FROM STDIN", table=table, columns=columns), _copy_text(rows)
+        )
+
+
+def insert_new_returning(
+    table: str, columns: list[str], rows: list[tuple], *, on_conflict: str, returning: list[str]
+) -> list[tuple]:
+    """insert_rows(..., returning=..., on_conflict=...): the rows that were new, as `returning`.
+
+    On PostgreSQL the rows are staged with COPY in a temporary table of this session, then
+    moved in one INSERT ... SELECT, in their order: about half of execute_values' time for
+    the ten thousand new pointers of a batch of inference runs. The statement empties the
+    stage as it reads it, so a transaction may call this again (a batch retried write by
+    write, each in a savepoint).
+    """
+    if not rows or not _can_copy():
+        return insert_rows(table, columns, rows, returning=returning, on_conflict=on_conflict)
+    names: dict[str, str | list[str]] = {
+        "table": table,
+        "stage": f"stage_{table}",
+        "columns": columns,
+        "conflict": on_conflict,
+        "returning": returning,
+    }
+    numbered = [(n, *row) for n, row in enumerate(rows)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            compose(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS {stage} AS"
+                " SELECT 0::bigint AS n, {columns} FROM {table} WITH NO DATA",
+                **names,
+            )
+        )
+        cursor.cursor.copy_expert(
+            compose("COPY {stage} (n, {columns}) FROM STDIN", **names), _copy_text(numbered)
+        )
+        cursor.execute(
+            compose(
+                "WITH staged AS (DELETE FROM {stage} RETURNING *)"
+                " INSERT INTO {table} ({columns}) SELECT {columns} FROM staged ORDER BY n"
+                " ON CONFLICT ({conflict}) DO NOTHING RETURNING {returning}",
+                **names,
+            )
+        )
+        return cursor.fetchall()
+
+
 def copy_id_pairs(table: str, columns: list[str], rows: list[tuple[int, int]]) -> None:
     """Inserts rows of two integers; on PostgreSQL with COPY, which needs no SQL text per row
     (execute_values formats every row, the larger share of a link table's insert).
 
-    psycopg2 refuses COPY while a wait callback is set (gunicorn's gevent workers set one, for
-    a ?sync=true write's commit): there the rows go in as two array literals and unnest(),
-    one statement at about 1.6 times COPY's time (200,000 pairs: 170-270 ms, COPY 110-160 ms).
+    Where COPY is refused (a wait callback, _can_copy) the rows go in as two array literals
+    and unnest(), one statement at about 1.6 times COPY's time (200,000 pairs: 170-270 ms,
+    COPY 110-160 ms).
     """
     if not rows or not on_postgres():
         insert_rows(table, columns, rows)
         return
-    if psycopg2.extensions.get_wait_callback() is not None:
+    if not _can_copy():
         firsts = "{" + ",".join(str(a) for a, _ in rows) + "}"
         seconds = "{" + ",".join(str(b) for _, b in rows) + "}"
         with connection.cursor() as cursor:

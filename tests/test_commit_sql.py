@@ -1,0 +1,70 @@
+"""The commit's bulk SQL (ingest/sql.py): COPY where it can, the same rows where it cannot.
+
+COPY is refused while psycopg2 has a wait callback (gunicorn's gevent workers set one), so
+a ?sync=true write there inserts with plain statements. Both must store every character as
+sent, create pointers in first-mention order and leave existing pointers as they were.
+"""
+
+from __future__ import annotations
+
+import psycopg2.extensions
+import psycopg2.extras
+import pytest
+
+from runs.models import IOPointer
+from tests.factories import run_payload
+
+# What COPY's text format escapes, and its end-of-data marker on a line of its own.
+AWKWARD = "tab\there, newline\nthere, CR\r\nback\\slash, \\N, \\t\n\\.\nend"
+
+
+@pytest.fixture(params=["copy", "wait-callback"])
+def path(request):
+    if request.param == "wait-callback":
+        psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
+    yield request.param
+    psycopg2.extensions.set_wait_callback(None)
+
+
+@pytest.mark.django_db
+def test_a_committed_batch_stores_its_text_exactly_and_its_pointers_in_order(api, path):
+    first = api.post(
+        "/api/v1/runs/?sync=true",
+        run_payload("etl", outputs=[{"name": "shared", "pointer_type": "DATA"}]),
+        format="json",
+    )
+    assert first.status_code == 201, first.content
+    runs = [
+        run_payload(
+            "train",
+            inputs=[{"name": "shared", "pointer_type": "MODEL"}],
+            outputs=[AWKWARD, "b", "a"],
+            notes=AWKWARD,
+            code_snapshot=AWKWARD,
+            git_tags=[AWKWARD],
+            test_results={AWKWARD: [AWKWARD, None]},
+        ),
+        run_payload("infer", inputs=["a"], outputs=["c", "b"]),
+    ]
+
+    response = api.post("/api/v1/runs/batch/?sync=true", {"runs": runs}, format="json")
+
+    assert response.status_code == 201, response.content
+    train_id, infer_id = (run["id"] for run in response.json()["runs"])
+    train = api.get(f"/api/v1/runs/{train_id}/").json()
+    assert train["notes"] == train["code_snapshot"] == AWKWARD
+    assert train["git_tags"] == [AWKWARD]
+    assert train["test_results"] == {AWKWARD: [AWKWARD, None]}
+    assert [p["name"] for p in train["outputs"]] == [AWKWARD, "b", "a"]
+    infer = api.get(f"/api/v1/runs/{infer_id}/").json()
+    assert infer["dependencies"] == [train_id]
+    assert infer["test_results"] is None
+    # New pointers get ids in the order the batch first names them; an existing one keeps
+    # its id and its type.
+    assert list(IOPointer.objects.order_by("id").values_list("name", "pointer_type")) == [
+        ("shared", "DATA"),
+        (AWKWARD, "UNKNOWN"),
+        ("b", "UNKNOWN"),
+        ("a", "UNKNOWN"),
+        ("c", "UNKNOWN"),
+    ]
