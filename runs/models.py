@@ -126,10 +126,13 @@ class IOPointer(models.Model):
     pointer_type = models.CharField(max_length=16, choices=PointerType.choices, default=PointerType.UNKNOWN)
     flag = models.BooleanField(default=False)
     name_hash = models.BigIntegerField(db_index=True)
-    key = models.CharField(max_length=64, unique=True)
+    # Unique by a constraint, not unique=True: that would add a second index of every key,
+    # for LIKE queries nothing makes, to the table a batch of inference runs writes most.
+    key = models.CharField(max_length=64)
 
     class Meta:
         verbose_name = "IO pointer"
+        constraints = [models.UniqueConstraint(fields=["key"], name="iopointer_key_unique")]
         indexes = [
             models.Index(fields=["name_hash"], name="iopointer_flagged_idx", condition=models.Q(flag=True)),
             models.Index(fields=["pointer_type", "id"], name="iopointer_type_idx"),
