@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1057,6 +1058,7 @@ def report(
     rounds: list[dict[str, Any]],
     machine: dict[str, Any],
     client: dict[str, Any] | None = None,
+    sustained: dict[str, Any] | None = None,
 ) -> None:
     lines = [
         f"# mltrace server benchmark, {dt.datetime.now():%Y-%m-%d %H:%M}",
@@ -1071,6 +1073,8 @@ def report(
     ]
     if client:
         lines += client_section(client)
+    if sustained:
+        lines += sustained_section(sustained)
     for round_ in rounds:
         results = round_["results"]
         lines += [
@@ -1243,6 +1247,289 @@ def fresh_server(args: argparse.Namespace, env: dict[str, str], out: Path) -> Se
     return server
 
 
+# --- sustained ingest beside the limit and the ceiling (issue 14) ----------------------------
+
+
+def wrk_accepts(url: str, token: str, seconds: int, out: Path, name: str) -> dict[str, Any] | None:
+    """wrk -t2 -c32 posting one inference run a request (bench/accept_run.lua): req/s and
+    latency percentiles in ms, or None where wrk is not installed."""
+    import re
+
+    exe = shutil.which("wrk")
+    if exe is None:
+        log("wrk is not installed (apt-get install wrk): the accept comparison is skipped")
+        return None
+    script = ROOT / "bench" / "accept_run.lua"
+    command = [exe, "-t2", "-c32", f"-d{seconds}s", "-s", str(script), "--latency", url]
+    proc = subprocess.run(
+        command, env={**os.environ, "TOKEN": token}, capture_output=True, text=True, check=True
+    )
+    (out / f"wrk-{name}.txt").write_text(proc.stdout + proc.stderr)
+    units = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    percentiles = {
+        f"p{int(float(q))}": float(value) * units[unit]
+        for q, value, unit in re.findall(r"^\s+(\d+(?:\.\d+)?)%\s+([\d.]+)(us|ms|s)\s*$", proc.stdout, re.M)
+    }
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", proc.stdout).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", proc.stdout)
+    errors = re.search(r"Socket errors: (.*)", proc.stdout)
+    result = {
+        "rps": rps,
+        **percentiles,
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(1) if errors else "",
+    }
+    log(f"wrk, {name}: {rps:.0f} req/s, p50 {result.get('p50', 0):.0f} ms, p99 {result.get('p99', 0):.0f} ms")
+    return result
+
+
+def ceiling_accepts(args: argparse.Namespace, env: dict[str, str], out: Path) -> dict[str, Any] | None:
+    """The ceiling: a minimal Django + DRF endpoint doing one INSERT (bench/ceiling/), served
+    by as many gevent workers as ours, loaded by the same wrk script."""
+    if shutil.which("wrk") is None:
+        return wrk_accepts("", "", 0, out, "ceiling")
+    from bench.ceiling import CREATE_TABLE
+
+    reset_database(args.database_url)
+    connection = psycopg2.connect(args.database_url)
+    connection.autocommit = True
+    connection.cursor().execute(CREATE_TABLE)
+    connection.close()
+    port = args.port + 1
+    ceiling_env = {
+        **env,
+        "DJANGO_SETTINGS_MODULE": "bench.ceiling.settings",
+        "WEB_CONCURRENCY": str(args.web_workers),
+    }
+    with open(out / "ceiling.log", "ab") as ceiling_log:
+        web = subprocess.Popen(
+            [
+                PY,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "bench" / "ceiling" / "gunicorn.conf.py"),
+                "-b",
+                f"127.0.0.1:{port}",
+            ],
+            cwd=ROOT,
+            env=ceiling_env,
+            stdout=ceiling_log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(
+                        urllib.request.Request(
+                            f"http://127.0.0.1:{port}/api/v1/runs/", data=b"{}", method="POST"
+                        ),
+                        timeout=2,
+                    )
+                    break
+                except urllib.error.HTTPError:
+                    break  # it answers
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the ceiling did not start") from None
+                    time.sleep(0.5)
+            return wrk_accepts(f"http://127.0.0.1:{port}", "none", args.wrk_seconds, out, "ceiling")
+        finally:
+            web.send_signal(signal.SIGTERM)
+            web.wait(60)
+
+
+def commit_scaling(args: argparse.Namespace, env: dict[str, str], out: Path, workers: int) -> dict[str, Any]:
+    """Committed runs/s of a backlog of --scaling-runs pipeline runs, queued before a qcluster
+    of `workers` workers starts: from its first commit to its last."""
+    import redis
+
+    reset_database(args.database_url)
+    redis.from_url(args.redis_url).flushdb()
+    subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    with open(out / f"scaling-{workers}.log", "ab") as scaling_log:
+        subprocess.run(
+            [PY, "bench/seed.py", "--runs", str(args.scaling_runs), "--queue", "--predictions", "10"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=scaling_log,
+            stderr=subprocess.STDOUT,
+        )
+        cluster = subprocess.Popen(
+            [PY, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env={**env, "MLTRACE_WORKERS": str(workers)},
+            stdout=scaling_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_drained(args.database_url, args.drain_timeout)
+        finally:
+            cluster.send_signal(signal.SIGTERM)
+            cluster.wait(60)
+    first, last, committed = sql(
+        args.database_url,
+        "SELECT MIN(committed_at), MAX(committed_at), COUNT(*) FROM runs_write WHERE status = 'committed'",
+    )[0]
+    stats = commit_log_stats(out / f"scaling-{workers}.log")
+    seconds = (last - first).total_seconds()
+    result = {
+        "workers": workers,
+        "runs": committed,
+        "seconds": seconds,
+        # The first batch's own time is not between the first and the last commit.
+        "runs_per_s": committed / (seconds + (stats["ms_per_batch_p50"] or 0) / 1000),
+        "ms_per_1000_run_commit_p50": stats["ms_per_batch_p50"],
+    }
+    log(
+        f"commit scaling, {workers} worker(s): {committed} runs in {seconds:.1f} s, {result['runs_per_s']:.0f} runs/s"
+    )
+    return result
+
+
+def sustained_round(args: argparse.Namespace, env: dict[str, str], out: Path) -> dict[str, Any]:
+    """The limit, the ceiling and ours beside it, a 1,000-run batch's latency, the sustained
+    run at each --sizes, and 1/2/3-worker commit scaling."""
+    from bench import batch_accept, limit, sustained
+
+    out.mkdir(exist_ok=True)
+    result: dict[str, Any] = {"rounds": []}
+    base = args.database_url.rsplit("/", 1)[0]
+    log(f"the limit: COPY of the rows of {args.limit_runs} pipeline runs (bench/limit.py)")
+    result["limit"] = limit.measure(f"{base}/mltrace_limit", runs=args.limit_runs, batch=1000, predictions=10)
+    log(
+        f"the limit: {result['limit']['rows_per_s']:,.0f} rows/s, {result['limit']['runs_per_s']:,.0f} runs/s"
+    )
+    rate = args.sustained_rate or min(10_000, result["limit"]["runs_per_s"] / 2)
+    result["rate"] = rate = float(int(rate // 10 * 10))
+    result["ceiling"] = ceiling_accepts(args, env, out)
+    for size in [int(s) for s in args.sizes.split(",")]:
+        label = f"{size:,} runs in the database" if size else "empty database"
+        folder = out / f"size-{size}"
+        folder.mkdir(exist_ok=True)
+        server = fresh_server(args, env, folder)
+        round_: dict[str, Any] = {"size": size, "label": label, "folder": f"{out.name}/{folder.name}"}
+        try:
+            if size:
+                round_["seed"] = {
+                    k: v for k, v in seed(env, size, server, folder).items() if "series" not in k
+                }
+            else:
+                log("one 1,000-run batch accept, 20 times (bench/batch_accept.py)")
+                round_["batch_accept"] = batch_accept.latencies(server.port, env["MLTRACE_TOKEN"], 20)
+                log(f"1,000-run batch accept: median {round_['batch_accept']['median_ms']:.0f} ms")
+                round_["ours"] = wrk_accepts(
+                    f"http://127.0.0.1:{server.port}", env["MLTRACE_TOKEN"], args.wrk_seconds, folder, "ours"
+                )
+                wait_drained(args.database_url, args.drain_timeout)
+            log(f"sustained, {label}: {rate:.0f} runs/s for {args.sustained_seconds} s")
+            measured = sustained.measure(
+                port=server.port,
+                token=env["MLTRACE_TOKEN"],
+                database_url=args.database_url,
+                rate=rate,
+                seconds=args.sustained_seconds,
+                drain_timeout=args.drain_timeout,
+                say=log,
+            )
+            log(f"sustained, {label}: {sustained.summary(measured)}")
+            sustained.chart(
+                measured, folder / "sustained.png", f"Sustained ingest at {rate:.0f} runs/s ({label})"
+            )
+            (folder / "sustained.json").write_text(json.dumps(measured, indent=1))
+            round_["sustained"] = {k: v for k, v in measured.items() if k != "samples"}
+        finally:
+            server.stop()
+        result["rounds"].append(round_)
+    result["scaling"] = [commit_scaling(args, env, out, n) for n in (1, 2, 3)]
+    return result
+
+
+def sustained_section(result: dict[str, Any]) -> list[str]:
+    """report.md's part for the sustained stage: the targets of issue 14, each judged."""
+    lim = result["limit"]
+    rate = result["rate"]
+    lines = [
+        "## Sustained ingest, beside the limit and the ceiling",
+        "",
+        f"The limit (`bench/limit.py`): COPY of the rows of {fmt(lim['runs'])} pipeline runs "
+        f"({lim['rows_per_run']:.1f} rows a run: write-log row, run row, links, new pointers), "
+        f"{fmt(lim['batch'])} runs a transaction, into the server's tables with their indexes and "
+        f"foreign keys: **{fmt(lim['rows_per_s'])} rows/s, {fmt(lim['runs_per_s'])} runs/s**.",
+        "",
+        "| table | rows | seconds |",
+        "|---|---|---|",
+    ]
+    for table, part in lim["tables"].items():
+        lines.append(f"| {table} | {fmt(part['rows'])} | {part['seconds']:.2f} |")
+    target = min(10_000, lim["runs_per_s"] / 2)
+    lines += [
+        "",
+        f"Target 1: at least min(10,000, half the limit) = {fmt(target)} runs/s sustained; asked {fmt(rate)} runs/s "
+        "in batches of 1,000 runs from 2 writers.",
+        "",
+        "| database | accepted runs/s | committed runs/s | of the limit | queue slope writes/s (max) | "
+        "lag p50 / p99 / max s | every run once | drained after s | met |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for round_ in result["rounds"]:
+        s = round_.get("sustained")
+        if not s:
+            continue
+        lines.append(
+            f"| {round_['label']} | {fmt(s['accepted_runs_per_s'])} | {fmt(s['committed_runs_per_s'])} | "
+            f"{s['committed_runs_per_s'] / lim['runs_per_s']:.2f} | {s['queue_slope_writes_per_s']:+.1f} ({fmt(s['queue_max'])}) | "
+            f"{fmt(s['lag_p50_s'], 2)} / {fmt(s['lag_p99_s'], 2)} / {fmt(s['lag_max_s'], 2)} | "
+            f"{'yes' if s['committed_once'] else 'NO'} | {fmt(s['drain_s'])} | "
+            f"{verdict(s['met'] and s['committed_runs_per_s'] >= 0.98 * target)} |"
+        )
+    for round_ in result["rounds"]:
+        if round_.get("sustained"):
+            lines += ["", f"![sustained, {round_['label']}]({round_['folder']}/sustained.png)"]
+    ceiling = result.get("ceiling")
+    ours = next((r.get("ours") for r in result["rounds"] if r.get("ours")), None)
+    lines += ["", "Single-run accepts, `wrk -t2 -c32` on `bench/accept_run.lua`:", ""]
+    if ceiling and ours:
+        ratio = ours["rps"] / ceiling["rps"]
+        lines += [
+            "| endpoint | req/s | p50 ms | p99 ms | non-2xx |",
+            "|---|---|---|---|---|",
+            f"| the ceiling (`bench/ceiling/`: Django + DRF, one INSERT) | {fmt(ceiling['rps'])} | "
+            f"{fmt(ceiling.get('p50'), 1)} | {fmt(ceiling.get('p99'), 1)} | {ceiling['non_2xx']} |",
+            f"| ours, `POST /api/v1/runs/` (workers committing) | {fmt(ours['rps'])} | {fmt(ours.get('p50'), 1)} | "
+            f"{fmt(ours.get('p99'), 1)} | {ours['non_2xx']} |",
+            "",
+            f"Target 3: ours / ceiling **{ratio:.2f}** (target 0.7), p99 {fmt(ours.get('p99'))} ms (target 100): "
+            f"{verdict(ratio >= 0.7 and (ours.get('p99') or 1e9) <= 100)}.",
+        ]
+    else:
+        lines.append("Not measured: wrk is not installed (`apt-get install wrk`).")
+    batch = next((r.get("batch_accept") for r in result["rounds"] if r.get("batch_accept")), None)
+    if batch:
+        lines += [
+            "",
+            f"Target 4: one {fmt(batch['size'])}-run batch ({batch['body_kb']:.0f} KB) accepted in a median of "
+            f"{batch['median_ms']:.0f} ms (p90 {batch['p90_ms']:.0f}, min {batch['min_ms']:.0f}; {batch['count']} "
+            f"sequential posts), target 50 ms: {verdict(batch['median_ms'] <= 50)}.",
+        ]
+    lines += [
+        "",
+        "Target 5, commit workers: a backlog of pipeline runs queued first, then a qcluster of N workers:",
+        "",
+        "| workers | runs | committed runs/s | 1,000-run commit p50 ms |",
+        "|---|---|---|---|",
+    ]
+    for row in result["scaling"]:
+        lines.append(
+            f"| {row['workers']} | {fmt(row['runs'])} | {fmt(row['runs_per_s'])} | {fmt(row['ms_per_1000_run_commit_p50'])} |"
+        )
+    lines.append("")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1267,8 +1554,24 @@ def main() -> None:
     add_service_arguments(parser)
     parser.add_argument("--out", type=Path)
     parser.add_argument(
-        "--only", choices=("client", "locust"), help="run only the client scenario, or only the Locust ones"
+        "--only",
+        choices=("client", "locust", "sustained"),
+        help="run only the client scenario, the Locust ones, or the sustained stage",
     )
+    parser.add_argument(
+        "--sustained-seconds", type=int, default=int(os.environ.get("BENCH_SUSTAINED_SECONDS", 300))
+    )
+    parser.add_argument(
+        "--sustained-rate",
+        type=float,
+        default=0,
+        help="runs/s of the sustained stage (0: min(10,000, half the limit measured first))",
+    )
+    parser.add_argument("--limit-runs", type=int, default=20_000, help="runs COPYed to measure the limit")
+    parser.add_argument(
+        "--scaling-runs", type=int, default=30_000, help="backlog of the 1/2/3-worker scaling"
+    )
+    parser.add_argument("--wrk-seconds", type=int, default=20, help="wrk's load for the ceiling and ours")
     parser.add_argument(
         "--client-runs",
         type=int,
@@ -1302,7 +1605,12 @@ def main() -> None:
         client = (
             json.loads((folder / "client.json").read_text()) if (folder / "client.json").exists() else None
         )
-        report(folder, saved["run"], rounds, saved["machine"], client)
+        sustained = (
+            json.loads((folder / "sustained.json").read_text())
+            if (folder / "sustained.json").exists()
+            else None
+        )
+        report(folder, saved["run"], rounds, saved["machine"], client, sustained)
         return
     run = {
         "command": " ".join(sys.argv),
@@ -1327,13 +1635,19 @@ def main() -> None:
     }
     log(f"results in {out}")
     rounds: list[dict[str, Any]] = []
-    client = None
+    client = sustained = None
     if args.only in (None, "client"):
         client = client_round(args, env, out)
         (out / "client.json").write_text(json.dumps(client, indent=1, default=str))
         machine = machine_facts(env)
         (out / "run.json").write_text(json.dumps({"run": run, "machine": machine}))
-        report(out, run, rounds, machine, client)
+        report(out, run, rounds, machine, client, sustained)
+    if args.only in (None, "sustained"):
+        sustained = sustained_round(args, env, out / "sustained")
+        (out / "sustained.json").write_text(json.dumps(sustained, indent=1, default=str))
+        machine = machine_facts(env)
+        (out / "run.json").write_text(json.dumps({"run": run, "machine": machine}))
+        report(out, run, rounds, machine, client, sustained)
     sizes = [int(s) for s in args.sizes.split(",")] if args.only in (None, "locust") else []
     for size in sizes:
         # Each size starts from an empty database seeded to exactly that size: the write
@@ -1367,7 +1681,7 @@ def main() -> None:
         (out / "results.json").write_text(json.dumps(rounds, indent=1, default=str))
         machine = machine_facts(env)
         (out / "run.json").write_text(json.dumps({"run": run, "machine": machine}))
-        report(out, run, rounds, machine, client)
+        report(out, run, rounds, machine, client, sustained)
     log(f"report: {out / 'report.md'}")
     latest = ROOT / "bench" / "results" / "latest"
     if latest.is_symlink() or latest.exists():

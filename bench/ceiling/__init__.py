@@ -7,3 +7,7 @@ POST /api/v1/runs/; what our accept path does beyond it is what it costs over th
 
     DATABASE_URL=postgres://... gunicorn -c bench/ceiling/gunicorn.conf.py
 """
+
+TABLE = "bench_ceiling_hit"
+# bench/run.py creates it before it starts the ceiling (no Django here: the bench imports it).
+CREATE_TABLE = f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigserial PRIMARY KEY, body jsonb NOT NULL)"

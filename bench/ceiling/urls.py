@@ -8,11 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-TABLE = "bench_ceiling_hit"
-
-
-# bench/sustained.py creates it before it starts the ceiling.
-CREATE_TABLE = f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigserial PRIMARY KEY, body jsonb NOT NULL)"
+from bench.ceiling import TABLE
 
 
 class Hit(APIView):
