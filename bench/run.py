@@ -1398,11 +1398,18 @@ def sustained_round(args: argparse.Namespace, env: dict[str, str], out: Path) ->
     out.mkdir(exist_ok=True)
     result: dict[str, Any] = {"rounds": []}
     base = args.database_url.rsplit("/", 1)[0]
-    log(f"the limit: COPY of the rows of {args.limit_runs} pipeline runs (bench/limit.py)")
-    result["limit"] = limit.measure(f"{base}/mltrace_limit", runs=args.limit_runs, batch=1000, predictions=10)
-    log(
-        f"the limit: {result['limit']['rows_per_s']:,.0f} rows/s, {result['limit']['runs_per_s']:,.0f} runs/s"
-    )
+    # The limit twice: into empty tables, and for as many runs as the sustained run writes
+    # (its indexes then outgrow shared_buffers, as the server's do during that run).
+    result["limits"] = []
+    for runs in (args.limit_runs, args.limit_volume_runs):
+        if not runs:
+            continue
+        log(f"the limit: COPY of the rows of {runs} pipeline runs (bench/limit.py)")
+        measured = limit.measure(f"{base}/mltrace_limit", runs=runs, batch=1000, predictions=10, say=log)
+        log(f"the limit: {measured['rows_per_s']:,.0f} rows/s, {measured['runs_per_s']:,.0f} runs/s")
+        result["limits"].append(measured)
+    limit.drop(f"{base}/mltrace_limit")
+    result["limit"] = min(result["limits"], key=lambda measured: measured["runs_per_s"])
     rate = args.sustained_rate or min(10_000, result["limit"]["runs_per_s"] / 2)
     result["rate"] = rate = float(int(rate // 10 * 10))
     result["ceiling"] = ceiling_accepts(args, env, out)
@@ -1451,27 +1458,31 @@ def sustained_round(args: argparse.Namespace, env: dict[str, str], out: Path) ->
 def sustained_section(result: dict[str, Any]) -> list[str]:
     """report.md's part for the sustained stage: the targets of issue 14, each judged."""
     lim = result["limit"]
+    limits = result.get("limits") or [lim]
     rate = result["rate"]
     lines = [
         "## Sustained ingest, beside the limit and the ceiling",
         "",
-        f"The limit (`bench/limit.py`): COPY of the rows of {fmt(lim['runs'])} pipeline runs "
+        "The limit (`bench/limit.py`): COPY of the rows that N pipeline runs make "
         f"({lim['rows_per_run']:.1f} rows a run: write-log row, run row, links, new pointers), "
-        f"{fmt(lim['batch'])} runs a transaction, into the server's tables with their indexes and "
-        f"foreign keys: **{fmt(lim['rows_per_s'])} rows/s, {fmt(lim['runs_per_s'])} runs/s**.",
+        f"{fmt(lim['batch'])} runs a transaction, into a freshly migrated database: the server's tables "
+        "with their indexes and deferred foreign-key checks.",
         "",
-        "| table | rows | seconds |",
-        "|---|---|---|",
+        "| N runs | rows/s | runs/s | " + " | ".join(lim["tables"]) + " |",
+        "|---|---|---|" + "---|" * len(lim["tables"]),
     ]
-    for table, part in lim["tables"].items():
-        lines.append(f"| {table} | {fmt(part['rows'])} | {part['seconds']:.2f} |")
+    for measured in limits:
+        seconds = " | ".join(f"{part['seconds']:.1f} s" for part in measured["tables"].values())
+        lines.append(
+            f"| {fmt(measured['runs'])} | {fmt(measured['rows_per_s'])} | **{fmt(measured['runs_per_s'])}** | {seconds} |"
+        )
     target = min(10_000, lim["runs_per_s"] / 2)
     lines += [
         "",
-        f"Target 1: at least min(10,000, half the limit) = {fmt(target)} runs/s sustained; asked {fmt(rate)} runs/s "
-        "in batches of 1,000 runs from 2 writers.",
+        f"Target 1: at least min(10,000, half the lower limit) = {fmt(target)} runs/s sustained; asked "
+        f"{fmt(rate)} runs/s in batches of 1,000 runs from 2 writers.",
         "",
-        "| database | accepted runs/s | committed runs/s | of the limit | queue slope writes/s (max) | "
+        "| database | accepted runs/s | committed runs/s | of each limit | queue slope writes/s (max) | "
         "lag p50 / p99 / max s | every run once | drained after s | met |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -1479,9 +1490,10 @@ def sustained_section(result: dict[str, Any]) -> list[str]:
         s = round_.get("sustained")
         if not s:
             continue
+        ratios = " / ".join(f"{s['committed_runs_per_s'] / m['runs_per_s']:.2f}" for m in limits)
         lines.append(
             f"| {round_['label']} | {fmt(s['accepted_runs_per_s'])} | {fmt(s['committed_runs_per_s'])} | "
-            f"{s['committed_runs_per_s'] / lim['runs_per_s']:.2f} | {s['queue_slope_writes_per_s']:+.1f} ({fmt(s['queue_max'])}) | "
+            f"{ratios} | {s['queue_slope_writes_per_s']:+.1f} ({fmt(s['queue_max'])}) | "
             f"{fmt(s['lag_p50_s'], 2)} / {fmt(s['lag_p99_s'], 2)} / {fmt(s['lag_max_s'], 2)} | "
             f"{'yes' if s['committed_once'] else 'NO'} | {fmt(s['drain_s'])} | "
             f"{verdict(s['met'] and s['committed_runs_per_s'] >= 0.98 * target)} |"
@@ -1567,7 +1579,15 @@ def main() -> None:
         default=0,
         help="runs/s of the sustained stage (0: min(10,000, half the limit measured first))",
     )
-    parser.add_argument("--limit-runs", type=int, default=20_000, help="runs COPYed to measure the limit")
+    parser.add_argument(
+        "--limit-runs", type=int, default=20_000, help="runs COPYed into empty tables (the limit)"
+    )
+    parser.add_argument(
+        "--limit-volume-runs",
+        type=int,
+        default=300_000,
+        help="runs COPYed for the limit at the sustained run's volume (0: skip)",
+    )
     parser.add_argument(
         "--scaling-runs", type=int, default=30_000, help="backlog of the 1/2/3-worker scaling"
     )

@@ -271,8 +271,15 @@ def chart(result: dict[str, Any], path: Path, title: str) -> None:
     rates.legend(fontsize=8)
     queue.plot(t, [s["queued"] for s in samples], color="tab:red")
     queue.set_ylabel("writes queued")
-    lag.plot(t, [s["lag_p99_s"] for s in samples], label="p99 of the writes committed that second")
-    lag.plot(t, [s["lag_max_s"] for s in samples], linestyle="--", label="max")
+    # A second in which no commit ended has no lag: points, not a line with gaps.
+    lag.plot(
+        t,
+        [s["lag_p99_s"] for s in samples],
+        ".",
+        markersize=3,
+        label="p99 of the writes committed that second",
+    )
+    lag.plot(t, [s["lag_max_s"] for s in samples], "x", markersize=2, alpha=0.5, label="max")
     lag.axhline(LAG_P99_TARGET_S, color="grey", linestyle=":", label="target p99: 2 s")
     lag.set_ylabel("commit lag (s)")
     lag.set_xlabel(f"seconds (load for {result['seconds']:.0f} s, then draining)")
