@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
-import io
 import itertools
 import json
 import os
@@ -53,45 +51,30 @@ TABLES = {
         "payload_bytes",
     ],
     "runs_iopointer": ["id", "name", "value", "pointer_type", "flag", "name_hash", "key"],
-    "runs_run": [
-        "id",
-        "component_id",
-        "start_timestamp",
-        "end_timestamp",
-        "notes",
-        "git_hash",
-        "git_tags",
-        "code_snapshot",
-        "test_results",
-        "stale",
-        "is_stale",
-        "unresolved_dependencies",
-        "created_at",
-    ],
+    "runs_run": [],  # ingest/batch.py's RUN_COLUMNS, set by server()
     "runs_runinput": ["run_id", "pointer_id"],
     "runs_runoutput": ["run_id", "pointer_id"],
     "runs_rundependency": ["run_id", "depends_on_id"],
 }
 
 
-def copy_field(value: Any) -> str:
-    """One field in COPY's text format: \\N for NULL, backslash escapes for the rest."""
-    if value is None:
-        return "\\N"
-    text = value if isinstance(value, str) else str(value)
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+def server() -> Any:
+    """The server's own pieces the rows are made with: its run columns, pointer digests and
+    COPY text (Django is set up for them; no database is opened)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mltrace_site.settings")
+    import django
 
+    django.setup()
+    from ingest import batch, sql
+    from runs import models
 
-def name_hash(name: str) -> int:
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-
-
-def pointer_key(name: str, value: str) -> str:
-    return hashlib.sha256(name.encode() + b"\x00" + value.encode()).hexdigest()
+    TABLES["runs_run"] = batch.RUN_COLUMNS
+    return models, sql
 
 
 def build(runs: int, *, predictions: int, components: dict[str, int]) -> Iterator[dict[str, list[tuple]]]:
     """The rows of `runs` pipeline runs, one dict of table -> rows per run, ids assigned."""
+    models, _ = server()
     stream = payloads.pipeline(start=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), predictions=predictions)
     pointer_ids: dict[tuple[str, str], int] = {}
     producers: dict[str, int] = {}
@@ -112,7 +95,15 @@ def build(runs: int, *, predictions: int, components: dict[str, int]) -> Iterato
                 pointer_ids[key] = len(pointer_ids) + 1
                 pointer_type = "ENDPOINT" if name.startswith("prediction_") else "UNKNOWN"
                 rows["runs_iopointer"].append(
-                    (pointer_ids[key], name, "", pointer_type, "f", name_hash(name), pointer_key(name, ""))
+                    (
+                        pointer_ids[key],
+                        name,
+                        "",
+                        pointer_type,
+                        "f",
+                        models.pointer_name_hash(name),
+                        models.pointer_key(name, ""),
+                    )
                 )
             table = "runs_runinput" if kind == "inputs" else "runs_runoutput"
             rows[table].append((run_id, pointer_ids[key]))
@@ -172,6 +163,7 @@ def measure(db_url: str, *, runs: int, batch: int, predictions: int, say: Any = 
             )
             components[name] = cursor.fetchone()[0]
     connection.commit()
+    _, sql = server()
     built = build(runs, predictions=predictions, components=components)
     seconds: dict[str, float] = defaultdict(float)
     counts: dict[str, int] = defaultdict(int)
@@ -186,9 +178,9 @@ def measure(db_url: str, *, runs: int, batch: int, predictions: int, say: Any = 
                 lines = [row for rows in chunk for row in rows.get(table, ())]
                 if not lines:
                     continue
-                text = "".join("\t".join(copy_field(v) for v in row) + "\n" for row in lines)
+                text = sql.copy_text(lines)
                 started = time.perf_counter()
-                cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.StringIO(text))
+                cursor.copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", text)
                 seconds[table] += time.perf_counter() - started
                 counts[table] += len(lines)
         started = time.perf_counter()

@@ -202,7 +202,8 @@ def _copy_line(row: tuple) -> str:
     return "\t".join(map(_copy_field, row))
 
 
-def _copy_text(rows: list[tuple]) -> io.StringIO:
+def copy_text(rows: list[tuple]) -> io.StringIO:
+    """Rows as COPY FROM STDIN reads them in its text format (bench/limit.py uses it too)."""
     return io.StringIO("".join([_copy_line(row) + "\n" for row in rows]))
 
 
@@ -218,7 +219,7 @@ def copy_rows(table: str, columns: list[str], rows: list[tuple]) -> None:
         return
     with connection.cursor() as cursor:
         cursor.cursor.copy_expert(
-            compose("COPY {table} ({columns}) FROM STDIN", table=table, columns=columns), _copy_text(rows)
+            compose("COPY {table} ({columns}) FROM STDIN", table=table, columns=columns), copy_text(rows)
         )
 
 
@@ -252,7 +253,7 @@ def insert_new_returning(
             )
         )
         cursor.cursor.copy_expert(
-            compose("COPY {stage} (n, {columns}) FROM STDIN", **names), _copy_text(numbered)
+            compose("COPY {stage} (n, {columns}) FROM STDIN", **names), copy_text(numbered)
         )
         cursor.execute(
             compose(

@@ -33,12 +33,6 @@ def test_the_limit_copies_as_many_rows_per_table_as_the_commit_makes(predictions
     assert committed["runs_runoutput"] == 2 * 3 + (runs - 6) * predictions
 
 
-def test_copy_fields_escape_what_copy_reads_specially():
-    assert limit.copy_field(None) == "\\N"
-    assert limit.copy_field("a\tb\nc\rd\\e") == "a\\tb\\nc\\rd\\\\e"
-    assert limit.copy_field(7) == "7"
-
-
 def test_the_limit_copies_into_a_migrated_database_of_its_own_and_reports_each_table(live_db):
     url = database_url({**live_db, "NAME": f"{live_db['NAME']}_limit"})
 
