@@ -1250,14 +1250,21 @@ def fresh_server(args: argparse.Namespace, env: dict[str, str], out: Path) -> Se
 # --- sustained ingest beside the limit and the ceiling (issue 14) ----------------------------
 
 
+def wrk_installed() -> str | None:
+    """wrk's path, or None (logged: the accept comparison is then skipped)."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        log("wrk is not installed (apt-get install wrk): the accept comparison is skipped")
+    return exe
+
+
 def wrk_accepts(url: str, token: str, seconds: int, out: Path, name: str) -> dict[str, Any] | None:
     """wrk -t2 -c32 posting one inference run a request (bench/accept_run.lua): req/s and
     latency percentiles in ms, or None where wrk is not installed."""
     import re
 
-    exe = shutil.which("wrk")
+    exe = wrk_installed()
     if exe is None:
-        log("wrk is not installed (apt-get install wrk): the accept comparison is skipped")
         return None
     script = ROOT / "bench" / "accept_run.lua"
     command = [exe, "-t2", "-c32", f"-d{seconds}s", "-s", str(script), "--latency", url]
@@ -1286,8 +1293,8 @@ def wrk_accepts(url: str, token: str, seconds: int, out: Path, name: str) -> dic
 def ceiling_accepts(args: argparse.Namespace, env: dict[str, str], out: Path) -> dict[str, Any] | None:
     """The ceiling: a minimal Django + DRF endpoint doing one INSERT (bench/ceiling/), served
     by as many gevent workers as ours, loaded by the same wrk script."""
-    if shutil.which("wrk") is None:
-        return wrk_accepts("", "", 0, out, "ceiling")
+    if wrk_installed() is None:
+        return None
     from bench.ceiling import CREATE_TABLE
 
     reset_database(args.database_url)

@@ -2,6 +2,9 @@
 
 from django.db import migrations, models
 
+# Drops the key's unique constraint and its LIKE index, then builds the unique index again
+# (on PostgreSQL, one index build over every pointer, in this migration's transaction).
+
 
 class Migration(migrations.Migration):
     dependencies = [
