@@ -1,14 +1,16 @@
 from __future__ import annotations
 
-import io
+import math
 import re
 from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
+from django.http.request import RawPostDataException
 from django.utils.http import parse_header_parameters
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.parsers import JSONParser
+from rest_framework.utils import json
 
 TOO_DEEP = "JSON parse error - nested more than {limit} levels of arrays and objects."
 NOT_UTF8 = "Request bodies are JSON in UTF-8; charset={charset} is not accepted."
@@ -68,27 +70,58 @@ def has_lone_surrogate(text: str) -> bool:
     return False
 
 
+def _charset(media_type: str) -> str:
+    try:
+        return parse_header_parameters(media_type)[1].get("charset", "utf-8")
+    except ValueError:  # a header over Django's length limit
+        return "?"
+
+
+def _is_utf8(charset: str) -> bool:
+    return charset.lower().replace("-", "").replace("_", "") == "utf8"
+
+
+def json_body(request: Any) -> bytes | None:
+    """The raw body of a request SafeJSONParser would read (application/json in UTF-8), for a
+    view that reads it typed before DRF parses it; None for any other request, and for one
+    whose body was read already."""
+    media_type = request.content_type or ""
+    if media_type.split(";", 1)[0].strip() != "application/json" or not _is_utf8(_charset(media_type)):
+        return None
+    try:
+        return request.body
+    except RawPostDataException:
+        return None
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as Python's json reads it, refused as DRF refuses NaN when it does not fit
+    a float: 1e400 would be infinity, which no JSON encoder downstream can write back."""
+    value = float(text)
+    if math.isinf(value):
+        json.strict_constant(text)
+    return value
+
+
 class SafeJSONParser(JSONParser):
     """DRF's JSON parser, made safe for everything downstream of it:
     - only UTF-8: another charset is a 415 (in UTF-16 or UTF-32 text, a lone surrogate is
       bytes the check below would not see);
     - a body nested deeper than body_depth_limit() is a 400, before anything recurses on it
       (validation, encoders, the commit's decoder, the admin);
+    - a number too large for a float (1e400) is a 400, as DRF's strict JSON makes NaN one;
     - strings that no UTF-8 text can hold (an escaped lone surrogate such as "\\ud800") are a
       400: PostgreSQL, the idempotency digest and every encoder downstream would fail on them.
     """
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
-        try:
-            charset = parse_header_parameters(media_type or "")[1].get("charset", "utf-8")
-        except ValueError:  # a header over Django's length limit
-            charset = "?"
-        if charset.lower().replace("-", "").replace("_", "") != "utf8":
+        charset = _charset(media_type or "")
+        if not _is_utf8(charset):
             raise UnsupportedMediaType(media_type or "", detail=NOT_UTF8.format(charset=charset))
         raw = stream.read()
         limit = body_depth_limit()
         try:
-            data = super().parse(io.BytesIO(raw), media_type, parser_context)
+            data = self._load(raw)
         except RecursionError:
             raise ParseError(TOO_DEEP.format(limit=limit)) from None
         # Only a body with more brackets than the limit can nest deeper: most skip the walk.
@@ -99,3 +132,12 @@ class SafeJSONParser(JSONParser):
         if SURROGATE_ESCAPE.search(raw) and any(has_lone_surrogate(text) for text in json_strings(data)):
             raise ParseError(LONE_SURROGATE)
         return data
+
+    def _load(self, raw: bytes) -> Any:
+        """DRF's JSONParser.parse, with numbers out of a float's range refused."""
+        try:  # UTF-8 only (parse checked the charset); a decoding error is a ValueError too
+            return json.loads(
+                raw.decode("utf-8"), parse_constant=json.strict_constant, parse_float=_finite_float
+            )
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None

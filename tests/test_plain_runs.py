@@ -1,4 +1,5 @@
-"""The plain path (api/serializers/plain_runs.py) gives exactly the serializers' payloads.
+"""The plain path (api/serializers/plain_runs.py) gives exactly the serializers' payloads,
+whether it reads a parsed body or, typed with msgspec, the JSON itself.
 
 For generated runs, valid and not: whenever the plain path gives a payload, DRF's
 serializers accept the run and give the same one; when they refuse it, the plain path gave
@@ -16,7 +17,12 @@ from hypothesis import strategies as st
 from rest_framework import serializers
 
 from api.requests import validated
-from api.serializers.plain_runs import plain_batch_payloads, plain_run_payload
+from api.serializers.plain_runs import (
+    plain_batch_from_json,
+    plain_batch_payloads,
+    plain_run_from_json,
+    plain_run_payload,
+)
 from api.serializers.runs import RunBatchSerializer, RunCreateSerializer, run_payload
 from bench import payloads as pipeline_payloads
 
@@ -148,6 +154,63 @@ def test_a_plain_payload_is_the_serializers_payload(run):
         assert json.dumps(plain, sort_keys=True) == json.dumps(drf_payload(run), sort_keys=True)
 
 
+def body(value):
+    """A JSON body as a client sends it, or as the parser gets it (json.dumps writes infinity
+    and NaN as tokens no JSON reader takes: msgspec must not take them either)."""
+    return json.dumps(value).encode()
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(runs())
+def test_a_run_read_typed_from_its_body_is_the_serializers_payload(run):
+    typed = plain_run_from_json(body(run))
+    if typed is not None:
+        assert typed == drf_payload(json.loads(body(run)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(runs(), min_size=0, max_size=4))
+def test_a_batch_read_typed_from_its_body_is_the_serializers_batch(batch):
+    typed = plain_batch_from_json(body({"runs": batch}))
+    if typed is not None:
+        assert typed == drf_batch(json.loads(body({"runs": batch})))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # msgspec reads these; the parsed path must decide (a NUL is DRF's error to give).
+        '{"component": "etl\\u0000", "start_timestamp": "2026-12-01T10:00:00Z", "end_timestamp": "2026-12-01T10:00:00Z"}',
+        # What msgspec does not read goes to the parser: its errors are the API's.
+        '{"component": "etl", "start_timestamp": "2026-12-01T10:00:00Z", "end_timestamp": "2026-12-01T10:00:00Z", "test_results": 1e400}',
+        '{"component": "etl\\ud800", "start_timestamp": "2026-12-01T10:00:00Z", "end_timestamp": "2026-12-01T10:00:00Z"}',
+        '{"component": "etl", "start_timestamp": "2026-12-01T10:00:00Z", "end_timestamp": "2026-12-01T10:00:00Z"} x',
+        '{"component": "etl", "start_timestamp": "2026-12-01T10:00:00Z", "end_timestamp": "2026-12-01T10:00:00Z", "notes": "\x01"}',
+        '{"component": "etl", "start_timestamp": "2026-12-01T10:00:00Z", "end_timestamp": "2026-12-01T10:00:00Z", "staleness_threshold": 1.0}',
+        '{"component": "etl", "start_timestamp": "2026-12-01T10:00:00Z", "end_timestamp": "2026-12-01T10:00:00Z", "outputs": [{"name": "p", "pointer_type": ""}]}',
+        '{"component": "etl", "start_timestamp": "2026-12-01T10:00:00Z", "end_timestamp": "2026-12-01T10:00:00Z", "outputs": [{"name": "p", "flag": true}]}',
+        "\ufeff{}",
+    ],
+)
+def test_what_msgspec_cannot_vouch_for_goes_to_the_parsed_path(text):
+    assert plain_run_from_json(text.encode()) is None
+    assert plain_batch_from_json(f'{{"runs": [{text}]}}'.encode()) is None
+
+
+def test_a_typed_body_keeps_what_json_keeps():
+    # The last of a repeated key wins, as in json; integers of any size stay integers.
+    text = (
+        '{"component": "a", "component": "etl", "start_timestamp": "2026-12-01T10:00:00Z",'
+        ' "end_timestamp": "2026-12-01T10:00:00Z", "test_results": {"n": 123456789012345678901234567890,'
+        ' "x": 0.1, "e": "\\ud83d\\ude00"}, "outputs": [{"name": "p", "pointer_type": "endpoint"}, "p"]}'
+    )
+    typed = plain_run_from_json(text.encode())
+    assert typed is not None
+    assert typed == drf_payload(json.loads(text))
+    assert typed["component"] == "etl"
+    assert typed["test_results"] == {"n": 123456789012345678901234567890, "x": 0.1, "e": "\U0001f600"}
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(runs(), min_size=0, max_size=4))
 def test_a_plain_batch_is_the_serializers_batch(batch):
@@ -163,6 +226,7 @@ def test_the_runs_pipelines_log_take_the_plain_path():
     batch = [next(stream) for _ in range(300)]
     assert all(plain_run_payload(run) is not None for run in batch)
     assert plain_batch_payloads({"runs": batch}) == drf_batch({"runs": batch})
+    assert plain_batch_from_json(body({"runs": batch})) == drf_batch({"runs": batch})
     full = {
         "component": "train",
         "start_timestamp": "2026-12-01T10:00:00+01:00",

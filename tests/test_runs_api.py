@@ -494,6 +494,23 @@ def test_a_lone_surrogate_anywhere_in_the_body_is_400_never_500(api, url, change
     assert nothing_written()
 
 
+@pytest.mark.parametrize("url", [SYNC, "/api/v1/runs/", "/api/v1/runs/batch/"])
+@pytest.mark.parametrize("number", ["1e400", "-1E+999"])
+def test_a_number_too_large_for_a_float_is_400_never_500(api, url, number):
+    # Python's json reads 1e400 as infinity, which no encoder can write back as JSON: it was
+    # stored as Infinity and PostgreSQL refused it, a 500.
+    run = json.dumps(run_payload("etl"))[:-1] + f', "test_results": {{"loss": {number}}}}}'
+    body = f'{{"runs": [{run}]}}' if url.endswith("batch/") else run
+
+    response = api.post(url, body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": f"JSON parse error - Out of range float values are not JSON compliant: '{number}'"
+    }
+    assert nothing_written()
+
+
 def test_a_surrogate_pair_is_a_character_like_any_other(api):
     run = log_run(api, "etl", outputs=["\U0001f600.csv"], test_results={"note": "\U0001f600"})
 

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.pagination import LIMIT_PARAMETER, page_url, parse_limit
+from api.parsers import json_body
 from api.requests import (
     ERROR_DETAIL,
     ERRORS,
@@ -26,7 +27,12 @@ from api.requests import (
     validated,
     wants_sync,
 )
-from api.serializers.plain_runs import plain_batch_payloads, plain_run_payload
+from api.serializers.plain_runs import (
+    plain_batch_from_json,
+    plain_batch_payloads,
+    plain_run_from_json,
+    plain_run_payload,
+)
 from api.serializers.runs import (
     MAX_BIGINT,
     FlagResultSerializer,
@@ -191,8 +197,12 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
         summary="Log a component run",
     )
     def create(self, request: Request) -> Response:
-        # A plain run skips DRF's field machinery; anything else, errors included, is DRF's.
-        payload = plain_run_payload(request.data)
+        # A plain run skips DRF's field machinery (read typed from the body if it can be, else
+        # from the parsed body); anything else, errors included, is DRF's.
+        body = json_body(request)
+        payload = plain_run_from_json(body) if body is not None else None
+        if payload is None:
+            payload = plain_run_payload(request.data)
         if payload is None:
             payload = run_payload(validated(RunCreateSerializer, request.data))
         return submit_runs(request, [payload], batch=False)
@@ -209,7 +219,10 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
     )
     @action(detail=False, methods=["post"])
     def batch(self, request: Request) -> Response:
-        payloads = plain_batch_payloads(request.data)
+        body = json_body(request)
+        payloads = plain_batch_from_json(body) if body is not None else None
+        if payloads is None:
+            payloads = plain_batch_payloads(request.data)
         if payloads is None:
             payloads = [run_payload(run) for run in validated(RunBatchSerializer, request.data)["runs"]]
         return submit_runs(request, payloads, batch=True)
