@@ -131,7 +131,8 @@ def _pointers(value: Any, clean: bool = False) -> list[dict[str, str]]:
     if type(value) is not list or len(value) > settings.MLTRACE_MAX_POINTERS_PER_RUN:
         raise _NotPlain
     unique: dict[tuple[str, str], dict[str, str]] = {}
-    refused = _never if clean else _REFUSED_CHARACTERS.search
+    search = not clean  # a clean body skips the per-string search, not even a call
+    refused = _REFUSED_CHARACTERS.search
     name: Any
     pointer_value: Any
     pointer_type: Any
@@ -143,7 +144,7 @@ def _pointers(value: Any, clean: bool = False) -> list[dict[str, str]]:
         elif kind is _Pointer:
             # Typed by msgspec: name and value are strings already.
             name, pointer_value, pointer_type = item.name, item.value, item.pointer_type
-            if refused(pointer_value):
+            if search and refused(pointer_value):
                 raise _NotPlain
             if pointer_type is msgspec.UNSET:
                 pointer_type = ""
@@ -154,7 +155,7 @@ def _pointers(value: Any, clean: bool = False) -> list[dict[str, str]]:
         elif kind is dict and item.keys() <= _POINTER_KEYS:
             name = item.get("name")
             pointer_value = item.get("value", "")
-            if type(pointer_value) is not str or refused(pointer_value):
+            if type(pointer_value) is not str or (search and refused(pointer_value)):
                 raise _NotPlain
             pointer_type = item.get("pointer_type", "")
             if pointer_type or "pointer_type" in item:
@@ -165,7 +166,12 @@ def _pointers(value: Any, clean: bool = False) -> list[dict[str, str]]:
                     raise _NotPlain
         else:
             raise _NotPlain
-        if type(name) is not str or not name or len(name) > POINTER_NAME_MAX_LENGTH or refused(name):
+        if (
+            type(name) is not str
+            or not name
+            or len(name) > POINTER_NAME_MAX_LENGTH
+            or (search and refused(name))
+        ):
             raise _NotPlain
         key = (name, pointer_value)
         if key not in unique:
@@ -191,10 +197,6 @@ def _has_non_finite(value: Any) -> bool:
         elif isinstance(item, dict):
             stack.extend(item.values())
     return False
-
-
-def _never(text: str) -> None:
-    return None
 
 
 def _run(data: Any, clean: bool = False) -> dict[str, Any]:
