@@ -33,9 +33,16 @@ def shared_broker() -> Broker:
     return _broker
 
 
-# While a commit task waits in Redis, accepts do not enqueue another: the waiting task will
-# see their writes. The flag expires, so a task lost with its flag delays commits briefly.
-COMMIT_PENDING_SECONDS = 5
+# While a commit task's flag is up in Redis, accepts do not enqueue another: the task reads
+# the queue only once its flag has expired, so it sees every write committed before then.
+# The flag lives MLTRACE_COMMIT_DELAY_MS (at least 1 ms): the writes of that time gather into
+# one commit. A process that saw a flag up skips Redis until the flag's expiry, as measured
+# from before it asked (docs/ARCHITECTURE.md, "The commit-pending flag").
+_flag_seen_until = 0.0  # time.monotonic(): a flag is up in Redis at least until then
+
+
+def _flag_life_ms() -> int:
+    return max(1, settings.MLTRACE_COMMIT_DELAY_MS)
 
 
 def _commit_pending_flag(broker: Broker) -> tuple[Any, str] | None:
@@ -45,37 +52,38 @@ def _commit_pending_flag(broker: Broker) -> tuple[Any, str] | None:
     return broker.connection, f"mltrace:{broker.list_key}:commit-pending"
 
 
-def _gather() -> None:
-    """Lets the oldest queued write wait MLTRACE_COMMIT_DELAY_MS before committing.
+def _await_own_flag(client: Any, key: str, token: int) -> None:
+    """Waits until the flag this task's accept raised (value `token`) has expired.
 
-    A steady stream of single writes would otherwise be committed one transaction per write,
-    each paying a batch's fixed cost. Meanwhile the commit-pending flag stays up, so the
-    writes accepted now do not enqueue tasks of their own: this task takes them all.
+    Until then accepts count on this task and enqueue none: it must read the queue after
+    the last of them. A flag with another value was raised after this one expired, for a
+    task of its own. Redis unreachable: waits the flag's whole life, which then has passed.
     """
-    delay = dt.timedelta(milliseconds=settings.MLTRACE_COMMIT_DELAY_MS)
-    oldest = Write.objects.queued().order_by("id").values_list("accepted_at", flat=True).first()
-    if oldest is None or not delay:
-        return
-    wait = (oldest + delay - timezone.now()).total_seconds()
-    if wait > 0:
-        time.sleep(min(wait, delay.total_seconds()))
+    mine = str(token).encode()
+    try:
+        while True:
+            pipe = client.pipeline(transaction=False)
+            pipe.get(key)
+            pipe.pttl(key)
+            value, ttl = pipe.execute()
+            if value != mine or ttl < 0:
+                return
+            time.sleep((ttl + 1) / 1000)
+    except Exception:
+        logger.warning("could not read the commit-pending flag; waiting out its life", exc_info=True)
+        time.sleep(_flag_life_ms() / 1000)
 
 
 def commit_task(through_id: int | None = None) -> int:
     """Commits every write queued when it starts, in acceptance order, a batch at a time.
 
-    Returns how many writes this call committed or failed. It lowers the commit-pending flag
-    first, so a write accepted from then on enqueues a task of its own. Under load most
-    tasks find their writes committed by another and return after one query.
+    Returns how many writes this call committed or failed. On Redis it first waits for the
+    commit-pending flag its accept raised to expire. Under load most tasks find their writes
+    committed by another and return after one query.
     """
     flag = _commit_pending_flag(shared_broker())
-    if flag is not None:
-        _gather()
-        client, key = flag
-        try:
-            client.delete(key)
-        except Exception:  # Redis is down: commit anyway, the flag expires on its own
-            logger.warning("could not lower the commit-pending flag", exc_info=True)
+    if flag is not None and through_id is not None:
+        _await_own_flag(*flag, through_id)
     last = Write.objects.last_queued_id()
     if last is None:
         return 0
@@ -97,16 +105,30 @@ def sweep_task() -> int:
 def enqueue_commit(through_id: int) -> None:
     """Enqueues the commit of writes through this id, unless a waiting task will commit them.
 
-    A failed enqueue is logged and left to the sweep: the writes are recorded already.
+    Called once the writes are committed. A flag up now expires after that commit, and its
+    task reads the queue after it expires: no task is needed. A failed enqueue is logged and
+    left to the sweep: the writes are recorded already.
     """
+    global _flag_seen_until
     try:
         flag = _commit_pending_flag(shared_broker())
         if flag is not None:
+            if time.monotonic() < _flag_seen_until:
+                return
             client, key = flag
-            if not client.set(key, through_id, nx=True, ex=COMMIT_PENDING_SECONDS):
+            asked = time.monotonic()
+            pipe = client.pipeline(transaction=False)
+            pipe.set(key, through_id, nx=True, px=_flag_life_ms())
+            pipe.pttl(key)
+            raised, ttl = pipe.execute()
+            # The flag expires at least ttl ms after `asked`; 1 ms off for PTTL's rounding.
+            if ttl > 1:
+                _flag_seen_until = asked + (ttl - 1) / 1000
+            if not raised:
                 return
         async_task(commit_task, through_id, broker=shared_broker(), task_name=f"commit-{through_id}")
     except Exception:
+        _flag_seen_until = 0.0
         logger.exception("could not enqueue the commit of write %s; the sweep will commit it", through_id)
 
 

@@ -122,6 +122,50 @@ def test_an_accepted_write_is_enqueued_after_its_transaction_commits(api, live_d
     assert web_broker.queue_size() == 1
 
 
+def test_writes_accepted_while_a_commit_task_is_pending_are_committed_by_it(
+    api, live_db, web_broker, settings
+):
+    import threading
+    import time
+
+    from ingest.tasks import commit_task
+
+    settings.MLTRACE_COMMIT_DELAY_MS = 1500
+    redis = web_broker.connection
+    first = api.post("/api/v1/runs/", run_payload("a"), format="json").json()["id"]
+    sets_before = redis.info("commandstats")["cmdstat_set"]["calls"]
+    # The first accept's task starts and waits for its flag to expire: accepts go on meanwhile.
+    task = threading.Thread(target=commit_task, args=(first,))
+    started = time.monotonic()
+    task.start()
+    later = [api.post("/api/v1/runs/", run_payload(c), format="json").json()["id"] for c in "bcd"]
+    assert task.is_alive()
+
+    # No task for them, nor a question to Redis: this process saw the flag up.
+    assert web_broker.queue_size() == 1
+    assert redis.info("commandstats")["cmdstat_set"]["calls"] == sets_before
+    task.join(30)
+    assert time.monotonic() - started >= 1.0
+    # The pending task read the queue after its flag expired, so after every one of them.
+    statuses = dict(Write.objects.filter(id__in=[first, *later]).values_list("id", "status"))
+    assert statuses == {i: "committed" for i in [first, *later]}
+    assert sorted(Run.objects.values_list("id", flat=True)) == [first, *later]
+
+
+def test_a_write_accepted_once_the_flag_has_expired_gets_a_task_of_its_own(
+    api, live_db, web_broker, settings
+):
+    import time
+
+    settings.MLTRACE_COMMIT_DELAY_MS = 100
+    api.post("/api/v1/runs/", run_payload("a"), format="json")
+    assert web_broker.queue_size() == 1
+    time.sleep(0.2)
+
+    api.post("/api/v1/runs/", run_payload("b"), format="json")
+    assert web_broker.queue_size() == 2
+
+
 @pytest.mark.django_db
 def test_a_retried_write_with_the_same_idempotency_key_gets_the_first_answer(api):
     payload = run_payload("etl", outputs=["clean.csv"])

@@ -114,8 +114,12 @@ def test_a_cluster_stopped_gracefully_and_restarted_loses_nothing(api, live_db, 
     all_committed_exactly_once(accepted)
 
 
-def test_writes_queued_when_redis_is_flushed_are_committed(api, live_db, cluster, private_redis, web_broker):
+def test_writes_queued_when_redis_is_flushed_are_committed(
+    api, live_db, cluster, private_redis, web_broker, settings
+):
     cluster.stop()
+    # Both requests within the life of the first one's commit-pending flag.
+    settings.MLTRACE_COMMIT_DELAY_MS = 10_000
     accepted = post_batch(api, 50) + post_batch(api, 50)
     # One commit task waits for both requests: the second saw the first's task pending.
     assert web_broker.queue_size() == 1
