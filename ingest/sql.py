@@ -77,13 +77,13 @@ def accept_rows(
     """PostgreSQL: lock, insert and commit the writes in one statement; their ids, ascending.
 
     The accept lock is held from before the ids are drawn until the commit; the ids follow
-    the payloads' order (ORDER BY ordinality). payloads are JSON texts.
+    the payloads' order (ORDER BY ordinality). payloads are JSON texts, stored as they are.
     """
     template = f"""
         {_lock_timeout(timeout_ms)}
         WITH locked AS (SELECT pg_advisory_xact_lock(%s))
         INSERT INTO {{table}} (kind, status, payload, payload_bytes, error, accepted_at, accepted_by_id)
-        SELECT %s, %s, p.payload::jsonb, octet_length(p.payload), '', %s, %s
+        SELECT %s, %s, p.payload, octet_length(p.payload), '', %s, %s
         FROM locked, unnest(%s::text[]) WITH ORDINALITY AS p (payload, n)
         ORDER BY p.n
         RETURNING id

@@ -5,6 +5,7 @@ import hashlib
 from django.conf import settings
 from django.db import models
 
+from common.jsontext import JSONTextField
 from components.models import Component
 
 POINTER_NAME_MAX_LENGTH = 1024
@@ -76,7 +77,7 @@ class Write(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     # The validated payload, kept until the write is committed; a failed write keeps it.
-    payload = models.JSONField(null=True, blank=True)
+    payload = JSONTextField(null=True, blank=True)
     # The payload's size as accepted, in bytes of JSON: what a commit batch is bounded by (a
     # commit's memory grows with it). 0 for writes accepted before it was recorded.
     payload_bytes = models.BigIntegerField(default=0)

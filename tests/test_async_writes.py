@@ -358,7 +358,7 @@ def test_one_failing_write_does_not_hold_back_the_others(api):
 
 def _poison(write_id: int, levels: int = 990) -> None:
     """A queued write nested deeper than a process can decode: one accepted before the depth
-    bound existed. jsonb stores it; json.loads in a web request's stack cannot read it back."""
+    bound existed. The database stores it; json.loads in a web request's stack cannot read it back."""
     from django.db import connection
 
     deep = '{"component": "etl", "test_results": ' + "[" * levels + "]" * levels + "}"
