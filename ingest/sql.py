@@ -305,11 +305,16 @@ def runs_in_windows(
     """For each (component name, low, high), by position: its committed runs below before_id
     that started in [low, high]. Bounds adapted for the database already.
 
-    The range is a comparison of (component_id, start_timestamp) rows, which PostgreSQL can
-    only answer from run_component_start_idx: with `component_id = ... AND start_timestamp
-    BETWEEN ...` it sometimes walked run_start_idx and filtered every run since the window's
-    start by component (it cannot see the VALUES bounds), 28 ms a window at 95,000 runs, half
-    a minute for a batch of 1,000 runs that share a dependency (BENCHMARKS.md).
+    The row comparison, which PostgreSQL can only answer from run_component_start_idx, makes
+    that the index it reads: with `component_id = ... AND start_timestamp BETWEEN ...` alone
+    it sometimes walked run_start_idx and filtered every run since the window's start by
+    component (it cannot see the VALUES bounds), 28 ms a window at 95,000 runs, half a minute
+    for a batch of 1,000 runs that share a dependency (BENCHMARKS.md). The plain conditions
+    bound the scan: PostgreSQL 15 starts a scan at `component_id =` rather than at the row
+    comparison, and stops at a row comparison's upper bound only where component_id changes,
+    so a window of row comparisons alone read the component's runs from the window's start
+    to its last run (at a million runs 70-90 index pages a window, 100-200 ms a batch, against
+    3-10 pages and 11-20 ms so).
     """
     values = ", ".join(["(%s, %s, %s, %s)"] * len(windows))
     # VALUES columns are column1..4 in PostgreSQL and SQLite alike: (n, name, low, high).
@@ -317,7 +322,8 @@ def runs_in_windows(
         SELECT w.column1, (
             SELECT COUNT(*) FROM {{runs}} r
             WHERE (r.component_id, r.start_timestamp) >= (c.id, w.column3)
-              AND (r.component_id, r.start_timestamp) <= (c.id, w.column4) AND r.id < %s
+              AND r.component_id = c.id AND r.start_timestamp >= w.column3
+              AND r.start_timestamp <= w.column4 AND r.id < %s
         )
         FROM (VALUES {values}) AS w LEFT JOIN {{components}} c ON c.name = w.column2
     """
