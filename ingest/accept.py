@@ -69,14 +69,9 @@ def writes_accept(
     return retry_on_key_race(attempt)
 
 
-def payload_json(payload: dict[str, Any]) -> bytes:
-    """A payload as accepted and stored: its compact JSON, in UTF-8 (common/jsontext.py)."""
-    return json_utf8(payload)
-
-
 def json_bytes(payload: dict[str, Any]) -> int:
     """The size of a payload as stored, in bytes of JSON (what accept_rows records)."""
-    return len(payload_json(payload))
+    return len(json_utf8(payload))
 
 
 def _accept_in_one_statement(kind: str, payloads: list[dict[str, Any]], *, user: Any = None) -> list[int]:
@@ -94,6 +89,6 @@ def _accept_in_one_statement(kind: str, payloads: list[dict[str, Any]], *, user:
         kind=kind,
         status=Write.Status.QUEUED,
         accepted_at=timezone.now(),
-        payloads=[payload_json(payload).decode() for payload in payloads],
+        payloads=[json_utf8(payload).decode() for payload in payloads],
         accepted_by=user.pk if user is not None else None,
     )
