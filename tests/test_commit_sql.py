@@ -7,10 +7,13 @@ sent, create pointers in first-mention order and leave existing pointers as they
 
 from __future__ import annotations
 
+import json
+
 import psycopg2.extensions
 import psycopg2.extras
 import pytest
 
+from common.jsontext import json_decode
 from runs.models import IOPointer
 from tests.factories import run_payload
 
@@ -68,3 +71,18 @@ def test_a_committed_batch_stores_its_text_exactly_and_its_pointers_in_order(api
         ("a", "UNKNOWN"),
         ("c", "UNKNOWN"),
     ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1, "a": [2.5, -0.0, 12345678901234567890123, "\\u00e9"]}',
+        '{"nan": NaN, "inf": -Infinity}',  # json reads these; msgspec refuses them
+        '{"past a float": 1e400}',
+        '{"lone": "\\ud800"}',
+    ],
+)
+def test_a_stored_payload_is_read_as_json_reads_it(text):
+    """The commit decodes payloads with msgspec (common/jsontext.py), and whatever msgspec
+    refuses with json: the same values either way, NaN compared as its text."""
+    assert repr(json_decode(text)) == repr(json.loads(text))
