@@ -232,7 +232,10 @@ def insert_new_returning(
     moved in one INSERT ... SELECT, in their order: about half of execute_values' time for
     the ten thousand new pointers of a batch of inference runs. The statement empties the
     stage as it reads it, so a transaction may call this again (a batch retried write by
-    write, each in a savepoint).
+    write, each in a savepoint), and every commit truncates it (ON COMMIT DELETE ROWS): a
+    DELETE leaves its rows dead and nothing vacuums a temporary table, so a worker's stage
+    grew with every batch (50 MB each after five minutes of sustained ingest) and every
+    DELETE scanned all of it.
     """
     if not rows or not _can_copy():
         return insert_rows(table, columns, rows, returning=returning, on_conflict=on_conflict)
@@ -247,7 +250,7 @@ def insert_new_returning(
     with connection.cursor() as cursor:
         cursor.execute(
             compose(
-                "CREATE TEMPORARY TABLE IF NOT EXISTS {stage} AS"
+                "CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS"
                 " SELECT 0::bigint AS n, {columns} FROM {table} WITH NO DATA",
                 **names,
             )

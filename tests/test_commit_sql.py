@@ -12,6 +12,7 @@ import json
 import psycopg2.extensions
 import psycopg2.extras
 import pytest
+from django.db import connection
 
 from common.jsontext import json_decode
 from runs.models import IOPointer
@@ -71,6 +72,24 @@ def test_a_committed_batch_stores_its_text_exactly_and_its_pointers_in_order(api
         ("a", "UNKNOWN"),
         ("c", "UNKNOWN"),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pointer_stage_is_empty_after_every_commit(api):
+    """The stage of new pointers (ingest/sql.py, insert_new_returning) is truncated by every
+    commit: a DELETE would leave its rows dead in a temporary table nothing vacuums, and the
+    worker's stage would grow with every batch it commits."""
+    sizes = []
+    for n in range(3):
+        runs = [run_payload("infer", outputs=[f"prediction-{n}-{i}" for i in range(200)]) for _ in range(5)]
+        response = api.post("/api/v1/runs/batch/?sync=true", {"runs": runs}, format="json")
+        assert response.status_code == 201, response.content
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_relation_size('stage_runs_iopointer')")
+            sizes.append(cursor.fetchone()[0])
+
+    assert IOPointer.objects.filter(name__startswith="prediction-").count() == 600
+    assert sizes == [0, 0, 0]
 
 
 @pytest.mark.parametrize(
