@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -129,11 +129,13 @@ def _backlog_drain() -> None:
         backlog_commit(through_id=backlog)
 
 
-def backlog_commit(*, through_id: int) -> int:
+def backlog_commit(*, through_id: int, between_batches: Callable[[], object] | None = None) -> int:
     """Commits queued writes, oldest first, a batch per transaction, until none <= through_id.
 
-    Returns how many writes were committed or marked failed. Database outages propagate and
-    leave the writes queued for the next task or the sweep.
+    between_batches, if given, is called after each batch, outside its transaction (the
+    workers' tasks refresh the planner's statistics there: a backlog is often what makes the
+    tables grow). Returns how many writes were committed or marked failed. Database outages
+    propagate and leave the writes queued for the next task or the sweep.
     """
     done = 0
     queued = Write.objects.queued()
@@ -146,6 +148,8 @@ def backlog_commit(*, through_id: int) -> int:
         except Exception:
             logger.warning("a write in this batch failed; committing it one write at a time")
             done += _next_batch_transaction(limit=limit, isolate=True)
+        if between_batches is not None:
+            between_batches()
     return done
 
 

@@ -87,7 +87,7 @@ def commit_task(through_id: int | None = None) -> int:
     last = Write.objects.last_queued_id()
     if last is None:
         return 0
-    done = backlog_commit(through_id=max(last, through_id or 0))
+    done = backlog_commit(through_id=max(last, through_id or 0), between_batches=analyze_if_grown)
     analyze_if_grown()
     return done
 
@@ -95,7 +95,7 @@ def commit_task(through_id: int | None = None) -> int:
 def sweep_task() -> int:
     """Commits every queued write (their tasks were lost) and forgets expired idempotency keys."""
     last = Write.objects.last_queued_id()
-    done = backlog_commit(through_id=last) if last is not None else 0
+    done = backlog_commit(through_id=last, between_batches=analyze_if_grown) if last is not None else 0
     idempotency_keys_purge()
     if done:
         logger.warning("sweep committed %s writes whose tasks were lost", done)

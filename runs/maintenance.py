@@ -5,7 +5,10 @@ that goes from empty to half a million runs in a minute (a backfill, a burst of 
 is read for that minute with statistics taken when it was nearly empty, and the planner then
 scans whole tables where an index probe would do (history and trace went from milliseconds
 to seconds in the benchmark). Workers therefore analyze the run tables themselves when they
-have grown by half since the last analyze.
+have grown by half since the last analyze, between the batches of a backlog too: a backlog
+of 250,000 runs committed from an empty database, analyzed only once it was done, had its
+producers' lookup scan every output link (300-500 ms a batch by its end, the batch twice its
+time); analyzed between batches, its batches kept to 0.6-0.8 s throughout.
 """
 
 from __future__ import annotations

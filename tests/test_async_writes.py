@@ -443,6 +443,27 @@ def test_a_commit_batch_is_bounded_by_the_json_bytes_accepted(api, settings, key
 
 
 @pytest.mark.django_db
+def test_a_backlog_runs_its_between_batches_step_after_every_batch(api, settings):
+    """commit_task refreshes the planner's statistics there (runs/maintenance.py), so a long
+    backlog is not planned with the statistics of the tables it started from."""
+    settings.MLTRACE_COMMIT_BATCH = 2
+    ids = [
+        api.post("/api/v1/runs/", run_payload("etl", outputs=[f"o{i}"]), format="json").json()["id"]
+        for i in range(5)
+    ]
+    committed_so_far = []
+
+    from ingest.queue import backlog_commit
+
+    done = backlog_commit(
+        through_id=ids[-1], between_batches=lambda: committed_so_far.append(Run.objects.count())
+    )
+
+    assert done == 5
+    assert committed_so_far == [2, 4, 5]
+
+
+@pytest.mark.django_db
 def test_a_batch_over_the_pointer_limit_is_refused_before_validation(api, settings):
     settings.MLTRACE_MAX_BATCH_POINTERS = 10
     runs = [run_payload("etl", inputs=["a", "b"], outputs=["c", "d"]) for _ in range(3)]
