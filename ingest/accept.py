@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from common.db import on_postgres
-from common.jsontext import json_utf8
+from common.jsontext import already_encoded, json_utf8
 from ingest.idempotency import Idempotency, Recorded, idempotent_replay, idempotent_store, retry_on_key_race
 from ingest.locks import ACCEPT_LOCK_KEY, accept_lock
 from ingest.sql import accept_rows
@@ -41,6 +41,9 @@ def writes_accept(
         enqueue_commit(ids[-1])
         return Recorded(ids)
 
+    # Encoded once, outside the accept lock: the text stored and its size recorded.
+    encoded = [json_utf8(payload) for payload in payloads]
+
     def attempt() -> Recorded:
         with transaction.atomic():
             accept_lock(timeout_ms=settings.MLTRACE_ACCEPT_LOCK_TIMEOUT_MS)
@@ -52,12 +55,12 @@ def writes_accept(
                 [
                     Write(
                         kind=kind,
-                        payload=payload,
-                        payload_bytes=json_bytes(payload),
+                        payload=already_encoded(text),
+                        payload_bytes=len(text),
                         accepted_at=now,
                         accepted_by=user,
                     )
-                    for payload in payloads
+                    for text in encoded
                 ]
             )
             recorded = Recorded([write.id for write in writes])
@@ -67,11 +70,6 @@ def writes_accept(
         return recorded
 
     return retry_on_key_race(attempt)
-
-
-def json_bytes(payload: dict[str, Any]) -> int:
-    """The size of a payload as stored, in bytes of JSON (what accept_rows records)."""
-    return len(json_utf8(payload))
 
 
 def _accept_in_one_statement(kind: str, payloads: list[dict[str, Any]], *, user: Any = None) -> list[int]:
