@@ -139,16 +139,22 @@ def measure(
     for thread in threads:
         thread.start()
     samples: list[dict[str, float]] = []
+    # Runs are committed in id order, so the runs up to the newest are the committed ones:
+    # each second counts only the runs committed since the last. (Counting every run since
+    # the start took a parallel scan of 40-70 ms in three processes at 265,000 runs, every
+    # second, from the server it measures.)
     committed_through = mark
-    runs_mark = db.one("SELECT COUNT(*) FROM runs_run WHERE id > %s", (mark,))[0]
+    committed = 0
     next_sample = began + 1
     while True:
         time.sleep(max(0.0, next_sample - time.monotonic()))
         next_sample += 1
         now = time.monotonic() - began
         queued = db.one("SELECT COUNT(*) FROM runs_write WHERE status = 'queued'")[0]
-        committed = db.one("SELECT COUNT(*) FROM runs_run WHERE id > %s", (mark,))[0] - runs_mark
         newest = db.one("SELECT COALESCE(MAX(id), %s) FROM runs_run", (mark,))[0]
+        committed += db.one(
+            "SELECT COUNT(*) FROM runs_run WHERE id > %s AND id <= %s", (committed_through, newest)
+        )[0]
         lag_p99, lag_max = db.one(
             "SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM committed_at - accepted_at)),"
             " MAX(EXTRACT(EPOCH FROM committed_at - accepted_at))"
