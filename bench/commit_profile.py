@@ -176,6 +176,17 @@ def commit_batches(*, batch: int) -> list[dict[str, Any]]:
         )
 
 
+def _ids_past(table: str, count: int) -> int:
+    """Moves the table's id sequence on by `count`; ids first + 1 .. first + count are then
+    free for rows inserted with explicit ids. Returns first."""
+    from django.db import connection
+
+    sequence = f"pg_get_serial_sequence('{table}', 'id')"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT setval({sequence}, nextval({sequence}) + %s)", [count])
+        return cursor.fetchone()[0] - count
+
+
 def copy_like_the_limit(*, batches: int, batch: int, predictions: int) -> list[dict[str, Any]]:
     """The limit's COPY of batches x batch runs into the same tables, a batch a transaction,
     with ids past every id taken so far (the sequences are moved on first)."""
@@ -183,23 +194,11 @@ def copy_like_the_limit(*, batches: int, batch: int, predictions: int) -> list[d
 
     from components.models import Component
 
+    # Ours committed the same pipeline from its start, so every component named is there.
     components = dict(Component.objects.values_list("name", "id"))
-    for name in ("etl", "train", "infer"):
-        if name not in components:
-            components[name] = Component.objects.create(name=name, created_at=dt.datetime.now(dt.UTC)).id
     built = list(limit.build(batches * batch, predictions=predictions, components=components))
-    pointers = sum(len(rows.get("runs_iopointer", ())) for rows in built)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT setval(pg_get_serial_sequence('runs_write', 'id'), nextval(pg_get_serial_sequence('runs_write', 'id')) + %s)",
-            [len(built)],
-        )
-        runs_from = cursor.fetchone()[0] - len(built)
-        cursor.execute(
-            "SELECT setval(pg_get_serial_sequence('runs_iopointer', 'id'), nextval(pg_get_serial_sequence('runs_iopointer', 'id')) + %s)",
-            [pointers],
-        )
-        pointers_from = cursor.fetchone()[0] - pointers
+    runs_from = _ids_past("runs_write", len(built))
+    pointers_from = _ids_past("runs_iopointer", sum(len(rows.get("runs_iopointer", ())) for rows in built))
     shift = {
         "runs_write": lambda r: (r[0] + runs_from, *r[1:]),
         "runs_run": lambda r: (r[0] + runs_from, *r[1:]),
