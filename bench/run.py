@@ -40,7 +40,7 @@ import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench import client_bench  # noqa: E402
+from bench import client_bench, cpu_share  # noqa: E402
 
 PY = sys.executable
 BASELINE_JSON = ROOT / "docs" / "benchmarks" / "mltrace-baseline.json"
@@ -1448,6 +1448,7 @@ def sustained_round(args: argparse.Namespace, env: dict[str, str], out: Path) ->
                 seconds=args.sustained_seconds,
                 drain_timeout=args.drain_timeout,
                 say=log,
+                pin_workers=args.pin_workers,
             )
             log(f"sustained, {label}: {sustained.summary(measured)}")
             sustained.chart(
@@ -1505,6 +1506,12 @@ def sustained_section(result: dict[str, Any]) -> list[str]:
             f"{'yes' if s['committed_once'] else 'NO'} | {fmt(s['drain_s'])} | "
             f"{verdict(s['met'] and s['committed_runs_per_s'] >= 0.98 * target)} |"
         )
+    cores = [
+        (r["label"], r["sustained"]["cpu"]) for r in result["rounds"] if (r.get("sustained") or {}).get("cpu")
+    ]
+    if cores:
+        lines += ["", "Where the cores went over each load (`bench/cpu_share.py`), in cores:", ""]
+        lines += [f"- {label}: {cpu_share.summary(cpu)}." for label, cpu in cores]
     for round_ in result["rounds"]:
         if round_.get("sustained"):
             lines += ["", f"![sustained, {round_['label']}]({round_['folder']}/sustained.png)"]
@@ -1599,6 +1606,11 @@ def main() -> None:
         "--scaling-runs", type=int, default=30_000, help="backlog of the 1/2/3-worker scaling"
     )
     parser.add_argument("--wrk-seconds", type=int, default=20, help="wrk's load for the ceiling and ours")
+    parser.add_argument(
+        "--pin-workers",
+        action="store_true",
+        help="sustained stage, an experiment: the workers and their backends on a core of their own",
+    )
     parser.add_argument(
         "--client-runs",
         type=int,

@@ -32,7 +32,7 @@ from typing import Any
 import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import payloads  # noqa: E402
+from bench import cpu_share, payloads  # noqa: E402
 
 # Commit lag the issue allows at p99, and how much the queue may grow over a run: what that
 # lag holds at the rate (a queue deeper than rate x 2 s cannot keep the lag under 2 s).
@@ -87,8 +87,12 @@ def measure(
     batch: int = 1000,
     drain_timeout: float = 1800,
     say: Any = print,
+    pin_workers: bool = False,
 ) -> dict[str, Any]:
-    """Posts `rate` runs/s for `seconds`, samples every second, drains, checks; the result."""
+    """Posts `rate` runs/s for `seconds`, samples every second, drains, checks; the result.
+
+    Over the load it also measures where the machine's cores go (bench/cpu_share.py);
+    pin_workers runs that module's experiment of a core for the workers alone."""
     db = Database(database_url)
     mark = db.one("SELECT COALESCE(MAX(id), 0) FROM runs_write")[0]
     stop = threading.Event()
@@ -108,6 +112,8 @@ def measure(
             [batch_request(port, token, [next(stream) for _ in range(batch)]) for _ in range(posts)]
         )
     say(f"sustained: {writers * posts} bodies of {batch} runs built")
+    cores: cpu_share.CpuShare | None = cpu_share.CpuShare(database_url, pin_workers=pin_workers).start()
+    cpu: dict[str, Any] | None = None
     began = time.monotonic()
     deadline = began + seconds
 
@@ -146,41 +152,49 @@ def measure(
     committed_through = mark
     committed = 0
     next_sample = began + 1
-    while True:
-        time.sleep(max(0.0, next_sample - time.monotonic()))
-        next_sample += 1
-        now = time.monotonic() - began
-        queued = db.one("SELECT COUNT(*) FROM runs_write WHERE status = 'queued'")[0]
-        newest = db.one("SELECT COALESCE(MAX(id), %s) FROM runs_run", (mark,))[0]
-        committed += db.one(
-            "SELECT COUNT(*) FROM runs_run WHERE id > %s AND id <= %s", (committed_through, newest)
-        )[0]
-        lag_p99, lag_max = db.one(
-            "SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM committed_at - accepted_at)),"
-            " MAX(EXTRACT(EPOCH FROM committed_at - accepted_at))"
-            " FROM runs_write WHERE id > %s AND id <= %s AND status = 'committed'",
-            (committed_through, newest),
-        )
-        committed_through = newest
-        samples.append(
-            {
-                "t": round(now, 2),
-                "accepted": sent[0],
-                "committed": committed,
-                "queued": queued,
-                "lag_p99_s": float(lag_p99) if lag_p99 is not None else None,
-                "lag_max_s": float(lag_max) if lag_max is not None else None,
-                "loading": now <= seconds,
-            }
-        )
-        if len(samples) % 30 == 0:
-            say(
-                f"sustained: {now:.0f} s, {sent[0]} runs accepted, {committed} committed, {queued} writes queued,"
-                f" lag p99 this second {samples[-1]['lag_p99_s']}"
+    try:
+        while True:
+            time.sleep(max(0.0, next_sample - time.monotonic()))
+            next_sample += 1
+            now = time.monotonic() - began
+            queued = db.one("SELECT COUNT(*) FROM runs_write WHERE status = 'queued'")[0]
+            newest = db.one("SELECT COALESCE(MAX(id), %s) FROM runs_run", (mark,))[0]
+            committed += db.one(
+                "SELECT COUNT(*) FROM runs_run WHERE id > %s AND id <= %s", (committed_through, newest)
+            )[0]
+            lag_p99, lag_max = db.one(
+                "SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM committed_at - accepted_at)),"
+                " MAX(EXTRACT(EPOCH FROM committed_at - accepted_at))"
+                " FROM runs_write WHERE id > %s AND id <= %s AND status = 'committed'",
+                (committed_through, newest),
             )
-        loaded = now > seconds and all(not t.is_alive() for t in threads)
-        if loaded and (not queued or now > seconds + drain_timeout):
-            break
+            committed_through = newest
+            samples.append(
+                {
+                    "t": round(now, 2),
+                    "accepted": sent[0],
+                    "committed": committed,
+                    "queued": queued,
+                    "lag_p99_s": float(lag_p99) if lag_p99 is not None else None,
+                    "lag_max_s": float(lag_max) if lag_max is not None else None,
+                    "loading": now <= seconds,
+                }
+            )
+            if len(samples) % 30 == 0:
+                say(
+                    f"sustained: {now:.0f} s, {sent[0]} runs accepted, {committed} committed, {queued} writes queued,"
+                    f" lag p99 this second {samples[-1]['lag_p99_s']}"
+                )
+            loaded = now > seconds and all(not t.is_alive() for t in threads)
+            if now > seconds and cores is not None:
+                cpu = cores.stop()
+                cores = None
+                say(f"sustained: over the load, {cpu_share.summary(cpu)}")
+            if loaded and (not queued or now > seconds + drain_timeout):
+                break
+    finally:
+        if cores is not None:  # the load failed: the sampler stops all the same, and unpins
+            cpu = cores.stop()
     stop.set()
     load_samples = [s for s in samples if s["loading"]]
     load = min(seconds, time.monotonic() - began)
@@ -222,6 +236,7 @@ def measure(
         "lag_max_s": float(lag[2]) if lag[2] is not None else None,
         "runs_committed": runs,
         "committed_once": runs == distinct == accepted_runs == writes_committed and not writes_other,
+        "cpu": cpu,
         "samples": samples,
     }
     result["met"] = bool(
@@ -308,6 +323,11 @@ def main() -> None:
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/mltrace_bench")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--chart", type=Path)
+    parser.add_argument(
+        "--pin-workers",
+        action="store_true",
+        help="an experiment: the workers and their backends on a core of their own (bench/cpu_share.py)",
+    )
     args = parser.parse_args()
     result = measure(
         port=args.port,
@@ -317,6 +337,7 @@ def main() -> None:
         seconds=args.seconds,
         writers=args.writers,
         batch=args.batch,
+        pin_workers=args.pin_workers,
     )
     print(summary(result))
     if args.json:
