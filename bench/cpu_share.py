@@ -78,12 +78,14 @@ class CpuShare:
         self.cpus = os.sched_getaffinity(0)  # this process's, before any pinning
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
+        self.result: dict[str, Any] | None = None
 
     def start(self) -> CpuShare:
         self.thread.start()
         return self
 
-    def stop(self) -> dict[str, Any]:
+    def stop(self) -> dict[str, Any] | None:
+        """The shares, or None if sampling failed (its error is on stderr)."""
         self.done.set()
         self.thread.join()
         return self.result

@@ -189,7 +189,8 @@ def measure(
             if now > seconds and cores is not None:
                 cpu = cores.stop()
                 cores = None
-                say(f"sustained: over the load, {cpu_share.summary(cpu)}")
+                if cpu is not None:
+                    say(f"sustained: over the load, {cpu_share.summary(cpu)}")
             if loaded and (not queued or now > seconds + drain_timeout):
                 break
     finally:

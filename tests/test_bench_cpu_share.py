@@ -52,6 +52,7 @@ def test_each_process_s_cpu_time_goes_to_its_kind(url, worker_backend):
         spinner.kill()
         spinner.wait()
 
+    assert result is not None
     seconds = {kind: cores * result["seconds"] for kind, cores in result["by_kind"].items()}
     # Counted from start(): at least what each spent since, less a tick or two of /proc's rounding.
     assert seconds["postgres for workers"] >= 0.9 * queried - 0.05 > 0
@@ -73,6 +74,7 @@ def test_pinning_gives_the_workers_a_cpu_of_their_own_and_is_undone(url, worker_
     finally:
         result = share.stop()
 
+    assert result is not None
     assert during == ({cpus[-1]}, set(cpus[:-1]))
     assert os.sched_getaffinity(backend) == os.sched_getaffinity(0) == set(cpus)
     assert result["pinned_workers"] is True
