@@ -53,6 +53,11 @@ def test_postgres_keeps_its_data_in_a_volume(compose):
     assert "pgdata" in compose["volumes"]
 
 
+def test_postgres_may_keep_4gb_of_wal_between_checkpoints(compose):
+    command = compose["services"]["postgres"]["command"]
+    assert command[0] == "postgres" and "max_wal_size=4GB" in command
+
+
 def test_redis_runs_with_the_append_only_file(compose):
     command = compose["services"]["redis"]["command"]
     assert command[command.index("--appendonly") + 1] == "yes"
