@@ -46,12 +46,11 @@ def process_cpu() -> dict[int, tuple[float, str]]:
     return found
 
 
-def machine_cpu() -> tuple[float, float, float]:
-    """(busy, iowait, all) CPU seconds of the whole machine so far, from /proc/stat."""
+def machine_cpu() -> tuple[float, float]:
+    """(busy, iowait) CPU seconds of the whole machine so far, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     # user nice system idle iowait irq softirq steal (guest time is counted in user already)
-    total = sum(values[:8])
-    return (total - values[3] - values[4]) / TICK, values[4] / TICK, total / TICK
+    return (sum(values[:8]) - values[3] - values[4]) / TICK, values[4] / TICK
 
 
 def _set_affinity(pid: int, cpus: set[int]) -> None:
@@ -146,17 +145,11 @@ class CpuShare:
         began = time.monotonic()
         before = process_cpu()
         machine_before = machine_cpu()
-        last_sample = began
+        # Pinning looks every half second, for the backends each new connection forks.
         step = 0.5 if self.pin_workers else self.interval
         try:
             while True:
                 stopping = self.done.wait(step)
-                now = time.monotonic()
-                if not stopping and now - last_sample < self.interval:
-                    if self.pin_workers:
-                        self._pin(self._kinds(cursor, process_cpu()))
-                    continue
-                last_sample = now
                 after = process_cpu()
                 kinds = self._kinds(cursor, after)
                 for pid, (seconds, _) in after.items():
@@ -173,7 +166,7 @@ class CpuShare:
                 self._unpin()
             connection.close()
         span = time.monotonic() - began
-        busy, iowait, _ = (b - a for a, b in zip(machine_before, machine_cpu(), strict=True))
+        busy, iowait = (b - a for a, b in zip(machine_before, machine_cpu(), strict=True))
         self.result = {
             "seconds": span,
             "cpus": len(self.cpus),
