@@ -1,5 +1,7 @@
 # The mltrace server: one image for the web process (gunicorn), the workers (qcluster) and
 # the one-off migration. docker-compose.yml runs them against PostgreSQL and Redis.
+# No Docker engine runs in CI: tests/test_image.py reads this file and does what it says (the
+# install from requirements.txt alone, the RUN steps, the CMD as written) in a venv of its own.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
