@@ -243,9 +243,10 @@ def ended(component_runs: list[dict], count: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def dbt_default(server, warehouse):
+def dbt_default(request):
     """`dbt-ol seed`, then `dbt-ol run` twice, in the default mode, on schema shop."""
-    producer_python(DBT)
+    producer_python(DBT)  # before the server starts: a skip costs nothing
+    server, warehouse = request.getfixturevalue("server"), request.getfixturevalue("warehouse")
     prefix = f"dbt:{warehouse.dbname}.shop.shop."
     outputs = [dbt(server, warehouse, "seed")]
     snapshots = []
@@ -276,9 +277,10 @@ def dbt_default(server, warehouse):
 
 
 @pytest.fixture(scope="module")
-def dbt_logs(server, warehouse):
+def dbt_logs(request):
     """`dbt-ol seed` and `dbt-ol run` with --consume-structured-logs, on schema shop_logs."""
     producer_python(DBT)
+    server, warehouse = request.getfixturevalue("server"), request.getfixturevalue("warehouse")
     before = len(server.lineage_runs("dbt:dbt-run-shop"))
     outputs = []
     for command in ("seed", "run"):
@@ -304,9 +306,11 @@ def dbt_logs(server, warehouse):
 
 
 @pytest.fixture(scope="module")
-def airflow(server, warehouse, dbt_logs, tmp_path_factory):
+def airflow(request, tmp_path_factory):
     """`airflow dags test shop_report` once, after dbt built shop_logs (dbt_logs)."""
     python = producer_python(AIRFLOW)
+    request.getfixturevalue("dbt_logs")
+    server, warehouse = request.getfixturevalue("server"), request.getfixturevalue("warehouse")
     home = tmp_path_factory.mktemp("airflow")
     transport = {"type": "http", "url": server.url, "auth": {"type": "api_key", "apiKey": server.write_token}}
     connection = {"conn_type": "postgres", "host": HOST, "port": PORT, "login": "postgres"}
@@ -397,7 +401,7 @@ def test_a_failing_model_is_a_fail_run_without_outputs_and_without_a_message(dbt
 
 
 def test_a_token_without_the_write_scope_loses_dbt_ol_s_events_and_dbt_ol_exits_0(
-    server, warehouse, dbt_default
+    dbt_default, server, warehouse
 ):
     before = server.lineage_runs("dbt:dbt-run-shop")
     output = dbt(server, warehouse, "run", "--select", "stg_customers", token=server.read_token)
