@@ -7,7 +7,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/mltrace
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint format bench clean
+.PHONY: run test producers lint format bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,16 @@ run: $(VENV)/.installed
 	$(PY) manage.py setup_local
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
+# The real OpenLineage producers that tests/test_producers.py runs, each in a venv of its own,
+# cached outside the checkout by its requirements file's hash (tests/venvs.py): built once (about
+# a minute each), a no-op after. One that cannot be installed is reported, and does not fail
+# make: its tests skip with pip's reason.
+PRODUCERS := tests/producers/dbt/requirements.txt tests/producers/airflow/requirements.txt
+producers: $(VENV)/.installed-dev
+	$(PY) -m tests.venvs $(PRODUCERS)
+
 # The server's suite, then the client's (client/tests, against a live server of its own).
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev producers
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		MLTRACE_QUEUE_NAME=$${MLTRACE_QUEUE_NAME:-mltrace-test} \
 		$(PY) -m pytest $(PYTEST_ARGS)
