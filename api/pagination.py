@@ -26,9 +26,10 @@ LIMIT_PARAMETER = OpenApiParameter(
 
 
 def parse_limit(request: Request, *, default: int = DEFAULT_LIMIT) -> int:
-    """The `limit` query parameter: default when absent, capped at MAX_LIMIT, 400 when not >= 1."""
+    """The `limit` query parameter: default when absent, capped at MAX_LIMIT, 400 when not an
+    integer >= 1 (an empty one included)."""
     raw = request.query_params.get("limit")
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         limit = int(raw)

@@ -22,7 +22,6 @@ from api.requests import (
     KnownQueryParameters,
     idempotency_from,
     parameters_of,
-    refuse_blank,
     respond,
     validated,
     wants_sync,
@@ -183,7 +182,7 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
             request,
             query.validated_data,
             limit=parse_limit(request),
-            component=query.validated_data["component"],
+            component=query.validated_data.get("component", ""),
         )
 
     @extend_schema(
@@ -282,7 +281,6 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
         run_id = int(pk)
         if run_id > MAX_BIGINT or not Run.objects.filter(id=run_id).exists():
             raise NotFound(RUN_NOT_FOUND.format(id=run_id))
-        refuse_blank(request)
         query = RunImpactQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return impact_response(
@@ -299,7 +297,6 @@ class ImpactView(KnownQueryParameters, APIView):
         summary="Downstream of an output: the runs that read it (depth 1) and every run that depends on them",
     )
     def get(self, request: Request) -> Response:
-        refuse_blank(request)
         query = ImpactQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
