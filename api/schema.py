@@ -37,7 +37,7 @@ def request_bodies_are_closed(result: dict[str, Any], **kwargs: Any) -> dict[str
 def query_parameters_as_enforced(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """Every string query parameter is at least one character without NUL: the server answers
     a 400 naming it otherwise, for every view at once (api/requests.py's KnownQueryParameters),
-    whatever its serializer says. An enum's values and a format's strings already say so."""
+    whatever its serializer says. An enum's values already say so."""
     for operations in result.get("paths", {}).values():
         for operation in operations.values():
             if not isinstance(operation, dict):
