@@ -13,6 +13,7 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 
 DEFAULT_LIMIT = 50
@@ -26,9 +27,10 @@ LIMIT_PARAMETER = OpenApiParameter(
 
 
 def parse_limit(request: Request, *, default: int = DEFAULT_LIMIT) -> int:
-    """The `limit` query parameter: default when absent, capped at MAX_LIMIT, 400 when not >= 1."""
+    """The `limit` query parameter: default when absent, capped at MAX_LIMIT, 400 when not an
+    integer >= 1 (an empty one included)."""
     raw = request.query_params.get("limit")
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         limit = int(raw)
@@ -37,6 +39,16 @@ def parse_limit(request: Request, *, default: int = DEFAULT_LIMIT) -> int:
     if limit < 1:
         raise serializers.ValidationError({"limit": [LIMIT_INVALID.format(max=MAX_LIMIT)]})
     return min(limit, MAX_LIMIT)
+
+
+# The largest id a `before`, `after` or impact cursor can carry: what a link may take.
+LARGEST_ID = 2**63 - 1
+_renderer = JSONRenderer()
+
+
+def rendered_bytes(value: Any) -> int:
+    """Bytes of a value as the API sends it (DRF's JSONRenderer, as every list answers)."""
+    return len(_renderer.render(value))
 
 
 def page_url(request: Request, **changes: Any) -> str:

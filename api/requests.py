@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.exceptions import IDEMPOTENCY_KEY_INVALID
+from api.serializers.runs import NULL_CHARACTER
 from ingest.idempotency import Idempotency, Recorded
 
 SYNC_PARAMETER = OpenApiParameter(
@@ -96,6 +97,10 @@ class KnownQueryParameters:
     `query_parameters` maps a viewset's action (or an APIView's method, lower case) to the
     names it takes; anything else, a typo such as ?compnent=, would otherwise be ignored and
     answer as if the filter were not there. Checked after authentication: a 401 comes first.
+
+    So is one given twice, one given empty (`?limit=`: DRF reads it as absent, and the answer
+    would be that of another request) and one holding NUL (PostgreSQL refuses it). Checked
+    here for every view at once; api/schema.py states the last two in the OpenAPI schema.
     """
 
     query_parameters: dict[str, frozenset[str]] = {}
@@ -114,13 +119,14 @@ class KnownQueryParameters:
         repeated = [name for name, values in request.query_params.lists() if len(values) > 1]
         if repeated:  # which one would count is a guess: none does
             raise serializers.ValidationError({name: [PARAMETER_REPEATED] for name in repeated})
-
-
-def refuse_blank(request: Request, *, but: tuple[str, ...] = ("limit",)) -> None:
-    """A 400 for a query parameter given empty (`?state=`), which DRF would read as absent."""
-    blank = [name for name, value in request.query_params.items() if value == "" and name not in but]
-    if blank:
-        raise serializers.ValidationError({name: [BLANK_PARAMETER] for name in blank})
+        blank = [name for name, value in request.query_params.items() if value == ""]
+        if blank:  # an empty sync gets wants_sync's message, which lists the values it takes
+            raise serializers.ValidationError(
+                {name: [SYNC_INVALID if name == "sync" else BLANK_PARAMETER] for name in blank}
+            )
+        nul = [name for name, value in request.query_params.items() if "\x00" in value]
+        if nul:
+            raise serializers.ValidationError({name: [NULL_CHARACTER] for name in nul})
 
 
 def parameters_of(

@@ -34,6 +34,27 @@ def request_bodies_are_closed(result: dict[str, Any], **kwargs: Any) -> dict[str
     return result
 
 
+def query_parameters_as_enforced(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Every string query parameter is at least one character without NUL: the server answers
+    a 400 naming it otherwise, for every view at once (api/requests.py's KnownQueryParameters),
+    whatever its serializer says. An enum's values already say so."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    _strings_are_given(parameter.get("schema", {}))
+    return result
+
+
+def _strings_are_given(schema: dict[str, Any]) -> None:
+    for node in [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]:
+        if node.get("type") == "string" and "enum" not in node:
+            node["minLength"] = max(node.get("minLength", 0), 1)
+            node.setdefault("pattern", NO_NUL)
+
+
 NO_NUL = "^[^\\x00]*$"
 
 

@@ -79,3 +79,14 @@ class StoredSize(Func):
 
     def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
         return super().as_sql(compiler, connection, function="length", **extra)
+
+
+class TextBytes(Func):
+    """Bytes of a text column's value, uncompressed, as UTF-8 (PostgreSQL reads them from a
+    TOASTed value's header, without fetching or decompressing it)."""
+
+    function = "octet_length"
+    output_field = BigIntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return super().as_sql(compiler, connection, template="length(CAST(%(expressions)s AS BLOB))", **extra)

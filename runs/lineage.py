@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from django.conf import settings
 from common.errors import OUTPUT_NOT_FOUND, POINTER_NOT_FOUND, NotFound
 from common.lookups import chunked, one_of
 from runs.models import IOPointer, PointerType, Run, RunOutput, pointer_name_hash
-from runs.selectors import chunked_by_weight, runs_by_id, runs_to_dicts
+from runs.selectors import chunked_by_weight, run_bodies_within, runs_by_id, runs_to_dicts
 from runs.sql import (
     downstream_count,
     downstream_edge_rows,
@@ -149,25 +149,56 @@ def run_bodies(
 def body_chunks(
     ids: list[int], *, known_dependencies: dict[int, list[int]] | None = None
 ) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    """run_bodies a chunk at a time, each about MLTRACE_MAX_PAGE_BYTES of bodies at most."""
+    """run_bodies a chunk at a time, each of runs weighing MLTRACE_MAX_PAGE_BYTES at most
+    (their bodies can be larger: json_items sends them in pieces that are not)."""
     for chunk in chunked_by_weight(ids, budget=settings.MLTRACE_MAX_PAGE_BYTES):
         yield list(zip(chunk, runs_to_dicts(chunk, known_dependencies=known_dependencies), strict=True))
 
 
-def json_items(items: Iterator[list[Any]]) -> Iterator[str]:
-    """The JSON of list items, comma-separated, one json.dumps per chunk (not per item)."""
+def json_items(items: Iterator[list[Any]], *, budget: int | None = None) -> Iterator[str]:
+    """The JSON of list items, comma-separated, one json.dumps per chunk (not per item).
+
+    With a budget, a chunk whose JSON is longer goes out in pieces of at most that many bytes
+    (an item longer than that alone), its items dumped one by one: a chunk is cut by its runs'
+    weights, at least their size, and escapes or compressed test results can make it larger.
+    """
     first = True
     for chunk in items:
-        if chunk:
-            yield ("" if first else ", ") + json.dumps(chunk)[1:-1]
+        if not chunk:
+            continue
+        text = json.dumps(chunk)[1:-1]  # ASCII (ensure_ascii): a character is a byte
+        pieces = [text] if budget is None or len(text) <= budget else _pieces(chunk, budget - 2)
+        for piece in pieces:
+            yield ("" if first else ", ") + piece
             first = False
 
 
+def _pieces(chunk: list[Any], budget: int) -> Iterator[str]:
+    piece: list[str] = []
+    length = 0
+    for item in chunk:
+        text = json.dumps(item)
+        if piece and length + 2 + len(text) > budget:
+            yield ", ".join(piece)
+            piece, length = [], 0
+        length += len(text) + (2 if piece else 0)
+        piece.append(text)
+    if piece:
+        yield ", ".join(piece)
+
+
 def buffered(pieces: Iterable[str], size: int = 64 * 1024) -> Iterator[str]:
-    """Joins small pieces of a streamed body into ~64 KB writes (one socket write each)."""
+    """Joins small pieces of a streamed body into ~64 KB writes (one socket write each); a
+    piece that large goes out on its own, so no write is much larger than its largest piece."""
     buffer: list[str] = []
     length = 0
     for piece in pieces:
+        if len(piece) >= size:
+            if buffer:
+                yield "".join(buffer)
+                buffer, length = [], 0
+            yield piece
+            continue
         buffer.append(piece)
         length += len(piece)
         if length >= size:
@@ -184,8 +215,11 @@ def trace_json(plan: TracePlan) -> Iterator[str]:
     """
     yield f'{{"output_id": {json.dumps(plan.output_id)}, "root": {plan.root}, "nodes": ['
     yield from json_items(
-        [{"depth": plan.depths[run_id], "run": body} for run_id, body in chunk]
-        for chunk in body_chunks(plan.order, known_dependencies=plan.edges)
+        (
+            [{"depth": plan.depths[run_id], "run": body} for run_id, body in chunk]
+            for chunk in body_chunks(plan.order, known_dependencies=plan.edges)
+        ),
+        budget=settings.MLTRACE_MAX_PAGE_BYTES,
     )
     yield '], "edges": ['
     yield from json_items(chunked(plan.edge_pairs()))
@@ -294,8 +328,11 @@ def review_json(plan: ReviewPlan) -> Iterator[str]:
     counts = dict(plan.ranked)
     yield f'{{"flagged": {json.dumps(plan.flagged)}, "runs": ['
     yield from json_items(
-        [{"run": body, "count": counts[run_id]} for run_id, body in chunk]
-        for chunk in body_chunks([i for i, _ in plan.ranked])
+        (
+            [{"run": body, "count": counts[run_id]} for run_id, body in chunk]
+            for chunk in body_chunks([i for i, _ in plan.ranked])
+        ),
+        budget=settings.MLTRACE_MAX_PAGE_BYTES,
     )
     yield "]}"
 
@@ -356,6 +393,7 @@ class ImpactPage:
     """
 
     nodes: list[tuple[int, int]]
+    bodies: list[dict[str, Any]]  # the nodes' runs, in order
     edges: list[list[int]]
     outputs: dict[str, int] | None  # on the first page (no cursor) only
     next_cursor: tuple[int, int] | None
@@ -374,23 +412,40 @@ def impact_seeds_of_output(output_id: str) -> list[int]:
 
 
 def impact_page(
-    *, seeds: list[int], from_pointers: bool, depth: int | None, after: tuple[int, int] | None, limit: int
+    *,
+    seeds: list[int],
+    from_pointers: bool,
+    depth: int | None,
+    after: tuple[int, int] | None,
+    limit: int,
+    budget: int | None = None,
+    node_size: Callable[[int, dict[str, Any]], int] | None = None,
 ) -> ImpactPage:
     """One page of downstream runs in three queries, whatever the depth and the fan-out.
 
     Each query walks the downstream runs again in the database (the walk is bounded by
-    runs x depths); nothing of the walk is held here but the page.
+    runs x depths); nothing of the walk is held here but the page. The page also stops where
+    its nodes' node_size(depth, body), their bytes as sent, would add up past `budget` (never
+    before its first node), and goes on from there. By default MLTRACE_MAX_PAGE_BYTES of
+    the runs' bodies in JSON.
     """
+    if budget is None:
+        budget = settings.MLTRACE_MAX_PAGE_BYTES
+    sized = node_size or (lambda hop, body: len(json.dumps(body).encode()))
     if from_pointers and depth == 0:  # an output's readers are one hop away
-        return ImpactPage(nodes=[], edges=[], outputs={t: 0 for t in PointerType.values}, next_cursor=None)
+        return ImpactPage(
+            nodes=[], bodies=[], edges=[], outputs={t: 0 for t in PointerType.values}, next_cursor=None
+        )
     rows = downstream_page_rows(
         seeds=seeds, from_pointers=from_pointers, depth=depth, after=after, limit=limit + 1
     )
     more = len(rows) > limit
     page = [(run_id, hop) for run_id, hop in rows[:limit]]
-    ids = [run_id for run_id, _ in page]
-    # A page also stops at about MLTRACE_MAX_PAGE_BYTES of bodies, and goes on from there.
-    kept = next(chunked_by_weight(ids, budget=settings.MLTRACE_MAX_PAGE_BYTES), [])
+    hops = dict(page)
+    bodies = run_bodies_within(
+        [run_id for run_id, _ in page], budget=budget, size=lambda body: sized(hops[body["id"]], body)
+    )
+    kept = [body["id"] for body in bodies]
     if len(kept) < len(page):
         page, more = page[: len(kept)], True
     edges = (
@@ -410,6 +465,7 @@ def impact_page(
     last = page[-1] if page else None
     return ImpactPage(
         nodes=page,
+        bodies=bodies,
         edges=edges,
         outputs=counts,
         next_cursor=(last[1], last[0]) if more and last else None,

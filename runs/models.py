@@ -178,7 +178,9 @@ class Run(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"run {self.id} of {self.component_id}"
+        # The component's name, as every page shows it (its id means nothing to a reader);
+        # a query unless the component was selected with the run.
+        return f"run {self.id} of {self.component.name}"
 
 
 class RunInput(models.Model):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, TextField
 from django.db.models.functions import Cast
 
-from common.db import StoredSize
+from common.db import StoredSize, TextBytes
 from common.lookups import chunked, one_of
 from components.models import Component
 from runs.bodies import lineage_run_to_dict, run_to_dict
@@ -106,14 +106,20 @@ def runs_to_dicts(
     ]
 
 
-# What a run's body weighs, roughly, in bytes of JSON: its fields and each of its pointers.
-RUN_BODY_BYTES = 400
-POINTER_BODY_BYTES = 120
+# What a run's body weighs at least, in bytes of JSON: its fields, empty, and each of its
+# pointers (a body's other lists count for nothing here).
+RUN_BODY_BYTES = 300
+POINTER_BODY_BYTES = 55
 
 
 def run_body_weights(ids: Sequence[int]) -> dict[int, int]:
-    """About how many bytes of JSON each run's body holds, from its pointer counts and the
-    stored sizes of its large fields, in one query that reads no body."""
+    """About how many bytes of JSON each run's body holds, at least, in one query that reads
+    no body: its pointer counts, its text as UTF-8 (which JSON only lengthens, escaping), and
+    its test results as stored (jsonb, maybe compressed: the one part that can weigh less here).
+
+    At least, so that the runs cut by weight hold every run that can fit; whoever sends them
+    measures them as sent (run_bodies_within, lineage.json_items).
+    """
 
     def pointers(model: type[RunInput] | type[RunOutput]) -> Subquery:
         counted = model.objects.filter(run_id=OuterRef("id")).order_by().values("run_id")
@@ -126,15 +132,16 @@ def run_body_weights(ids: Sequence[int]) -> dict[int, int]:
             "id",
             "inputs_n",
             "outputs_n",
-            StoredSize("code_snapshot"),
+            # Not the stored size: 200 KB of code is stored compressed in a few KB.
+            TextBytes("code_snapshot"),
+            TextBytes("notes"),
             StoredSize("test_results"),
-            StoredSize("notes"),
         )
     )
     weights = {run_id: RUN_BODY_BYTES for run_id in ids}
-    for run_id, inputs, outputs, *stored in rows:
+    for run_id, inputs, outputs, *sizes in rows:
         weights[run_id] += POINTER_BODY_BYTES * ((inputs or 0) + (outputs or 0)) + sum(
-            size or 0 for size in stored
+            size or 0 for size in sizes
         )
     return weights
 
@@ -155,6 +162,24 @@ def chunked_by_weight(ids: Sequence[int], *, budget: int) -> Iterator[list[int]]
             total += weights[run_id]
         if piece:
             yield piece
+
+
+def run_bodies_within(
+    ids: Sequence[int], *, budget: int, size: Callable[[dict[str, Any]], int]
+) -> list[dict[str, Any]]:
+    """The bodies of the first of these committed runs, in order, whose `size`s (their bytes
+    as sent) add up to `budget` at most; the first run whatever its size, so never none.
+
+    Only the runs whose weights (at least their size) fit are built: a page of runs of
+    200 KB each builds about `budget` bytes of them, not `limit` runs.
+    """
+    bodies = runs_to_dicts(next(chunked_by_weight(ids, budget=budget), []))
+    total = 0
+    for count, body in enumerate(bodies):
+        total += size(body)
+        if count and total > budget:
+            return bodies[:count]
+    return bodies
 
 
 def runs_by_id(ids: Sequence[int]) -> dict[int, Run]:

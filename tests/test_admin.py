@@ -123,6 +123,16 @@ def test_a_run_page_lists_its_lineage_and_code(admin_client_, pipeline):
     assert "<pre>def etl(): return 1 &lt; 2</pre>" in etl_page
 
 
+def test_a_run_page_is_titled_with_its_component_s_name_not_its_id(admin_client_, pipeline):
+    run = Run.objects.get(id=pipeline["train"]["id"])
+
+    page = text(admin_client_.get(f"/admin/runs/run/{run.id}/change/"))
+
+    assert f"<title>run {run.id} of train | " in page
+    assert f"<h2>run {run.id} of train</h2>" in page
+    assert f"run {run.id} of {run.component_id}" not in page
+
+
 def test_notes_are_the_one_thing_editable_on_a_run(admin_client_, pipeline):
     run_id = pipeline["etl"]["id"]
 

@@ -290,6 +290,53 @@ def test_running_create_api_token_again_without_options_keeps_the_token_s_scopes
     assert again.post("/api/v1/runs/", _body("run"), format="json").status_code == 403
 
 
+def _made(capsys, username: str, *args: str) -> tuple[list[str], list[str]]:
+    """The lines create_api_token printed: (stdout, stderr)."""
+    call_command("create_api_token", username, *args)
+    out, err = capsys.readouterr()
+    return out.splitlines(), err.splitlines()
+
+
+def test_create_api_token_says_which_scope_a_producer_needs_and_prints_the_token_alone(capsys):
+    from mltrace_site.management.commands.create_api_token import HAS_EVERY_SCOPE, LACKS_WRITE, WRITE_NEEDED
+
+    out, err = _made(capsys, "dbt")
+
+    assert out == [Token.objects.get(user__username="dbt").key]  # `TOKEN=$(...)` still reads it
+    assert err == [WRITE_NEEDED, HAS_EVERY_SCOPE]
+    assert "OpenLineage" in WRITE_NEEDED and "write scope" in WRITE_NEEDED
+    assert LACKS_WRITE not in err
+
+
+def test_create_api_token_warns_that_a_token_without_write_cannot_take_events(seeded, capsys):
+    from mltrace_site.management.commands.create_api_token import HAS_SCOPES, LACKS_WRITE, WRITE_NEEDED
+    from tests.openlineage_events import never_ends
+
+    out, err = _made(capsys, "dbt", "--scope", "read", "--expires-in-days", "30")
+    reader = APIClient()
+    reader.credentials(HTTP_AUTHORIZATION=f"Bearer {out[-1]}")
+
+    assert len(out) == 1
+    assert err[:3] == [WRITE_NEEDED, HAS_SCOPES.format(scopes="read"), LACKS_WRITE]
+    assert err[3].startswith("It expires at ")
+    # What the warning is about: an OpenLineage event sent with this token is refused.
+    response = reader.post("/api/v1/lineage", never_ends()[0], format="json")
+    assert response.status_code == 403
+    assert response.json() == {"detail": "This token does not have the write scope."}
+    assert not Write.objects.filter(kind=Write.Kind.LINEAGE).exists()
+
+
+def test_create_api_token_run_again_reports_the_scopes_the_token_keeps(capsys):
+    from mltrace_site.management.commands.create_api_token import HAS_SCOPES, LACKS_WRITE
+
+    _made(capsys, "airflow", "--scope", "write", "--scope", "read")
+    out, err = _made(capsys, "airflow")
+
+    assert out == [Token.objects.get(user__username="airflow").key]
+    assert HAS_SCOPES.format(scopes="read, write") in err
+    assert LACKS_WRITE not in err
+
+
 def test_head_takes_the_query_parameters_of_get(seeded, token):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")

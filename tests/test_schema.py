@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from urllib.parse import urlencode
 
 import pytest
 
@@ -105,3 +107,87 @@ def test_the_schema_validates_without_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
 
     assert "/api/v1/queue/" in (tmp_path / "schema.yaml").read_text()
+
+
+def _query_parameters(schema: dict) -> list[tuple[str, str, dict, dict]]:
+    """(method, URL with its path parameters filled, parameter, operation) for every query
+    parameter of every operation of the served schema."""
+    found = []
+    for path, operations in schema["paths"].items():
+        url = path.replace("{id}", "1").replace("{name}", "etl")
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "query":
+                    found.append((method, url, parameter, operation))
+    return found
+
+
+def _strings_of(parameter_schema: dict) -> list[dict]:
+    nodes = [parameter_schema, *parameter_schema.get("anyOf", []), *parameter_schema.get("oneOf", [])]
+    return [node for node in nodes if node.get("type") == "string"]
+
+
+def _ask(api, method: str, url: str, operation: dict, name: str, value: str):
+    """The request with `name` set to `value` and the other required parameters valid, so
+    that a refusal is this parameter's."""
+    params = {
+        parameter["name"]: "clean.csv"
+        for parameter in operation["parameters"]
+        if parameter["in"] == "query" and parameter.get("required") and parameter["name"] != name
+    }
+    params[name] = value
+    if method == "get":
+        return api.get(url, params)
+    return getattr(api, method)(f"{url}?{urlencode(params)}", {}, format="json")
+
+
+def test_every_string_query_parameter_is_documented_and_refused_with_a_nul(api, schema):
+    from api.serializers.runs import NULL_CHARACTER
+
+    checked = set()
+    for method, url, parameter, operation in _query_parameters(schema):
+        strings = _strings_of(parameter["schema"])
+        if not strings or all("enum" in node for node in strings):
+            continue
+        name = parameter["name"]
+        # The schema says it: no documented string of it holds a NUL.
+        for node in strings:
+            assert "pattern" in node, (url, name)
+            assert re.search(node["pattern"], "a\x00b") is None, (url, name, node["pattern"])
+
+        response = _ask(api, method, url, operation, name, "a\x00b")
+
+        # The server agrees: a 400 naming it.
+        assert response.status_code == 400, (url, name, response.status_code)
+        assert response.json() == {name: [NULL_CHARACTER]}, (url, name)
+        checked.add(name)
+    assert {"output_id", "run_id", "component", "tag", "owner", "cursor", "date_lower"} <= checked
+
+
+def test_every_query_parameter_given_empty_is_a_400_naming_it_as_the_schema_says(api, schema):
+    from api.requests import BLANK_PARAMETER, SYNC_INVALID
+
+    checked = set()
+    for method, url, parameter, operation in _query_parameters(schema):
+        name, parameter_schema = parameter["name"], parameter["schema"]
+        # The schema allows no empty value: OpenAPI's allowEmptyValue is false by default,
+        # and no string of it is shorter than 1 (an integer, a boolean or an enum has no "").
+        assert not parameter.get("allowEmptyValue"), (url, name)
+        for node in _strings_of(parameter_schema):
+            assert node.get("minLength", 0) >= 1 or "" not in node.get("enum", [""]), (url, name)
+
+        response = _ask(api, method, url, operation, name, "")
+
+        assert response.status_code == 400, (method, url, name, response.status_code)
+        assert response.json() == {name: [SYNC_INVALID if name == "sync" else BLANK_PARAMETER]}, (url, name)
+        checked.add((url, name))
+    assert ("/api/v1/lineage/runs/", "limit") in checked  # the fuzzer's find (issue 26)
+    assert {url for url, name in checked if name == "limit"} == {
+        "/api/v1/components/",
+        "/api/v1/components/etl/history/",
+        "/api/v1/tags/",
+        "/api/v1/runs/",
+        "/api/v1/runs/1/impact/",
+        "/api/v1/impact/",
+        "/api/v1/lineage/runs/",
+    }

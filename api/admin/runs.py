@@ -122,7 +122,10 @@ class RunAdmin(WrittenThroughTheQueue):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Run]:
         # The list shows none of these: a page of 100 runs need not read (or decode) their
         # test results and code snapshots. A page that shows one reads it when it does.
-        return super().get_queryset(request).defer("test_results", "code_snapshot")
+        # The component with the run: a run's page is titled with its name (Run.__str__).
+        return (
+            super().get_queryset(request).select_related("component").defer("test_results", "code_snapshot")
+        )
 
     @admin.display(description="test results")
     def test_results_pretty(self, run: Run) -> str:

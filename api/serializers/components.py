@@ -80,8 +80,8 @@ class ComponentTagsSerializer(InputSerializer):
 
 
 class ComponentFilterSerializer(serializers.Serializer):
-    tag = StrictCharField(required=False, allow_blank=True, default="")
-    owner = StrictCharField(required=False, allow_blank=True, default="")
+    tag = StrictCharField(required=False)
+    owner = StrictCharField(required=False)
 
 
 class ComponentSerializer(serializers.Serializer):

@@ -317,7 +317,7 @@ class RunPageQuerySerializer(serializers.Serializer):
 
 
 class RunListQuerySerializer(RunPageQuerySerializer):
-    component = StrictCharField(required=False, allow_blank=True, default="")
+    component = StrictCharField(required=False)
 
 
 class HistoryQuerySerializer(RunPageQuerySerializer):

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api.pagination import LIMIT_PARAMETER, page_url, parse_limit
-from api.requests import ERRORS, SYNC_PARAMETER, KnownQueryParameters, parameters_of, refuse_blank, wants_sync
+from api.requests import ERRORS, SYNC_PARAMETER, KnownQueryParameters, parameters_of, wants_sync
 from api.serializers.lineage import (
     EVENT_SCHEMA,
     LineageAcceptedSerializer,
@@ -159,7 +159,6 @@ class LineageRunsView(KnownQueryParameters, APIView):
         tags=["openlineage"],
     )
     def get(self, request: Request) -> Response:
-        refuse_blank(request)
         query = LineageRunQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.pagination import LIMIT_PARAMETER, page_url, parse_limit
+from api.pagination import LARGEST_ID, LIMIT_PARAMETER, page_url, parse_limit, rendered_bytes
 from api.parsers import json_body
 from api.requests import (
     ERROR_DETAIL,
@@ -22,7 +22,6 @@ from api.requests import (
     KnownQueryParameters,
     idempotency_from,
     parameters_of,
-    refuse_blank,
     respond,
     validated,
     wants_sync,
@@ -63,8 +62,8 @@ from ingest.accept import writes_accept
 from ingest.queue import writes_commit_now
 from ingest.selectors import queue_stats, run_get, run_write_pending
 from runs import lineage
-from runs.models import Run, Write
-from runs.selectors import chunked_by_weight, run_page, runs_to_dicts
+from runs.models import PointerType, Run, Write
+from runs.selectors import run_bodies_within, run_page, runs_to_dicts
 from runs.services import pointers_flag, pointers_flag_downstream, pointers_unflag_all, run_notes_update
 
 RUN_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The run's id (its write's id).")
@@ -93,19 +92,33 @@ def run_page_response(request: Request, query: dict[str, Any], *, limit: int, **
     before = keyset_run("before", query.get("before"))
     after = keyset_run("after", query.get("after"))
     page = run_page(before=before, after=after, limit=limit, **filters)
-    # A page also stops at about MLTRACE_MAX_PAGE_BYTES of bodies, on the side away from
-    # its cursor (the newest runs of an `after` page), and links on from where it stopped.
+    # A page also stops at MLTRACE_MAX_PAGE_BYTES as sent, on the side away from its cursor
+    # (the newest runs of an `after` page), and links on from where it stopped. The links
+    # are counted at their longest, ids of 19 digits.
+    envelope = rendered_bytes(
+        {
+            "next": page_url(request, before=LARGEST_ID, after=None),
+            "previous": page_url(request, after=LARGEST_ID, before=None),
+            "results": [],
+        }
+    )
     ids = [run.id for run in page.runs]
-    kept = next(chunked_by_weight(ids[::-1] if after else ids, budget=settings.MLTRACE_MAX_PAGE_BYTES), [])
-    cut = len(kept) < len(ids)
-    ids = kept[::-1] if after else kept
+    bodies = run_bodies_within(
+        ids[::-1] if after else ids,
+        budget=settings.MLTRACE_MAX_PAGE_BYTES - envelope,
+        size=lambda body: rendered_bytes(body) + 1,  # and its comma
+    )
+    cut = len(bodies) < len(ids)
+    if after:
+        bodies.reverse()
     more_older = (page.has_more or cut) if after is None else True
     more_newer = (page.has_more or cut) if after is not None else before is not None
+    first, last = (bodies[0]["id"], bodies[-1]["id"]) if bodies else (None, None)
     return Response(
         {
-            "next": page_url(request, before=ids[-1], after=None) if ids and more_older else None,
-            "previous": page_url(request, after=ids[0], before=None) if ids and more_newer else None,
-            "results": runs_to_dicts(ids),
+            "next": page_url(request, before=last, after=None) if bodies and more_older else None,
+            "previous": page_url(request, after=first, before=None) if bodies and more_newer else None,
+            "results": bodies,
         }
     )
 
@@ -134,24 +147,44 @@ def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool
     return respond(recorded, code, {"runs": bodies} if batch else bodies[0], location=location)
 
 
+def impact_node_bytes(depth: int, body: dict[str, Any]) -> int:
+    """Bytes a node of an impact page adds to it as sent, at most: the node and its comma, and
+    an edge for each of its run's dependencies (a page lists those that are downstream)."""
+    node = rendered_bytes({"depth": depth, "run": body}) + 1
+    return node + sum(len(f"[{body['id']},{dependency}]") + 1 for dependency in body["dependencies"])
+
+
 def impact_response(
     request: Request, params: dict[str, Any], *, seeds: list[int], from_pointers: bool, head: dict[str, Any]
 ) -> Response:
     """A page of downstream runs: {head..., nodes, edges, outputs, next}."""
+    # MLTRACE_MAX_PAGE_BYTES bounds the page as sent: its nodes, and what else it holds at
+    # its longest (the counts and the cursor of 19 digits each).
+    envelope = rendered_bytes(
+        {
+            **head,
+            "nodes": [],
+            "edges": [],
+            "outputs": {pointer_type: LARGEST_ID for pointer_type in PointerType.values},
+            "next": page_url(request, cursor=f"{LARGEST_ID}.{LARGEST_ID}"),
+        }
+    )
     page = lineage.impact_page(
         seeds=seeds,
         from_pointers=from_pointers,
         depth=params.get("depth"),
         after=params.get("cursor"),
         limit=parse_limit(request),
+        budget=settings.MLTRACE_MAX_PAGE_BYTES - envelope,
+        node_size=impact_node_bytes,
     )
-    bodies = runs_to_dicts([run_id for run_id, _ in page.nodes])
     cursor = page.next_cursor
     return Response(
         {
             **head,
             "nodes": [
-                {"depth": depth, "run": body} for (_, depth), body in zip(page.nodes, bodies, strict=True)
+                {"depth": depth, "run": body}
+                for (_, depth), body in zip(page.nodes, page.bodies, strict=True)
             ],
             "edges": page.edges,
             "outputs": page.outputs,
@@ -183,7 +216,7 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
             request,
             query.validated_data,
             limit=parse_limit(request),
-            component=query.validated_data["component"],
+            component=query.validated_data.get("component", ""),
         )
 
     @extend_schema(
@@ -282,7 +315,6 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
         run_id = int(pk)
         if run_id > MAX_BIGINT or not Run.objects.filter(id=run_id).exists():
             raise NotFound(RUN_NOT_FOUND.format(id=run_id))
-        refuse_blank(request)
         query = RunImpactQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         return impact_response(
@@ -299,7 +331,6 @@ class ImpactView(KnownQueryParameters, APIView):
         summary="Downstream of an output: the runs that read it (depth 1) and every run that depends on them",
     )
     def get(self, request: Request) -> Response:
-        refuse_blank(request)
         query = ImpactQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
