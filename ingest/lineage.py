@@ -11,7 +11,8 @@ Per event, in order:
 - seen before (same fingerprint): a duplicate, it changes nothing;
 - its run has ended: recorded only (a late START, a second COMPLETE, OTHER);
 - else it updates the run: start from the START event (else the earliest eventTime), the
-  union of inputs and outputs, the facets; a terminal event ends it. FAIL and ABORT runs are
+  union of inputs and outputs, the facets (the latest non-empty value of each; the run's
+  code_snapshot is its sourceCode, else its sql facet's query); a terminal event ends it. FAIL and ABORT runs are
   committed without outputs, so that no later run depends on what they did not produce;
   the run's openlineage record keeps them.
 
@@ -64,6 +65,7 @@ RUN_STATE_FIELDS = [
     "outputs",
     "git_hash",
     "code_snapshot",
+    "sql",
     "error_message",
     "upstream_run_uuids",
     "events",
@@ -304,6 +306,7 @@ class LineageBatch:
         run.producer = event.producer or run.producer
         run.git_hash = event.git_hash or run.git_hash
         run.code_snapshot = event.code_snapshot or run.code_snapshot
+        run.sql = event.sql or run.sql
         run.error_message = event.error_message or run.error_message
         if event.parent is not None and not run.parent_run_uuid:
             run.parent_run_uuid, run.parent_job = event.parent.run_id, event.parent.job
@@ -345,7 +348,8 @@ class LineageBatch:
             "notes": run.error_message,
             "git_hash": run.git_hash,
             "git_tags": [],
-            "code_snapshot": run.code_snapshot,
+            # The job's source code, else its SQL (dbt's models, Airflow's SQL operators).
+            "code_snapshot": run.code_snapshot or run.sql,
             "test_results": None,
         }
 

@@ -95,7 +95,8 @@ class Event:
     inputs: list[Dataset] = field(default_factory=list)
     outputs: list[Dataset] = field(default_factory=list)
     git_hash: str = ""
-    code_snapshot: str = ""
+    code_snapshot: str = ""  # the job's sourceCode facet
+    sql: str = ""  # the job's sql facet (SQLJobFacet): dbt's and Airflow's SQL
     error_message: str = ""
     parent: Parent | None = None
     upstream_run_ids: list[str] = field(default_factory=list)
@@ -323,6 +324,7 @@ def read_event(event: Any, *, max_datasets: int) -> Event:
         outputs=_datasets(event, "outputs", limit=max_datasets),
         git_hash=git_hash if len(git_hash) <= GIT_HASH_MAX_LENGTH else "",
         code_snapshot=_facet_text(_facet(job_facets, "sourceCode"), "sourceCode"),
+        sql=_facet_text(_facet(job_facets, "sql"), "query"),
         error_message=_facet_text(_facet(run_facets, "errorMessage"), "message"),
         parent=Parent(run_id=parent_run, job=parent_job or "") if parent_run else None,
         upstream_run_ids=list(dict.fromkeys(upstream_ids)),

@@ -23,18 +23,22 @@ from runs.models import LineageEvent, LineageRun, Run, Write
 from runs.openlineage import component_name, pointer_name
 from tests.openlineage_events import (
     AIRFLOW,
+    MODEL_SQL,
     PG,
     SCENARIOS,
+    STATEMENTS,
     airflow_dag,
     at,
     complete_before_start,
     dataset,
     dbt_run,
+    dbt_structured_logs,
     event,
     failing_task,
     never_ends,
     run_uuid,
     spark_job,
+    sql_facet,
 )
 from tests.test_ordering import TABLES
 
@@ -140,6 +144,45 @@ def test_a_dbt_run_of_three_models_traces_through_both_staging_models(api):
     assert len(body["edges"]) == 2
     parent = ol_run(api, "dbt-run")
     assert all(node["run"]["openlineage"]["parent"]["run"] == parent["run"] for node in body["nodes"])
+
+
+def test_the_sql_facet_is_the_code_snapshot_of_dbt_models_and_their_statements(api):
+    send_all(api, dbt_structured_logs(), sync=True)
+    model = api.get(f"/api/v1/runs/{ol_run(api, 'dbt-logs-orders')['run']}/").json()
+    assert model["component"] == "dbt:jaffle.orders" and model["code_snapshot"] == MODEL_SQL
+    statement = api.get(f"/api/v1/runs/{ol_run(api, 'dbt-logs-orders-sql-2')['run']}/").json()
+    assert statement["component"] == "dbt:jaffle.orders.sql.2" and statement["code_snapshot"] == STATEMENTS[1]
+
+
+def test_a_source_code_facet_wins_over_the_sql_facet_whichever_event_carries_it(api):
+    source = {"sourceCode": {"language": "python", "sourceCode": "def load(): ..."}}
+    both = {**source, **sql_facet("select 1")}
+    runs = {
+        "both-in-one": [event("COMPLETE", run_uuid("both-in-one"), "j", 1, job_facets=both)],
+        "source-first": [
+            event("START", run_uuid("source-first"), "j", 0, job_facets=source),
+            event("COMPLETE", run_uuid("source-first"), "j", 1, job_facets=sql_facet("select 2")),
+        ],
+        "sql-first": [
+            event("START", run_uuid("sql-first"), "j", 0, job_facets=sql_facet("select 3")),
+            event("COMPLETE", run_uuid("sql-first"), "j", 1, job_facets=source),
+        ],
+        "sql-only": [
+            event("START", run_uuid("sql-only"), "j", 0, job_facets=sql_facet("select 4")),
+            event("COMPLETE", run_uuid("sql-only"), "j", 1, job_facets={"sql": {"query": 4}}),
+        ],
+    }
+    for events in runs.values():
+        send_all(api, events, sync=False)
+    code = {
+        label: api.get(f"/api/v1/runs/{ol_run(api, label)['run']}/").json()["code_snapshot"] for label in runs
+    }
+    assert code == {
+        "both-in-one": "def load(): ...",
+        "source-first": "def load(): ...",
+        "sql-first": "def load(): ...",
+        "sql-only": "select 4",  # a query that is not a string is ignored, not refused
+    }
 
 
 def test_the_same_event_twice_changes_nothing_the_second_time(api):
