@@ -4,17 +4,19 @@
 batch's writes in order. Each OpenLineage event (a "lineage" write) updates its
 LineageRun; the first terminal event (COMPLETE, FAIL, ABORT) of a run becomes a run write
 with that event's id, so the mltrace run takes the terminal event's place in acceptance
-order; a JobEvent becomes a component write. `BatchPlan` then commits those writes with
-the native ones, as if they had been sent so; `save` records every event and run state.
+order; a JobEvent becomes a component write, and so does a RunEvent applied to its run
+that carries an ownership facet (before the run write, if it ends the run). `BatchPlan`
+then commits those writes with the native ones, as if they had been sent so; `save`
+records every event and run state.
 
 Per event, in order:
 - seen before (same fingerprint): a duplicate, it changes nothing;
 - its run has ended: recorded only (a late START, a second COMPLETE, OTHER);
 - else it updates the run: start from the START event (else the earliest eventTime), the
   union of inputs and outputs, the facets (the latest non-empty value of each; the run's
-  code_snapshot is its sourceCode, else its sql facet's query); a terminal event ends it. FAIL and ABORT runs are
-  committed without outputs, so that no later run depends on what they did not produce;
-  the run's openlineage record keeps them.
+  code_snapshot is its sourceCode, else its sql facet's query); a terminal event ends it.
+  FAIL and ABORT runs are committed without outputs, so that no later run depends on what
+  they did not produce; the run's openlineage record keeps them.
 
 Call inside the commit's transaction, under the commit lock, before BatchPlan.
 """
@@ -138,13 +140,11 @@ class LineageBatch:
             digest = fingerprints[id(write)]
             outcome: str
             if digest in seen:
-                outcome = LineageEvent.Outcome.DUPLICATE
-                made = None
+                outcome, made = LineageEvent.Outcome.DUPLICATE, []
             else:
                 seen.add(digest)
                 outcome, made = self._apply(write, event, existing)
-            if made is not None:
-                derived.append(made)
+            derived.extend(made)
             self.events.append(
                 LineageEvent(
                     id=write.id,
@@ -256,15 +256,17 @@ class LineageBatch:
 
     # --- one event, in acceptance order ----------------------------------------------------
 
-    def _apply(self, write: Any, event: Event, existing: set[str]) -> tuple[str, DerivedWrite | None]:
+    def _apply(self, write: Any, event: Event, existing: set[str]) -> tuple[str, list[DerivedWrite]]:
+        """The event's outcome and the writes it makes: component writes first, then its run's."""
         if event.kind == "dataset":
-            return LineageEvent.Outcome.RECORDED, None
+            return LineageEvent.Outcome.RECORDED, []
         if event.kind == "job":
             existing.add(event.job)
-            return LineageEvent.Outcome.APPLIED, self._component_write(write, event)
+            return LineageEvent.Outcome.APPLIED, [self._component_write(write, event)]
 
         run = self.runs.get(event.run_id)
-        made: DerivedWrite | None = None
+        made: list[DerivedWrite] = []
+        new_job = False
         if run is None:
             run = LineageRun(
                 run_uuid=event.run_id,
@@ -278,20 +280,21 @@ class LineageBatch:
             )
             self.runs[event.run_id] = run
             self.new_runs.append(run)
-            if event.job not in existing and not event.terminal:
-                # The job's component exists from the run's first event (an open run has one).
-                made = DerivedWrite(
-                    write.id, Write.Kind.COMPONENT, _component_payload(event.job), write.accepted_at
-                )
+            new_job = event.job not in existing
             existing.add(event.job)
         elif run.job != event.job:
-            return LineageEvent.Outcome.OTHER_JOB, None
+            return LineageEvent.Outcome.OTHER_JOB, []
         self.dirty.add(event.run_id)
         run.events += 1
         run.last_event_id = write.id
         if not run.is_open:
-            return LineageEvent.Outcome.AFTER_END, None
+            return LineageEvent.Outcome.AFTER_END, []
 
+        # The job's component exists from the run's first event (an open run has one; a
+        # terminal first event's run write creates it), and a RunEvent's ownership facet sets
+        # its owner as a JobEvent's does, in this event's place in acceptance order.
+        if (new_job and not event.terminal) or event.owner:
+            made.append(self._component_write(write, event))
         if event.event_type == "START":
             if not run.started:
                 run.start_timestamp, run.started = event.event_time, True
@@ -317,7 +320,9 @@ class LineageBatch:
             run.start_timestamp = min(run.start_timestamp, event.event_time)
             run.run_id = write.id
             self.committed[run.run_uuid] = write.id
-            made = DerivedWrite(write.id, Write.Kind.RUN, self._run_payload(run, write.id), write.accepted_at)
+            made.append(
+                DerivedWrite(write.id, Write.Kind.RUN, self._run_payload(run, write.id), write.accepted_at)
+            )
         return LineageEvent.Outcome.APPLIED, made
 
     def _component_write(self, write: Any, event: Event) -> DerivedWrite:

@@ -100,8 +100,8 @@ class Event:
     error_message: str = ""
     parent: Parent | None = None
     upstream_run_ids: list[str] = field(default_factory=list)
-    description: str = ""
-    owner: str = ""
+    description: str = ""  # JobEvents
+    owner: str = ""  # the ownership job facet's owner names; JobEvents and RunEvents
 
     @property
     def terminal(self) -> bool:
@@ -328,4 +328,5 @@ def read_event(event: Any, *, max_datasets: int) -> Event:
         error_message=_facet_text(_facet(run_facets, "errorMessage"), "message"),
         parent=Parent(run_id=parent_run, job=parent_job or "") if parent_run else None,
         upstream_run_ids=list(dict.fromkeys(upstream_ids)),
+        owner=_owner(job_facets),
     )

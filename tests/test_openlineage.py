@@ -28,6 +28,7 @@ from tests.openlineage_events import (
     SCENARIOS,
     STATEMENTS,
     airflow_dag,
+    airflow_owners,
     at,
     complete_before_start,
     dataset,
@@ -353,6 +354,28 @@ def test_job_and_dataset_events_are_recorded_and_a_job_event_updates_its_compone
     assert LineageEvent.objects.get(kind="dataset").body == dataset_event
 
 
+def test_the_ownership_facet_of_run_events_sets_the_owner_in_acceptance_order(api):
+    owners = []
+    for body in airflow_owners():
+        assert send(api, body, sync=True).status_code == 201
+        owners.append(api.get("/api/v1/components/airflow:reports.build/").json()["owner"])
+    # START (ana), JobEvent (team:bi), COMPLETE (ana, bo), a second run (cy, cy), then a
+    # COMPLETE after the end of the first run: recorded, and its owner is not taken.
+    assert owners == ["ana", "team:bi", "ana, bo", "cy", "cy", "cy"]
+    assert LineageEvent.objects.order_by("-id").first().outcome == "after end"
+
+
+def test_an_owner_from_a_run_event_queued_before_a_patch_does_not_undo_it(api):
+    events = airflow_owners()
+    assert send(api, events[0]).status_code == 202  # owner ana, queued
+    response = api.patch("/api/v1/components/airflow:reports.build/", {"owner": "dana"}, format="json")
+    assert response.status_code == 200 and response.json()["owner"] == "dana"
+    send_all(api, [], sync=False)
+    assert api.get("/api/v1/components/airflow:reports.build/").json()["owner"] == "dana"
+    assert send(api, events[3], sync=True).status_code == 201  # accepted after the PATCH: cy
+    assert api.get("/api/v1/components/airflow:reports.build/").json()["owner"] == "cy"
+
+
 def test_every_event_is_kept_as_received(api):
     events = spark_job()
     send_all(api, events, sync=False)
@@ -606,7 +629,12 @@ def lineage_snapshot(api) -> dict[str, Any]:
         key=lambda r: r["run_id"],
     )
     outcomes = list(LineageEvent.objects.order_by("id").values_list("outcome", flat=True))
+    components = {
+        c["name"]: {k: v for k, v in c.items() if k != "created_at"}
+        for c in api.get("/api/v1/components/", {"limit": 1000}).json()["results"]
+    }
     return {
+        "components": components,
         "runs": runs,
         "traces": traces,
         "histories": histories,
@@ -630,6 +658,10 @@ def test_async_ingestion_of_every_scenario_equals_sync(api):
     assert by_async["review"] and any(
         "was run 44 days ago" in s for r in by_async["runs"].values() for s in r["stale"]
     )
+    # The scenarios of issue 26: an owner from RunEvents, SQL as code, a rerun after the end.
+    assert by_async["components"]["airflow:reports.build"]["owner"] == "cy"
+    assert by_async["runs"][run_uuid("dbt-logs-orders")]["code_snapshot"] == MODEL_SQL
+    assert by_async["outcomes"].count("after end") == 1 + 1 + 4  # late START, owners, rerun
     reset()
     send_all(api, events, sync=True)
     assert lineage_snapshot(api) == by_async
