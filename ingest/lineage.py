@@ -116,6 +116,8 @@ class LineageBatch:
         self.dirty: set[str] = set()
         # The mltrace run id of each runId known to be committed: upstream dependencies.
         self.committed: dict[str, int] = {}
+        # Components listed (Component.listed), as of the event being applied.
+        self.listed: set[str] = set()
 
     def plan(self) -> list[Any]:
         """The batch's writes with each event replaced by what it makes (nothing, a run write
@@ -249,9 +251,13 @@ class LineageBatch:
             self.committed.update(dict(rows))
 
     def _existing_components(self, names: set[str]) -> set[str]:
+        """The names that are components, noting in self.listed those that are listed."""
         found: set[str] = set()
         for chunk in chunked(sorted(names)):
-            found.update(Component.objects.filter(name__in=chunk).values_list("name", flat=True))
+            for name, listed in Component.objects.filter(name__in=chunk).values_list("name", "listed"):
+                found.add(name)
+                if listed:
+                    self.listed.add(name)
         return found
 
     # --- one event, in acceptance order ----------------------------------------------------
@@ -293,8 +299,12 @@ class LineageBatch:
         # The job's component exists from the run's first event (an open run has one; a
         # terminal first event's run write creates it), and a RunEvent's ownership facet sets
         # its owner as a JobEvent's does, in this event's place in acceptance order.
-        if (new_job and not event.terminal) or event.owner:
-            made.append(self._component_write(write, event))
+        # It is listed once a run of it names a dataset.
+        names_a_dataset = bool(event.inputs or event.outputs) and event.job not in self.listed
+        if (new_job and not event.terminal) or event.owner or names_a_dataset:
+            made.append(self._component_write(write, event, listed=names_a_dataset))
+            if names_a_dataset:
+                self.listed.add(event.job)
         if event.event_type == "START":
             if not run.started:
                 run.start_timestamp, run.started = event.event_time, True
@@ -325,9 +335,9 @@ class LineageBatch:
             )
         return LineageEvent.Outcome.APPLIED, made
 
-    def _component_write(self, write: Any, event: Event) -> DerivedWrite:
+    def _component_write(self, write: Any, event: Event, *, listed: bool = False) -> DerivedWrite:
         payload = _component_payload(event.job)
-        payload.update(description=event.description, owner=event.owner)
+        payload.update(description=event.description, owner=event.owner, listed=listed)
         return DerivedWrite(write.id, Write.Kind.COMPONENT, payload, write.accepted_at)
 
     def _run_payload(self, run: LineageRun, write_id: int) -> dict[str, Any]:
@@ -356,6 +366,7 @@ class LineageBatch:
             # The job's source code, else its SQL (dbt's models, Airflow's SQL operators).
             "code_snapshot": run.code_snapshot or run.sql,
             "test_results": None,
+            "listed": False,  # an OpenLineage run lists its component by naming a dataset
         }
 
 

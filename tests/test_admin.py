@@ -79,6 +79,20 @@ def test_the_component_list_shows_tags_owner_run_count_and_last_run(admin_client
     assert "train" in page and "infer" in page
 
 
+def test_the_component_list_hides_jobs_that_named_no_dataset_unless_asked(admin_client_, pipeline, api):
+    from tests.openlineage_events import dbt_structured_logs
+
+    for body in dbt_structured_logs():
+        assert api.post("/api/v1/lineage?sync=true", body, format="json").status_code == 201
+    rows = r"<th class=\"field-name\"><a [^>]*>([^<]+)</a>"
+    shown = re.findall(rows, text(admin_client_.get("/admin/components/component/")))
+    assert shown == ["dbt:jaffle.orders", "etl", "infer", "train"]
+    everything = re.findall(rows, text(admin_client_.get("/admin/components/component/?listed=all")))
+    assert len(everything) == 4 + 1 + 4 and "dbt:jaffle.orders.sql.1" in everything
+    hidden = re.findall(rows, text(admin_client_.get("/admin/components/component/?listed=no")))
+    assert hidden == ["dbt:dbt-run-jaffle", *(f"dbt:jaffle.orders.sql.{n}" for n in range(1, 5))]
+
+
 def test_the_run_list_filters_by_component_stale_and_date_and_searches(admin_client_, pipeline):
     def run_ids(query: str) -> set[int]:
         page = text(admin_client_.get(f"/admin/runs/run/{query}"))

@@ -376,6 +376,72 @@ def test_an_owner_from_a_run_event_queued_before_a_patch_does_not_undo_it(api):
     assert api.get("/api/v1/components/airflow:reports.build/").json()["owner"] == "cy"
 
 
+# --- which components the list shows ----------------------------------------------------
+
+
+def component_names(api, **query: str) -> list[str]:
+    response = api.get("/api/v1/components/", {"limit": 1000, **query})
+    assert response.status_code == 200, response.content
+    return [c["name"] for c in response.json()["results"]]
+
+
+def test_jobs_whose_runs_name_no_dataset_leave_the_component_list_and_stay_served(api):
+    send_all(api, dbt_structured_logs(), sync=False)
+    statements = [f"dbt:jaffle.orders.sql.{n}" for n in range(1, len(STATEMENTS) + 1)]
+    assert component_names(api) == ["dbt:jaffle.orders"]
+    assert component_names(api, all="true") == ["dbt:dbt-run-jaffle", "dbt:jaffle.orders", *statements]
+    hidden = api.get(f"/api/v1/components/{statements[0]}/")
+    assert hidden.status_code == 200 and hidden.json()["listed"] is False and hidden.json()["run_count"] == 1
+    history = api.get(f"/api/v1/components/{statements[0]}/history/").json()["results"]
+    assert [r["openlineage"]["parent"]["job"] for r in history] == ["dbt:jaffle.orders"]
+    (record,) = api.get("/api/v1/lineage/runs/", {"component": statements[0]}).json()["results"]
+    assert record["parent"]["run_id"] == run_uuid("dbt-logs-orders") and record["state"] == "COMPLETE"
+    assert component_names(api, owner="", tag="") == ["dbt:jaffle.orders"]
+
+
+def test_a_native_component_with_no_runs_and_one_of_a_run_naming_a_dataset_are_listed(api):
+    response = api.post("/api/v1/components/?sync=true", {"name": "etl"}, format="json")
+    assert response.status_code == 201 and response.json()["listed"] is True
+    failed = failing_task()[:2]  # a FAIL that named its output: committed without it, listed
+    stuck = never_ends()  # open, its RUNNING named an input
+    later = [
+        event("START", run_uuid("quiet"), "quiet", 0),
+        event("COMPLETE", run_uuid("quiet"), "quiet", 1),
+        event("RUNNING", run_uuid("quiet"), "quiet", 2, inputs=[dataset("late.in")]),  # after the end
+    ]
+    send_all(api, failed + stuck + later, sync=False)
+    assert component_names(api) == ["airflow:scores.compute", "airflow:stuck.job", "etl"]
+    assert "airflow:quiet" in component_names(api, all="1")
+
+
+@pytest.mark.parametrize(
+    "native",
+    [
+        lambda api: api.post("/api/v1/components/", {"name": "airflow:quiet"}, format="json"),
+        lambda api: api.post(
+            "/api/v1/runs/",
+            {"component": "airflow:quiet", "start_timestamp": at(5), "end_timestamp": at(6)},
+            format="json",
+        ),
+        lambda api: send(api, event("COMPLETE", run_uuid("quiet-2"), "quiet", 5, outputs=[dataset("o")])),
+    ],
+    ids=["component", "native run", "a later run naming a dataset"],
+)
+def test_a_hidden_job_is_listed_from_a_native_write_or_a_run_naming_a_dataset_on(api, native):
+    send_all(api, [event("COMPLETE", run_uuid("quiet"), "quiet", 0)], sync=False)
+    assert component_names(api) == []
+    assert native(api).status_code == 202
+    send_all(api, [event("COMPLETE", run_uuid("quiet-3"), "quiet", 9)], sync=False)  # names none
+    assert component_names(api) == ["airflow:quiet"]
+
+
+@pytest.mark.parametrize("value", ["", "yes", "2"])
+def test_a_bad_all_parameter_is_a_400_naming_it(api, value):
+    response = api.get("/api/v1/components/", {"all": value})
+    assert response.status_code == 400
+    assert response.json() == {"all": ["Must be true, false, 1 or 0."]}
+
+
 def test_every_event_is_kept_as_received(api):
     events = spark_job()
     send_all(api, events, sync=False)
@@ -631,10 +697,12 @@ def lineage_snapshot(api) -> dict[str, Any]:
     outcomes = list(LineageEvent.objects.order_by("id").values_list("outcome", flat=True))
     components = {
         c["name"]: {k: v for k, v in c.items() if k != "created_at"}
-        for c in api.get("/api/v1/components/", {"limit": 1000}).json()["results"]
+        for c in api.get("/api/v1/components/", {"limit": 1000, "all": "true"}).json()["results"]
     }
+    listed = [c["name"] for c in api.get("/api/v1/components/", {"limit": 1000}).json()["results"]]
     return {
         "components": components,
+        "listed": listed,
         "runs": runs,
         "traces": traces,
         "histories": histories,
@@ -662,6 +730,7 @@ def test_async_ingestion_of_every_scenario_equals_sync(api):
     assert by_async["components"]["airflow:reports.build"]["owner"] == "cy"
     assert by_async["runs"][run_uuid("dbt-logs-orders")]["code_snapshot"] == MODEL_SQL
     assert by_async["outcomes"].count("after end") == 1 + 1 + 4  # late START, owners, rerun
+    assert "dbt:jaffle.orders" in by_async["listed"] and "dbt:jaffle.orders.sql.1" not in by_async["listed"]
     reset()
     send_all(api, events, sync=True)
     assert lineage_snapshot(api) == by_async
