@@ -141,6 +141,7 @@ class LineageBatch:
                 continue
             digest = fingerprints[id(write)]
             outcome: str
+            made: list[DerivedWrite]
             if digest in seen:
                 outcome, made = LineageEvent.Outcome.DUPLICATE, []
             else:
