@@ -32,8 +32,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import Q, Value
 
-from common.lookups import chunked
+from common.lookups import chunked, one_of
 from components.models import Component
 from ingest.sql import insert_rows, update_rows
 from runs.models import DEFAULT_STALENESS_THRESHOLD, LineageEvent, LineageRun, Write
@@ -71,6 +72,7 @@ RUN_STATE_FIELDS = [
     "error_message",
     "upstream_run_uuids",
     "events",
+    "events_after_end",
     "last_event_id",
 ]
 # A new run's row: its identity, then its state (run_id: the attribute behind `run`).
@@ -295,6 +297,7 @@ class LineageBatch:
         run.events += 1
         run.last_event_id = write.id
         if not run.is_open:
+            run.events_after_end += 1
             return LineageEvent.Outcome.AFTER_END, []
 
         # The job's component exists from the run's first event (an open run has one; a
@@ -380,6 +383,52 @@ def _cast_type(field: Any) -> str:
 
 def _component_payload(name: str) -> dict[str, Any]:
     return {"name": name, "description": "", "owner": "", "tags": []}
+
+
+def events_after_end_count(events: Sequence[tuple[Event, Any]]) -> int:
+    """How many of these events (each read, and as received, in acceptance order) the commit
+    would record "after end" if it committed them next, after what is committed now.
+
+    For the batch endpoint's answer, given before its commit. It applies the commit's first
+    checks (`LineageBatch._apply`) to the committed OpenLineage runs and duplicates and to
+    the events before each in the list: not a duplicate, its runId's run is of the same job
+    and had ended, committed or by a terminal event earlier in the list. Events still queued
+    are not read: their payloads are text only the commit parses. One query, both lookups
+    by index, and one fingerprint per RunEvent.
+    """
+    runs = [(event, body) for event, body in events if event.kind == "run"]
+    if not runs:
+        return 0
+    digests = [fingerprint(body) for _, body in runs]
+    known = (
+        LineageRun.objects.filter(**one_of("run_uuid", sorted({e.run_id for e, _ in runs})))
+        .annotate(row=Value("run"), ended=Q(end_timestamp__isnull=False))
+        .values_list("row", "run_uuid", "job", "ended")
+    )
+    recorded = (
+        LineageEvent.objects.filter(**one_of("fingerprint", sorted(set(digests))))
+        .annotate(row=Value("event"), job_=Value(""), ended=Value(False))
+        .values_list("row", "fingerprint", "job_", "ended")
+    )
+    ended: dict[str, tuple[str, bool]] = {}  # runId: (its job, ended)
+    seen: set[str] = set()
+    for row, key, job, is_ended in known.union(recorded, all=True):
+        if row == "run":
+            ended[key] = (job, is_ended)
+        else:
+            seen.add(key)
+    count = 0
+    for (event, _), digest in zip(runs, digests, strict=True):
+        if digest in seen:
+            continue  # a duplicate
+        seen.add(digest)
+        job, done = ended.get(event.run_id, (event.job, False))
+        if job != event.job:
+            continue  # another job's runId
+        if done:
+            count += 1
+        ended[event.run_id] = (job, done or event.terminal)
+    return count
 
 
 def lineage_apply(writes: Sequence[Any], apply: Any) -> list[tuple[Any, bool]]:

@@ -284,6 +284,9 @@ class LineageRun(models.Model):
     error_message = models.TextField(blank=True, default="")
     upstream_run_uuids = models.JSONField(default=list, blank=True)
     events = models.IntegerField(default=0)
+    # Of those, the ones that came after its end and changed nothing: a second COMPLETE, a
+    # late START, a rerun with the same runIds (`airflow dags test` twice).
+    events_after_end = models.IntegerField(default=0)
     first_event_id = models.BigIntegerField()
     last_event_id = models.BigIntegerField()
 

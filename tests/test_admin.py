@@ -408,6 +408,22 @@ def test_openlineage_runs_show_open_and_ended_with_their_run_parent_and_events(a
     )
 
 
+def test_an_openlineage_runs_page_shows_the_events_after_its_end(admin_client_, api):
+    from runs.models import LineageRun
+    from tests.openlineage_events import airflow_rerun, run_uuid
+
+    for body in airflow_rerun():
+        assert api.post("/api/v1/lineage?sync=true", body, format="json").status_code == 201
+    task = LineageRun.objects.get(run_uuid=run_uuid("rerun-task"))
+    page = text(admin_client_.get(f"/admin/runs/lineagerun/{task.id}/change/"))
+    assert re.search(r'<a href="[^"]*outcome__exact=after\+end[^"]*">2 events after the end</a>', page)
+    assert "<li>events after the end 2</li>" in text(
+        admin_client_.get(f"/admin/runs/run/{task.run_id}/change/")
+    )
+    listed = text(admin_client_.get(f"/admin/runs/lineageevent/?q={task.run_uuid}&outcome__exact=after+end"))
+    assert re.findall(r'class="field-outcome">([^<]+)<', listed) == ["After End", "After End"]
+
+
 def test_the_trace_page_shows_downstream_runs_and_what_the_graph_leaves_out(admin_client_, api, monkeypatch):
     import json as json_module
 

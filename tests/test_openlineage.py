@@ -29,6 +29,7 @@ from tests.openlineage_events import (
     STATEMENTS,
     airflow_dag,
     airflow_owners,
+    airflow_rerun,
     at,
     complete_before_start,
     dataset,
@@ -574,6 +575,7 @@ def test_a_batch_with_one_bad_event_records_the_others(api):
         "status": "partial_success",
         "summary": {"received": 5, "successful": 4, "failed": 1, "retriable": 0, "non_retriable": 1},
         "failed_events": [{"index": 1, "reason": "run.runId: This field is required.", "retriable": False}],
+        "events_after_end": 1,  # complete_before_start's START, after its COMPLETE
     }
     backlog_commit(through_id=Write.objects.order_by("-id").values_list("id", flat=True).first())
     assert sorted(LineageRun.objects.values_list("state", flat=True)) == ["COMPLETE", "RUNNING"]
@@ -601,6 +603,88 @@ def test_a_batch_of_only_bad_events_lists_them_all_and_records_nothing(api):
     }
     assert [f["index"] for f in response.json()["failed_events"]] == [0, 1]
     assert not Write.objects.exists()
+
+
+def batch(api, events: list[dict], *, sync: bool = False) -> dict:
+    response = send(api, events, path="/api/v1/lineage/batch", sync=sync)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def after_end_outcomes() -> int:
+    return LineageEvent.objects.filter(outcome="after end").count()
+
+
+def test_a_rerun_with_the_same_run_ids_is_counted_after_the_end_by_the_batch_and_its_runs(api):
+    events = airflow_rerun()
+    first, again = events[:4], events[4:]
+    assert batch(api, first)["events_after_end"] == 0
+    send_all(api, [], sync=False)
+    answer = batch(api, again)
+    assert answer["events_after_end"] == 4
+    assert answer["status"] == "success" and answer["summary"]["successful"] == 4  # the spec's keys hold
+    send_all(api, [], sync=False)
+    for label in ("rerun-dag", "rerun-task"):
+        run = ol_run(api, label)
+        assert (run["events"], run["events_after_end"], run["end_timestamp"]) == (
+            4,
+            2,
+            at(2 if "task" in label else 3),
+        )
+    assert Run.objects.count() == 2
+
+
+def test_the_batch_counts_what_the_commit_will_record_after_the_end(api):
+    done, shared, fresh = run_uuid("ended"), run_uuid("shared-ended"), run_uuid("fresh")
+    complete = event("COMPLETE", done, "j", 5)
+    send_all(api, [event("START", done, "j", 0), complete, event("COMPLETE", shared, "first", 1)], sync=True)
+    events = [
+        event("RUNNING", done, "j", 6),  # after the committed end: counted
+        copy.deepcopy(complete),  # a duplicate of a recorded event: not counted
+        event("COMPLETE", shared, "second", 7),  # another job's runId: not counted
+        event("START", fresh, "j", 8),
+        event("COMPLETE", fresh, "j", 9),
+        event("OTHER", fresh, "j", 10),  # after an end earlier in the batch: counted
+        event("OTHER", fresh, "j", 10),  # the same again in the batch: a duplicate
+        {"eventTime": at(11), "job": {"namespace": "airflow", "name": "j"}},  # a JobEvent
+    ]
+    answer = batch(api, events)
+    assert answer["events_after_end"] == 2
+    before = after_end_outcomes()
+    send_all(api, [], sync=False)
+    assert after_end_outcomes() - before == 2
+    assert ol_run(api, "ended")["events_after_end"] == 1 and ol_run(api, "fresh")["events_after_end"] == 1
+
+
+def test_with_sync_the_batch_counts_what_the_commit_recorded(api):
+    task = run_uuid("queued-end")
+    assert send(api, event("COMPLETE", task, "j", 0)).status_code == 202  # queued, not committed
+    answer = batch(api, [event("START", task, "j", 1), event("RUNNING", task, "j", 2)], sync=True)
+    assert answer["events_after_end"] == 2 == after_end_outcomes()
+
+
+def test_without_sync_an_end_still_queued_is_not_counted_but_the_run_counts_it(api):
+    task = run_uuid("queued-end")
+    assert send(api, event("COMPLETE", task, "j", 0)).status_code == 202  # queued, not committed
+    assert batch(api, [event("START", task, "j", 1)])["events_after_end"] == 0
+    send_all(api, [], sync=False)
+    assert ol_run(api, "queued-end")["events_after_end"] == 1
+
+
+def test_the_batch_count_is_one_query_whatever_the_number_of_events(api, django_assert_num_queries):
+    from ingest.lineage import events_after_end_count
+    from runs.openlineage import read_event
+
+    send_all(api, airflow_dag(), sync=True)
+    events = airflow_dag() + airflow_dag(day=1) + never_ends()
+    read = [(read_event(body, max_datasets=10), body) for body in events]
+    with django_assert_num_queries(1):
+        assert events_after_end_count(read) == 0  # day 0 again: duplicates
+    read = [
+        (read_event(e, max_datasets=10), e) for e in [event("OTHER", run_uuid("etl-load-0"), "etl.load", 99)]
+    ]
+    with django_assert_num_queries(1):
+        assert events_after_end_count(read) == 1
 
 
 @pytest.mark.parametrize("query", [{"state": ""}, {"before": ""}, {"state": "DONE"}, {"before": str(2**63)}])
