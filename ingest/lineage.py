@@ -5,7 +5,8 @@ batch's writes in order. Each OpenLineage event (a "lineage" write) updates its
 LineageRun; the first terminal event (COMPLETE, FAIL, ABORT) of a run becomes a run write
 with that event's id, so the mltrace run takes the terminal event's place in acceptance
 order; a JobEvent becomes a component write, and so does a RunEvent applied to its run
-that carries an ownership facet (before the run write, if it ends the run). `BatchPlan`
+that carries an ownership facet, or names the first dataset of its job (which lists the
+component), before the run write if it ends the run. `BatchPlan`
 then commits those writes with the native ones, as if they had been sent so; `save`
 records every event and run state.
 
@@ -32,7 +33,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q, Value
 
 from common.lookups import chunked, one_of
 from components.models import Component
@@ -393,41 +393,49 @@ def events_after_end_count(events: Sequence[tuple[Event, Any]]) -> int:
     checks (`LineageBatch._apply`) to the committed OpenLineage runs and duplicates and to
     the events before each in the list: not a duplicate, its runId's run is of the same job
     and had ended, committed or by a terminal event earlier in the list. Events still queued
-    are not read: their payloads are text only the commit parses. One query, both lookups
-    by index, and one fingerprint per RunEvent.
+    are not read: their payloads are text only the commit parses.
+
+    One query, for the batch's runIds. Only the events of a run that has ended, or ends in
+    the list before another of its events, can come after an end, and a runId's count
+    depends on its own events alone (a duplicate has its runId): only those events are
+    fingerprinted, and looked up in a second query, so that a batch of fresh runs pays for
+    neither.
     """
     runs = [(event, body) for event, body in events if event.kind == "run"]
     if not runs:
         return 0
-    digests = [fingerprint(body) for _, body in runs]
-    known = (
-        LineageRun.objects.filter(**one_of("run_uuid", sorted({e.run_id for e, _ in runs})))
-        .annotate(row=Value("run"), ended=Q(end_timestamp__isnull=False))
-        .values_list("row", "run_uuid", "job", "ended")
+    rows = LineageRun.objects.filter(**one_of("run_uuid", sorted({e.run_id for e, _ in runs})))
+    state = {
+        uuid: (job, end is not None)
+        for uuid, job, end in rows.values_list("run_uuid", "job", "end_timestamp")
+    }
+    ending = {uuid for uuid, (_, ended) in state.items() if ended}
+    ended_here: set[str] = set()
+    for event, _ in runs:
+        if event.run_id in ended_here:
+            ending.add(event.run_id)
+        if event.terminal:
+            ended_here.add(event.run_id)
+    candidates = [(event, body) for event, body in runs if event.run_id in ending]
+    if not candidates:
+        return 0
+    digests = [fingerprint(body) for _, body in candidates]
+    seen = set(
+        LineageEvent.objects.filter(**one_of("fingerprint", sorted(set(digests)))).values_list(
+            "fingerprint", flat=True
+        )
     )
-    recorded = (
-        LineageEvent.objects.filter(**one_of("fingerprint", sorted(set(digests))))
-        .annotate(row=Value("event"), job_=Value(""), ended=Value(False))
-        .values_list("row", "fingerprint", "job_", "ended")
-    )
-    ended: dict[str, tuple[str, bool]] = {}  # runId: (its job, ended)
-    seen: set[str] = set()
-    for row, key, job, is_ended in known.union(recorded, all=True):
-        if row == "run":
-            ended[key] = (job, is_ended)
-        else:
-            seen.add(key)
     count = 0
-    for (event, _), digest in zip(runs, digests, strict=True):
+    for (event, _), digest in zip(candidates, digests, strict=True):
         if digest in seen:
             continue  # a duplicate
         seen.add(digest)
-        job, done = ended.get(event.run_id, (event.job, False))
+        job, done = state.get(event.run_id, (event.job, False))
         if job != event.job:
             continue  # another job's runId
         if done:
             count += 1
-        ended[event.run_id] = (job, done or event.terminal)
+        state[event.run_id] = (job, done or event.terminal)
     return count
 
 

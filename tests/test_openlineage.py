@@ -671,20 +671,21 @@ def test_without_sync_an_end_still_queued_is_not_counted_but_the_run_counts_it(a
     assert ol_run(api, "queued-end")["events_after_end"] == 1
 
 
-def test_the_batch_count_is_one_query_whatever_the_number_of_events(api, django_assert_num_queries):
+def test_the_batch_count_takes_one_query_or_two_when_a_run_has_ended(api, django_assert_num_queries):
     from ingest.lineage import events_after_end_count
     from runs.openlineage import read_event
 
+    def count(events: list[dict]) -> int:
+        return events_after_end_count([(read_event(body, max_datasets=10), body) for body in events])
+
     send_all(api, airflow_dag(), sync=True)
-    events = airflow_dag() + airflow_dag(day=1) + never_ends()
-    read = [(read_event(body, max_datasets=10), body) for body in events]
     with django_assert_num_queries(1):
-        assert events_after_end_count(read) == 0  # day 0 again: duplicates
-    read = [
-        (read_event(e, max_datasets=10), e) for e in [event("OTHER", run_uuid("etl-load-0"), "etl.load", 99)]
-    ]
-    with django_assert_num_queries(1):
-        assert events_after_end_count(read) == 1
+        assert count(airflow_dag(day=1) + never_ends()) == 0  # fresh runs: nothing fingerprinted
+    with django_assert_num_queries(2):
+        assert count(airflow_dag()) == 0  # day 0 again: duplicates
+    late = event("OTHER", run_uuid("etl-load-0"), "etl.load", 99)
+    with django_assert_num_queries(2):
+        assert count([*airflow_dag(day=1), late, *airflow_dag(day=2)]) == 1
 
 
 @pytest.mark.parametrize("query", [{"state": ""}, {"before": ""}, {"state": "DONE"}, {"before": str(2**63)}])
