@@ -30,7 +30,7 @@ class Component(models.Model):
     # In the component list without ?all=true: created or used by a native write, or an
     # OpenLineage job one of whose runs named a dataset. A job whose runs never did (dbt-ol's
     # per-statement jobs, a DAG run) is still served by name. Once true, never false again.
-    listed = models.BooleanField(default=True)
+    listed = models.BooleanField(default=True, db_default=True)  # db_default: for raw INSERTs (bench)
 
     class Meta:
         ordering = ["name"]

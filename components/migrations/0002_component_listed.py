@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="component",
             name="listed",
-            field=models.BooleanField(default=True),
+            field=models.BooleanField(default=True, db_default=True),
         ),
         migrations.RunPython(hide_jobs_that_named_no_dataset, migrations.RunPython.noop),
     ]
