@@ -34,6 +34,30 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+QUERY_BOOLEAN_INVALID = "Must be true, false, 1 or 0."
+
+
+class QueryBooleanField(serializers.BooleanField):
+    """A query parameter read as ?sync= is: true, false, 1 or 0 in any case; absent, false.
+    Anything else, the empty value included, is a 400 (DRF would take "yes" and "on")."""
+
+    # DRF reads a boolean missing from form data (a QueryDict) as false, an unticked box,
+    # and an empty one as absent; here a missing parameter takes its default and an empty
+    # one is refused.
+    default_empty_html = serializers.empty
+
+    def get_value(self, dictionary: Any) -> Any:
+        if self.field_name in dictionary:
+            return dictionary[self.field_name]
+        return super().get_value(dictionary)
+
+    def to_internal_value(self, data: Any) -> bool:
+        value = data.strip().lower() if isinstance(data, str) else None
+        if value not in ("true", "false", "1", "0"):
+            raise serializers.ValidationError(QUERY_BOOLEAN_INVALID, code="invalid")
+        return value in ("true", "1")
+
+
 class StrictBooleanField(serializers.BooleanField):
     def to_internal_value(self, data: Any) -> bool:
         if not isinstance(data, bool):

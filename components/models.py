@@ -27,6 +27,10 @@ class Component(models.Model):
     run_count = models.BigIntegerField(default=0)
     last_run_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
+    # In the component list without ?all=true: created or used by a native write, or an
+    # OpenLineage job one of whose runs named a dataset. A job whose runs never did (dbt-ol's
+    # per-statement jobs, a DAG run) is still served by name. Once true, never false again.
+    listed = models.BooleanField(default=True, db_default=True)  # db_default: for raw INSERTs (bench)
 
     class Meta:
         ordering = ["name"]

@@ -213,18 +213,24 @@ class BatchPlan:
 
     # --- planning, in acceptance order ----------------------------------------------------
 
-    def _component(self, name: str, accepted_at: dt.datetime) -> tuple[Component, bool]:
+    def _component(self, name: str, accepted_at: dt.datetime, *, listed: bool) -> tuple[Component, bool]:
+        """The component of this name, created if missing; listed: the write lists it."""
         component = self.components.get(name)
         if component is not None:
+            component.listed = component.listed or listed
             return component, False
-        component = Component(name=name, created_at=accepted_at)
+        component = Component(name=name, created_at=accepted_at, listed=listed)
         self.components[name] = component
         self.new_components.append(component)
         return component, True
 
     def _plan_component(self, write: AcceptedWrite) -> tuple[Component, bool]:
         payload = write.payload
-        component, created = self._component(payload["name"], write.accepted_at)
+        # Native writes have no "listed": they list their component. Writes made from
+        # OpenLineage events say (ingest/lineage.py).
+        component, created = self._component(
+            payload["name"], write.accepted_at, listed=payload.get("listed", True)
+        )
         if created:
             component.description, component.owner = payload["description"], payload["owner"]
         else:
@@ -241,7 +247,7 @@ class BatchPlan:
         payload = write.payload
         start = dt.datetime.fromisoformat(payload["start_timestamp"])
         facts = RunFacts(id=write.id, component=payload["component"], start=start)
-        component, _ = self._component(facts.component, write.accepted_at)
+        component, _ = self._component(facts.component, write.accepted_at, listed=payload.get("listed", True))
 
         dependencies: set[int] = set()
         if payload.get("infer_dependencies", True):
@@ -337,7 +343,9 @@ class BatchPlan:
         new = {c.name for c in self.new_components}
         existing = [c for name, c in self.components.items() if name in self.dirty_components - new]
         if existing:
-            Component.objects.bulk_update(existing, ["description", "owner", "run_count", "last_run_at"])
+            Component.objects.bulk_update(
+                existing, ["description", "owner", "run_count", "last_run_at", "listed"]
+            )
         if self.tag_links:
             self._link_tags()
         if self.pointer_specs:

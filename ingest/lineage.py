@@ -4,16 +4,20 @@
 batch's writes in order. Each OpenLineage event (a "lineage" write) updates its
 LineageRun; the first terminal event (COMPLETE, FAIL, ABORT) of a run becomes a run write
 with that event's id, so the mltrace run takes the terminal event's place in acceptance
-order; a JobEvent becomes a component write. `BatchPlan` then commits those writes with
-the native ones, as if they had been sent so; `save` records every event and run state.
+order; a JobEvent becomes a component write, and so does a RunEvent applied to its run
+that carries an ownership facet, or names the first dataset of its job (which lists the
+component), before the run write if it ends the run. `BatchPlan`
+then commits those writes with the native ones, as if they had been sent so; `save`
+records every event and run state.
 
 Per event, in order:
 - seen before (same fingerprint): a duplicate, it changes nothing;
 - its run has ended: recorded only (a late START, a second COMPLETE, OTHER);
 - else it updates the run: start from the START event (else the earliest eventTime), the
-  union of inputs and outputs, the facets; a terminal event ends it. FAIL and ABORT runs are
-  committed without outputs, so that no later run depends on what they did not produce;
-  the run's openlineage record keeps them.
+  union of inputs and outputs, the facets (the latest non-empty value of each; the run's
+  code_snapshot is its sourceCode, else its sql facet's query); a terminal event ends it.
+  FAIL and ABORT runs are committed without outputs, so that no later run depends on what
+  they did not produce; the run's openlineage record keeps them.
 
 Call inside the commit's transaction, under the commit lock, before BatchPlan.
 """
@@ -30,7 +34,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from common.lookups import chunked
+from common.lookups import chunked, one_of
 from components.models import Component
 from ingest.sql import insert_rows, update_rows
 from runs.models import DEFAULT_STALENESS_THRESHOLD, LineageEvent, LineageRun, Write
@@ -64,9 +68,11 @@ RUN_STATE_FIELDS = [
     "outputs",
     "git_hash",
     "code_snapshot",
+    "sql",
     "error_message",
     "upstream_run_uuids",
     "events",
+    "events_after_end",
     "last_event_id",
 ]
 # A new run's row: its identity, then its state (run_id: the attribute behind `run`).
@@ -112,6 +118,8 @@ class LineageBatch:
         self.dirty: set[str] = set()
         # The mltrace run id of each runId known to be committed: upstream dependencies.
         self.committed: dict[str, int] = {}
+        # Components listed (Component.listed), as of the event being applied.
+        self.listed: set[str] = set()
 
     def plan(self) -> list[Any]:
         """The batch's writes with each event replaced by what it makes (nothing, a run write
@@ -135,14 +143,13 @@ class LineageBatch:
                 continue
             digest = fingerprints[id(write)]
             outcome: str
+            made: list[DerivedWrite]
             if digest in seen:
-                outcome = LineageEvent.Outcome.DUPLICATE
-                made = None
+                outcome, made = LineageEvent.Outcome.DUPLICATE, []
             else:
                 seen.add(digest)
                 outcome, made = self._apply(write, event, existing)
-            if made is not None:
-                derived.append(made)
+            derived.extend(made)
             self.events.append(
                 LineageEvent(
                     id=write.id,
@@ -247,22 +254,28 @@ class LineageBatch:
             self.committed.update(dict(rows))
 
     def _existing_components(self, names: set[str]) -> set[str]:
+        """The names that are components, noting in self.listed those that are listed."""
         found: set[str] = set()
         for chunk in chunked(sorted(names)):
-            found.update(Component.objects.filter(name__in=chunk).values_list("name", flat=True))
+            for name, listed in Component.objects.filter(name__in=chunk).values_list("name", "listed"):
+                found.add(name)
+                if listed:
+                    self.listed.add(name)
         return found
 
     # --- one event, in acceptance order ----------------------------------------------------
 
-    def _apply(self, write: Any, event: Event, existing: set[str]) -> tuple[str, DerivedWrite | None]:
+    def _apply(self, write: Any, event: Event, existing: set[str]) -> tuple[str, list[DerivedWrite]]:
+        """The event's outcome and the writes it makes: component writes first, then its run's."""
         if event.kind == "dataset":
-            return LineageEvent.Outcome.RECORDED, None
+            return LineageEvent.Outcome.RECORDED, []
         if event.kind == "job":
             existing.add(event.job)
-            return LineageEvent.Outcome.APPLIED, self._component_write(write, event)
+            return LineageEvent.Outcome.APPLIED, [self._component_write(write, event)]
 
         run = self.runs.get(event.run_id)
-        made: DerivedWrite | None = None
+        made: list[DerivedWrite] = []
+        new_job = False
         if run is None:
             run = LineageRun(
                 run_uuid=event.run_id,
@@ -276,20 +289,26 @@ class LineageBatch:
             )
             self.runs[event.run_id] = run
             self.new_runs.append(run)
-            if event.job not in existing and not event.terminal:
-                # The job's component exists from the run's first event (an open run has one).
-                made = DerivedWrite(
-                    write.id, Write.Kind.COMPONENT, _component_payload(event.job), write.accepted_at
-                )
+            new_job = event.job not in existing
             existing.add(event.job)
         elif run.job != event.job:
-            return LineageEvent.Outcome.OTHER_JOB, None
+            return LineageEvent.Outcome.OTHER_JOB, []
         self.dirty.add(event.run_id)
         run.events += 1
         run.last_event_id = write.id
         if not run.is_open:
-            return LineageEvent.Outcome.AFTER_END, None
+            run.events_after_end += 1
+            return LineageEvent.Outcome.AFTER_END, []
 
+        # The job's component exists from the run's first event (an open run has one; a
+        # terminal first event's run write creates it), and a RunEvent's ownership facet sets
+        # its owner as a JobEvent's does, in this event's place in acceptance order.
+        # It is listed once a run of it names a dataset.
+        names_a_dataset = bool(event.inputs or event.outputs) and event.job not in self.listed
+        if (new_job and not event.terminal) or event.owner or names_a_dataset:
+            made.append(self._component_write(write, event, listed=names_a_dataset))
+            if names_a_dataset:
+                self.listed.add(event.job)
         if event.event_type == "START":
             if not run.started:
                 run.start_timestamp, run.started = event.event_time, True
@@ -304,6 +323,7 @@ class LineageBatch:
         run.producer = event.producer or run.producer
         run.git_hash = event.git_hash or run.git_hash
         run.code_snapshot = event.code_snapshot or run.code_snapshot
+        run.sql = event.sql or run.sql
         run.error_message = event.error_message or run.error_message
         if event.parent is not None and not run.parent_run_uuid:
             run.parent_run_uuid, run.parent_job = event.parent.run_id, event.parent.job
@@ -314,12 +334,14 @@ class LineageBatch:
             run.start_timestamp = min(run.start_timestamp, event.event_time)
             run.run_id = write.id
             self.committed[run.run_uuid] = write.id
-            made = DerivedWrite(write.id, Write.Kind.RUN, self._run_payload(run, write.id), write.accepted_at)
+            made.append(
+                DerivedWrite(write.id, Write.Kind.RUN, self._run_payload(run, write.id), write.accepted_at)
+            )
         return LineageEvent.Outcome.APPLIED, made
 
-    def _component_write(self, write: Any, event: Event) -> DerivedWrite:
+    def _component_write(self, write: Any, event: Event, *, listed: bool = False) -> DerivedWrite:
         payload = _component_payload(event.job)
-        payload.update(description=event.description, owner=event.owner)
+        payload.update(description=event.description, owner=event.owner, listed=listed)
         return DerivedWrite(write.id, Write.Kind.COMPONENT, payload, write.accepted_at)
 
     def _run_payload(self, run: LineageRun, write_id: int) -> dict[str, Any]:
@@ -345,8 +367,10 @@ class LineageBatch:
             "notes": run.error_message,
             "git_hash": run.git_hash,
             "git_tags": [],
-            "code_snapshot": run.code_snapshot,
+            # The job's source code, else its SQL (dbt's models, Airflow's SQL operators).
+            "code_snapshot": run.code_snapshot or run.sql,
             "test_results": None,
+            "listed": False,  # an OpenLineage run lists its component by naming a dataset
         }
 
 
@@ -359,6 +383,60 @@ def _cast_type(field: Any) -> str:
 
 def _component_payload(name: str) -> dict[str, Any]:
     return {"name": name, "description": "", "owner": "", "tags": []}
+
+
+def events_after_end_count(events: Sequence[tuple[Event, Any]]) -> int:
+    """How many of these events (each read, and as received, in acceptance order) the commit
+    would record "after end" if it committed them next, after what is committed now.
+
+    For the batch endpoint's answer, given before its commit. It applies the commit's first
+    checks (`LineageBatch._apply`) to the committed OpenLineage runs and duplicates and to
+    the events before each in the list: not a duplicate, its runId's run is of the same job
+    and had ended, committed or by a terminal event earlier in the list. Events still queued
+    are not read: their payloads are text only the commit parses.
+
+    One query, for the batch's runIds. Only the events of a run that has ended, or ends in
+    the list before another of its events, can come after an end, and a runId's count
+    depends on its own events alone (a duplicate has its runId): only those events are
+    fingerprinted, and looked up in a second query, so that a batch of fresh runs pays for
+    neither.
+    """
+    runs = [(event, body) for event, body in events if event.kind == "run"]
+    if not runs:
+        return 0
+    rows = LineageRun.objects.filter(**one_of("run_uuid", sorted({e.run_id for e, _ in runs})))
+    state = {
+        uuid: (job, end is not None)
+        for uuid, job, end in rows.values_list("run_uuid", "job", "end_timestamp")
+    }
+    ending = {uuid for uuid, (_, ended) in state.items() if ended}
+    ended_here: set[str] = set()
+    for event, _ in runs:
+        if event.run_id in ended_here:
+            ending.add(event.run_id)
+        if event.terminal:
+            ended_here.add(event.run_id)
+    candidates = [(event, body) for event, body in runs if event.run_id in ending]
+    if not candidates:
+        return 0
+    digests = [fingerprint(body) for _, body in candidates]
+    seen = set(
+        LineageEvent.objects.filter(**one_of("fingerprint", sorted(set(digests)))).values_list(
+            "fingerprint", flat=True
+        )
+    )
+    count = 0
+    for (event, _), digest in zip(candidates, digests, strict=True):
+        if digest in seen:
+            continue  # a duplicate
+        seen.add(digest)
+        job, done = state.get(event.run_id, (event.job, False))
+        if job != event.job:
+            continue  # another job's runId
+        if done:
+            count += 1
+        state[event.run_id] = (job, done or event.terminal)
+    return count
 
 
 def lineage_apply(writes: Sequence[Any], apply: Any) -> list[tuple[Any, bool]]:

@@ -107,6 +107,7 @@ def lineage_run_to_dict(run: Any, *, parent_run: int | None = None) -> dict[str,
         "error_message": run.error_message,
         "upstream_run_ids": run.upstream_run_uuids,
         "events": run.events,
+        "events_after_end": run.events_after_end,
         "first_event_id": run.first_event_id,
         "last_event_id": run.last_event_id,
     }

@@ -280,10 +280,15 @@ class LineageRun(models.Model):
     inputs = models.JSONField(default=list, blank=True)
     outputs = models.JSONField(default=list, blank=True)
     git_hash = models.CharField(max_length=GIT_HASH_MAX_LENGTH, blank=True, default="")
-    code_snapshot = models.TextField(blank=True, default="")
+    code_snapshot = models.TextField(blank=True, default="")  # the sourceCode facet's
+    # The sql facet's query: the run's code_snapshot when no event gave a sourceCode facet.
+    sql = models.TextField(blank=True, default="")
     error_message = models.TextField(blank=True, default="")
     upstream_run_uuids = models.JSONField(default=list, blank=True)
     events = models.IntegerField(default=0)
+    # Of those, the ones that came after its end and changed nothing: a second COMPLETE, a
+    # late START, a rerun with the same runIds (`airflow dags test` twice).
+    events_after_end = models.IntegerField(default=0)
     first_event_id = models.BigIntegerField()
     last_event_id = models.BigIntegerField()
 

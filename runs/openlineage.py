@@ -95,12 +95,13 @@ class Event:
     inputs: list[Dataset] = field(default_factory=list)
     outputs: list[Dataset] = field(default_factory=list)
     git_hash: str = ""
-    code_snapshot: str = ""
+    code_snapshot: str = ""  # the job's sourceCode facet
+    sql: str = ""  # the job's sql facet (SQLJobFacet): dbt's and Airflow's SQL
     error_message: str = ""
     parent: Parent | None = None
     upstream_run_ids: list[str] = field(default_factory=list)
-    description: str = ""
-    owner: str = ""
+    description: str = ""  # JobEvents
+    owner: str = ""  # the ownership job facet's owner names; JobEvents and RunEvents
 
     @property
     def terminal(self) -> bool:
@@ -323,7 +324,9 @@ def read_event(event: Any, *, max_datasets: int) -> Event:
         outputs=_datasets(event, "outputs", limit=max_datasets),
         git_hash=git_hash if len(git_hash) <= GIT_HASH_MAX_LENGTH else "",
         code_snapshot=_facet_text(_facet(job_facets, "sourceCode"), "sourceCode"),
+        sql=_facet_text(_facet(job_facets, "sql"), "query"),
         error_message=_facet_text(_facet(run_facets, "errorMessage"), "message"),
         parent=Parent(run_id=parent_run, job=parent_job or "") if parent_run else None,
         upstream_run_ids=list(dict.fromkeys(upstream_ids)),
+        owner=_owner(job_facets),
     )

@@ -199,6 +199,131 @@ def never_ends() -> list[dict]:
     return [event("START", run, "stuck.job", 0), event("RUNNING", run, "stuck.job", 1, inputs=[dataset("x")])]
 
 
+def sql_facet(query: str, producer: str = DBT) -> dict:
+    """OpenLineage's SQLJobFacet, as dbt-ol and Airflow's SQL operators send it."""
+    return {
+        "sql": {
+            "_producer": producer,
+            "_schemaURL": "https://openlineage.io/spec/facets/1-1-0/SQLJobFacet.json#/$defs/SQLJobFacet",
+            "query": query,
+            "dialect": "postgres",
+        }
+    }
+
+
+MODEL_SQL = "select o.id, o.customer_id, o.amount from jaffle.public.stg_orders o where o.amount > 0"
+STATEMENTS = [
+    "begin",
+    f"create table jaffle.public.orders__dbt_tmp as ({MODEL_SQL})",
+    'alter table jaffle.public.orders__dbt_tmp rename to "orders"',
+    "commit",
+]
+
+
+def dbt_structured_logs() -> list[dict]:
+    """dbt-ol (1.54) in structured-logs mode: the model's run carries its SQL in the sql job
+    facet, and each SQL statement dbt runs is a child job, `<model job>.sql.1` and on, whose
+    parent is the model's run and whose runs name no dataset."""
+    parent, model = run_uuid("dbt-logs-run"), run_uuid("dbt-logs-orders")
+    kw: dict[str, Any] = {"namespace": "dbt", "producer": DBT}
+    model_job = "jaffle.orders"
+    events = [
+        event("START", parent, "dbt-run-jaffle", 0, **kw),
+        event(
+            "START",
+            model,
+            model_job,
+            1,
+            parent=(parent, "dbt-run-jaffle"),
+            job_facets=sql_facet(MODEL_SQL),
+            **kw,
+        ),
+    ]
+    for n, statement in enumerate(STATEMENTS, start=1):
+        child = run_uuid(f"dbt-logs-orders-sql-{n}")
+        facets = sql_facet(statement)
+        for event_type, minutes in (("START", 1 + n / 10), ("COMPLETE", 1 + n / 10 + 0.05)):
+            events.append(
+                event(
+                    event_type,
+                    child,
+                    f"{model_job}.sql.{n}",
+                    minutes,
+                    parent=(model, model_job),
+                    job_facets=facets,
+                    **kw,
+                )
+            )
+    events.append(
+        event(
+            "COMPLETE",
+            model,
+            model_job,
+            2,
+            parent=(parent, "dbt-run-jaffle"),
+            inputs=[dataset("jaffle.public.stg_orders")],
+            outputs=[dataset("jaffle.public.orders")],
+            job_facets=sql_facet(MODEL_SQL),
+            **kw,
+        )
+    )
+    events.append(event("COMPLETE", parent, "dbt-run-jaffle", 3, **kw))
+    return events
+
+
+def ownership(*names: str) -> dict:
+    """The ownership job facet, as Airflow's provider sends it on every RunEvent."""
+    return {
+        "ownership": {
+            "_producer": AIRFLOW,
+            "_schemaURL": "https://openlineage.io/spec/facets/1-0-1/OwnershipJobFacet.json#/$defs/OwnershipJobFacet",
+            "owners": [{"name": name, "type": "USER"} for name in names],
+        }
+    }
+
+
+def job_event(job: str, minutes: float, *, facets: dict, namespace: str = "airflow") -> dict:
+    return {
+        "eventTime": at(minutes),
+        "producer": AIRFLOW,
+        "schemaURL": SCHEMA.replace("RunEvent", "JobEvent"),
+        "job": {"namespace": namespace, "name": job, "facets": facets},
+    }
+
+
+def airflow_owners() -> list[dict]:
+    """Airflow 3 sends the DAG's owners on its RunEvents, and a JobEvent may name others in
+    between: the owner is the one of the last of them in acceptance order, and an event after
+    the end of its run changes nothing."""
+    first, second = run_uuid("owned-1"), run_uuid("owned-2")
+    job, out = "reports.build", [dataset("public.report")]
+    return [
+        event("START", first, job, 0, job_facets=ownership("ana")),
+        job_event(job, 1, facets=ownership("team:bi")),
+        event("COMPLETE", first, job, 2, outputs=out, job_facets=ownership("ana", "bo")),
+        event("START", second, job, 10, job_facets=ownership("cy")),
+        event("COMPLETE", second, job, 12, outputs=out, job_facets=ownership("cy")),
+        event("COMPLETE", first, job, 20, outputs=out, job_facets=ownership("late")),  # after its end
+    ]
+
+
+def airflow_rerun() -> list[dict]:
+    """`airflow dags test` twice with the same logical date: the second time sends the same
+    runIds (Airflow derives them from the DAG run), an hour later. Its events arrive after the
+    end of their runs: recorded, and they make no runs."""
+    dag, task = run_uuid("rerun-dag"), run_uuid("rerun-task")
+    out = [dataset("public.rerun_out")]
+    events: list[dict] = []
+    for minutes in (0, 60):
+        events += [
+            event("START", dag, "rerun", minutes),
+            event("START", task, "rerun.write", minutes + 1, parent=(dag, "rerun")),
+            event("COMPLETE", task, "rerun.write", minutes + 2, parent=(dag, "rerun"), outputs=out),
+            event("COMPLETE", dag, "rerun", minutes + 3),
+        ]
+    return events
+
+
 SCENARIOS = {
     "airflow": airflow_dag,
     "spark": spark_job,
@@ -206,4 +331,7 @@ SCENARIOS = {
     "fail": failing_task,
     "complete_before_start": complete_before_start,
     "never_ends": never_ends,
+    "dbt_structured_logs": dbt_structured_logs,
+    "airflow_owners": airflow_owners,
+    "airflow_rerun": airflow_rerun,
 }

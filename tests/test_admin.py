@@ -79,6 +79,20 @@ def test_the_component_list_shows_tags_owner_run_count_and_last_run(admin_client
     assert "train" in page and "infer" in page
 
 
+def test_the_component_list_hides_jobs_that_named_no_dataset_unless_asked(admin_client_, pipeline, api):
+    from tests.openlineage_events import dbt_structured_logs
+
+    for body in dbt_structured_logs():
+        assert api.post("/api/v1/lineage?sync=true", body, format="json").status_code == 201
+    rows = r"<th class=\"field-name\"><a [^>]*>([^<]+)</a>"
+    shown = re.findall(rows, text(admin_client_.get("/admin/components/component/")))
+    assert shown == ["dbt:jaffle.orders", "etl", "infer", "train"]
+    everything = re.findall(rows, text(admin_client_.get("/admin/components/component/?listed=all")))
+    assert len(everything) == 4 + 1 + 4 and "dbt:jaffle.orders.sql.1" in everything
+    hidden = re.findall(rows, text(admin_client_.get("/admin/components/component/?listed=no")))
+    assert hidden == ["dbt:dbt-run-jaffle", *(f"dbt:jaffle.orders.sql.{n}" for n in range(1, 5))]
+
+
 def test_the_run_list_filters_by_component_stale_and_date_and_searches(admin_client_, pipeline):
     def run_ids(query: str) -> set[int]:
         page = text(admin_client_.get(f"/admin/runs/run/{query}"))
@@ -402,6 +416,22 @@ def test_openlineage_runs_show_open_and_ended_with_their_run_parent_and_events(a
         ).status_code
         == 200
     )
+
+
+def test_an_openlineage_runs_page_shows_the_events_after_its_end(admin_client_, api):
+    from runs.models import LineageRun
+    from tests.openlineage_events import airflow_rerun, run_uuid
+
+    for body in airflow_rerun():
+        assert api.post("/api/v1/lineage?sync=true", body, format="json").status_code == 201
+    task = LineageRun.objects.get(run_uuid=run_uuid("rerun-task"))
+    page = text(admin_client_.get(f"/admin/runs/lineagerun/{task.id}/change/"))
+    assert re.search(r'<a href="[^"]*outcome__exact=after\+end[^"]*">2 events after the end</a>', page)
+    assert "<li>events after the end 2</li>" in text(
+        admin_client_.get(f"/admin/runs/run/{task.run_id}/change/")
+    )
+    listed = text(admin_client_.get(f"/admin/runs/lineageevent/?q={task.run_uuid}&outcome__exact=after+end"))
+    assert re.findall(r'class="field-outcome">([^<]+)<', listed) == ["After End", "After End"]
 
 
 def test_the_trace_page_shows_downstream_runs_and_what_the_graph_leaves_out(admin_client_, api, monkeypatch):

@@ -23,18 +23,24 @@ from runs.models import LineageEvent, LineageRun, Run, Write
 from runs.openlineage import component_name, pointer_name
 from tests.openlineage_events import (
     AIRFLOW,
+    MODEL_SQL,
     PG,
     SCENARIOS,
+    STATEMENTS,
     airflow_dag,
+    airflow_owners,
+    airflow_rerun,
     at,
     complete_before_start,
     dataset,
     dbt_run,
+    dbt_structured_logs,
     event,
     failing_task,
     never_ends,
     run_uuid,
     spark_job,
+    sql_facet,
 )
 from tests.test_ordering import TABLES
 
@@ -140,6 +146,45 @@ def test_a_dbt_run_of_three_models_traces_through_both_staging_models(api):
     assert len(body["edges"]) == 2
     parent = ol_run(api, "dbt-run")
     assert all(node["run"]["openlineage"]["parent"]["run"] == parent["run"] for node in body["nodes"])
+
+
+def test_the_sql_facet_is_the_code_snapshot_of_dbt_models_and_their_statements(api):
+    send_all(api, dbt_structured_logs(), sync=True)
+    model = api.get(f"/api/v1/runs/{ol_run(api, 'dbt-logs-orders')['run']}/").json()
+    assert model["component"] == "dbt:jaffle.orders" and model["code_snapshot"] == MODEL_SQL
+    statement = api.get(f"/api/v1/runs/{ol_run(api, 'dbt-logs-orders-sql-2')['run']}/").json()
+    assert statement["component"] == "dbt:jaffle.orders.sql.2" and statement["code_snapshot"] == STATEMENTS[1]
+
+
+def test_a_source_code_facet_wins_over_the_sql_facet_whichever_event_carries_it(api):
+    source = {"sourceCode": {"language": "python", "sourceCode": "def load(): ..."}}
+    both = {**source, **sql_facet("select 1")}
+    runs = {
+        "both-in-one": [event("COMPLETE", run_uuid("both-in-one"), "j", 1, job_facets=both)],
+        "source-first": [
+            event("START", run_uuid("source-first"), "j", 0, job_facets=source),
+            event("COMPLETE", run_uuid("source-first"), "j", 1, job_facets=sql_facet("select 2")),
+        ],
+        "sql-first": [
+            event("START", run_uuid("sql-first"), "j", 0, job_facets=sql_facet("select 3")),
+            event("COMPLETE", run_uuid("sql-first"), "j", 1, job_facets=source),
+        ],
+        "sql-only": [
+            event("START", run_uuid("sql-only"), "j", 0, job_facets=sql_facet("select 4")),
+            event("COMPLETE", run_uuid("sql-only"), "j", 1, job_facets={"sql": {"query": 4}}),
+        ],
+    }
+    for events in runs.values():
+        send_all(api, events, sync=False)
+    code = {
+        label: api.get(f"/api/v1/runs/{ol_run(api, label)['run']}/").json()["code_snapshot"] for label in runs
+    }
+    assert code == {
+        "both-in-one": "def load(): ...",
+        "source-first": "def load(): ...",
+        "sql-first": "def load(): ...",
+        "sql-only": "select 4",  # a query that is not a string is ignored, not refused
+    }
 
 
 def test_the_same_event_twice_changes_nothing_the_second_time(api):
@@ -310,6 +355,94 @@ def test_job_and_dataset_events_are_recorded_and_a_job_event_updates_its_compone
     assert LineageEvent.objects.get(kind="dataset").body == dataset_event
 
 
+def test_the_ownership_facet_of_run_events_sets_the_owner_in_acceptance_order(api):
+    owners = []
+    for body in airflow_owners():
+        assert send(api, body, sync=True).status_code == 201
+        owners.append(api.get("/api/v1/components/airflow:reports.build/").json()["owner"])
+    # START (ana), JobEvent (team:bi), COMPLETE (ana, bo), a second run (cy, cy), then a
+    # COMPLETE after the end of the first run: recorded, and its owner is not taken.
+    assert owners == ["ana", "team:bi", "ana, bo", "cy", "cy", "cy"]
+    assert LineageEvent.objects.order_by("-id").first().outcome == "after end"
+
+
+def test_an_owner_from_a_run_event_queued_before_a_patch_does_not_undo_it(api):
+    events = airflow_owners()
+    assert send(api, events[0]).status_code == 202  # owner ana, queued
+    response = api.patch("/api/v1/components/airflow:reports.build/", {"owner": "dana"}, format="json")
+    assert response.status_code == 200 and response.json()["owner"] == "dana"
+    send_all(api, [], sync=False)
+    assert api.get("/api/v1/components/airflow:reports.build/").json()["owner"] == "dana"
+    assert send(api, events[3], sync=True).status_code == 201  # accepted after the PATCH: cy
+    assert api.get("/api/v1/components/airflow:reports.build/").json()["owner"] == "cy"
+
+
+# --- which components the list shows ----------------------------------------------------
+
+
+def component_names(api, **query: str) -> list[str]:
+    response = api.get("/api/v1/components/", {"limit": 1000, **query})
+    assert response.status_code == 200, response.content
+    return [c["name"] for c in response.json()["results"]]
+
+
+def test_jobs_whose_runs_name_no_dataset_leave_the_component_list_and_stay_served(api):
+    send_all(api, dbt_structured_logs(), sync=False)
+    statements = [f"dbt:jaffle.orders.sql.{n}" for n in range(1, len(STATEMENTS) + 1)]
+    assert component_names(api) == ["dbt:jaffle.orders"]
+    assert component_names(api, all="true") == ["dbt:dbt-run-jaffle", "dbt:jaffle.orders", *statements]
+    hidden = api.get(f"/api/v1/components/{statements[0]}/")
+    assert hidden.status_code == 200 and hidden.json()["listed"] is False and hidden.json()["run_count"] == 1
+    history = api.get(f"/api/v1/components/{statements[0]}/history/").json()["results"]
+    assert [r["openlineage"]["parent"]["job"] for r in history] == ["dbt:jaffle.orders"]
+    (record,) = api.get("/api/v1/lineage/runs/", {"component": statements[0]}).json()["results"]
+    assert record["parent"]["run_id"] == run_uuid("dbt-logs-orders") and record["state"] == "COMPLETE"
+    assert component_names(api, owner="", tag="") == ["dbt:jaffle.orders"]
+
+
+def test_a_native_component_with_no_runs_and_one_of_a_run_naming_a_dataset_are_listed(api):
+    response = api.post("/api/v1/components/?sync=true", {"name": "etl"}, format="json")
+    assert response.status_code == 201 and response.json()["listed"] is True
+    failed = failing_task()[:2]  # a FAIL that named its output: committed without it, listed
+    stuck = never_ends()  # open, its RUNNING named an input
+    later = [
+        event("START", run_uuid("quiet"), "quiet", 0),
+        event("COMPLETE", run_uuid("quiet"), "quiet", 1),
+        event("RUNNING", run_uuid("quiet"), "quiet", 2, inputs=[dataset("late.in")]),  # after the end
+    ]
+    send_all(api, failed + stuck + later, sync=False)
+    assert component_names(api) == ["airflow:scores.compute", "airflow:stuck.job", "etl"]
+    assert "airflow:quiet" in component_names(api, all="1")
+
+
+@pytest.mark.parametrize(
+    "native",
+    [
+        lambda api: api.post("/api/v1/components/", {"name": "airflow:quiet"}, format="json"),
+        lambda api: api.post(
+            "/api/v1/runs/",
+            {"component": "airflow:quiet", "start_timestamp": at(5), "end_timestamp": at(6)},
+            format="json",
+        ),
+        lambda api: send(api, event("COMPLETE", run_uuid("quiet-2"), "quiet", 5, outputs=[dataset("o")])),
+    ],
+    ids=["component", "native run", "a later run naming a dataset"],
+)
+def test_a_hidden_job_is_listed_from_a_native_write_or_a_run_naming_a_dataset_on(api, native):
+    send_all(api, [event("COMPLETE", run_uuid("quiet"), "quiet", 0)], sync=False)
+    assert component_names(api) == []
+    assert native(api).status_code == 202
+    send_all(api, [event("COMPLETE", run_uuid("quiet-3"), "quiet", 9)], sync=False)  # names none
+    assert component_names(api) == ["airflow:quiet"]
+
+
+@pytest.mark.parametrize("value", ["", "yes", "2"])
+def test_a_bad_all_parameter_is_a_400_naming_it(api, value):
+    response = api.get("/api/v1/components/", {"all": value})
+    assert response.status_code == 400
+    assert response.json() == {"all": ["Must be true, false, 1 or 0."]}
+
+
 def test_every_event_is_kept_as_received(api):
     events = spark_job()
     send_all(api, events, sync=False)
@@ -442,6 +575,7 @@ def test_a_batch_with_one_bad_event_records_the_others(api):
         "status": "partial_success",
         "summary": {"received": 5, "successful": 4, "failed": 1, "retriable": 0, "non_retriable": 1},
         "failed_events": [{"index": 1, "reason": "run.runId: This field is required.", "retriable": False}],
+        "events_after_end": 1,  # complete_before_start's START, after its COMPLETE
     }
     backlog_commit(through_id=Write.objects.order_by("-id").values_list("id", flat=True).first())
     assert sorted(LineageRun.objects.values_list("state", flat=True)) == ["COMPLETE", "RUNNING"]
@@ -469,6 +603,89 @@ def test_a_batch_of_only_bad_events_lists_them_all_and_records_nothing(api):
     }
     assert [f["index"] for f in response.json()["failed_events"]] == [0, 1]
     assert not Write.objects.exists()
+
+
+def batch(api, events: list[dict], *, sync: bool = False) -> dict:
+    response = send(api, events, path="/api/v1/lineage/batch", sync=sync)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def after_end_outcomes() -> int:
+    return LineageEvent.objects.filter(outcome="after end").count()
+
+
+def test_a_rerun_with_the_same_run_ids_is_counted_after_the_end_by_the_batch_and_its_runs(api):
+    events = airflow_rerun()
+    first, again = events[:4], events[4:]
+    assert batch(api, first)["events_after_end"] == 0
+    send_all(api, [], sync=False)
+    answer = batch(api, again)
+    assert answer["events_after_end"] == 4
+    assert answer["status"] == "success" and answer["summary"]["successful"] == 4  # the spec's keys hold
+    send_all(api, [], sync=False)
+    for label in ("rerun-dag", "rerun-task"):
+        run = ol_run(api, label)
+        assert (run["events"], run["events_after_end"], run["end_timestamp"]) == (
+            4,
+            2,
+            at(2 if "task" in label else 3),
+        )
+    assert Run.objects.count() == 2
+
+
+def test_the_batch_counts_what_the_commit_will_record_after_the_end(api):
+    done, shared, fresh = run_uuid("ended"), run_uuid("shared-ended"), run_uuid("fresh")
+    complete = event("COMPLETE", done, "j", 5)
+    send_all(api, [event("START", done, "j", 0), complete, event("COMPLETE", shared, "first", 1)], sync=True)
+    events = [
+        event("RUNNING", done, "j", 6),  # after the committed end: counted
+        copy.deepcopy(complete),  # a duplicate of a recorded event: not counted
+        event("COMPLETE", shared, "second", 7),  # another job's runId: not counted
+        event("START", fresh, "j", 8),
+        event("COMPLETE", fresh, "j", 9),
+        event("OTHER", fresh, "j", 10),  # after an end earlier in the batch: counted
+        event("OTHER", fresh, "j", 10),  # the same again in the batch: a duplicate
+        {"eventTime": at(11), "job": {"namespace": "airflow", "name": "j"}},  # a JobEvent
+    ]
+    answer = batch(api, events)
+    assert answer["events_after_end"] == 2
+    before = after_end_outcomes()
+    send_all(api, [], sync=False)
+    assert after_end_outcomes() - before == 2
+    assert ol_run(api, "ended")["events_after_end"] == 1 and ol_run(api, "fresh")["events_after_end"] == 1
+
+
+def test_with_sync_the_batch_counts_what_the_commit_recorded(api):
+    task = run_uuid("queued-end")
+    assert send(api, event("COMPLETE", task, "j", 0)).status_code == 202  # queued, not committed
+    answer = batch(api, [event("START", task, "j", 1), event("RUNNING", task, "j", 2)], sync=True)
+    assert answer["events_after_end"] == 2 == after_end_outcomes()
+
+
+def test_without_sync_an_end_still_queued_is_not_counted_but_the_run_counts_it(api):
+    task = run_uuid("queued-end")
+    assert send(api, event("COMPLETE", task, "j", 0)).status_code == 202  # queued, not committed
+    assert batch(api, [event("START", task, "j", 1)])["events_after_end"] == 0
+    send_all(api, [], sync=False)
+    assert ol_run(api, "queued-end")["events_after_end"] == 1
+
+
+def test_the_batch_count_takes_one_query_or_two_when_a_run_has_ended(api, django_assert_num_queries):
+    from ingest.lineage import events_after_end_count
+    from runs.openlineage import read_event
+
+    def count(events: list[dict]) -> int:
+        return events_after_end_count([(read_event(body, max_datasets=10), body) for body in events])
+
+    send_all(api, airflow_dag(), sync=True)
+    with django_assert_num_queries(1):
+        assert count(airflow_dag(day=1) + never_ends()) == 0  # fresh runs: nothing fingerprinted
+    with django_assert_num_queries(2):
+        assert count(airflow_dag()) == 0  # day 0 again: duplicates
+    late = event("OTHER", run_uuid("etl-load-0"), "etl.load", 99)
+    with django_assert_num_queries(2):
+        assert count([*airflow_dag(day=1), late, *airflow_dag(day=2)]) == 1
 
 
 @pytest.mark.parametrize("query", [{"state": ""}, {"before": ""}, {"state": "DONE"}, {"before": str(2**63)}])
@@ -563,7 +780,14 @@ def lineage_snapshot(api) -> dict[str, Any]:
         key=lambda r: r["run_id"],
     )
     outcomes = list(LineageEvent.objects.order_by("id").values_list("outcome", flat=True))
+    components = {
+        c["name"]: {k: v for k, v in c.items() if k != "created_at"}
+        for c in api.get("/api/v1/components/", {"limit": 1000, "all": "true"}).json()["results"]
+    }
+    listed = [c["name"] for c in api.get("/api/v1/components/", {"limit": 1000}).json()["results"]]
     return {
+        "components": components,
+        "listed": listed,
         "runs": runs,
         "traces": traces,
         "histories": histories,
@@ -587,6 +811,11 @@ def test_async_ingestion_of_every_scenario_equals_sync(api):
     assert by_async["review"] and any(
         "was run 44 days ago" in s for r in by_async["runs"].values() for s in r["stale"]
     )
+    # The scenarios of issue 26: an owner from RunEvents, SQL as code, a rerun after the end.
+    assert by_async["components"]["airflow:reports.build"]["owner"] == "cy"
+    assert by_async["runs"][run_uuid("dbt-logs-orders")]["code_snapshot"] == MODEL_SQL
+    assert by_async["outcomes"].count("after end") == 1 + 1 + 4  # late START, owners, rerun
+    assert "dbt:jaffle.orders" in by_async["listed"] and "dbt:jaffle.orders.sql.1" not in by_async["listed"]
     reset()
     send_all(api, events, sync=True)
     assert lineage_snapshot(api) == by_async

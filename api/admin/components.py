@@ -13,14 +13,53 @@ from components.models import Component, Tag
 from ingest.queue import component_update_in_order
 
 
+class ListedFilter(admin.SimpleListFilter):
+    """As GET /api/v1/components/: by default only the listed components, not the OpenLineage
+    jobs none of whose runs named a dataset (dbt-ol's job per SQL statement, say)."""
+
+    title = "listed"
+    parameter_name = "listed"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("all", "all, with jobs that named no dataset"), ("no", "only jobs that named no dataset")]
+
+    def choices(self, changelist: Any) -> Any:
+        yield {
+            "selected": self.value() is None,
+            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
+            "display": "listed",
+        }
+        for lookup, title in self.lookup_choices:
+            yield {
+                "selected": self.value() == lookup,
+                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
+                "display": title,
+            }
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Component]) -> QuerySet[Component]:
+        if self.value() == "all":
+            return queryset
+        return queryset.filter(listed=self.value() != "no")
+
+
 @admin.register(Component)
 class ComponentAdmin(LargeTableAdmin):
     list_display = ["name", "owner", "tag_list", "run_count", "last_run_at", "runs_link"]
-    list_filter = ["tags"]
+    list_filter = [ListedFilter, "tags"]
     search_fields = ["name", "owner"]
     filter_horizontal = ["tags"]
-    readonly_fields = ["run_count", "last_run_at", "created_at", "runs_link"]
-    fields = ["name", "description", "owner", "tags", "run_count", "last_run_at", "created_at", "runs_link"]
+    readonly_fields = ["run_count", "last_run_at", "created_at", "listed", "runs_link"]
+    fields = [
+        "name",
+        "description",
+        "owner",
+        "tags",
+        "run_count",
+        "last_run_at",
+        "created_at",
+        "listed",
+        "runs_link",
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Component]:
         return super().get_queryset(request).prefetch_related("tags")

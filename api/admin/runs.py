@@ -250,7 +250,7 @@ def lineage_summary(ol: LineageRun) -> str:
         )
     return format_html(
         '<ul><li>runId <a href="{}">{}</a></li><li>state {}</li><li>parent {}</li><li>producer {}</li>'
-        "<li>job {} / {}</li></ul>",
+        "<li>job {} / {}</li><li>events after the end {}</li></ul>",
         url,
         ol.run_uuid,
         ol.state,
@@ -258,6 +258,7 @@ def lineage_summary(ol: LineageRun) -> str:
         ol.producer or "-",
         ol.namespace,
         ol.name,
+        ol.events_after_end,
     )
 
 
@@ -276,6 +277,7 @@ class LineageRunAdmin(WrittenThroughTheQueue):
         "start_timestamp",
         "end_timestamp",
         "mltrace_run",
+        "events_after_end",
     ]
     list_filter = [OpenFilter, "state"]
     search_fields = ["run_uuid", "job", "parent_run_uuid"]
@@ -301,6 +303,7 @@ class LineageRunAdmin(WrittenThroughTheQueue):
         "upstream_run_uuids",
         "events",
         "events_link",
+        "after_end_link",
     ]
     readonly_fields = [f for f in fields if isinstance(f, str)]
 
@@ -347,6 +350,19 @@ class LineageRunAdmin(WrittenThroughTheQueue):
     def events_link(self, ol: LineageRun) -> str:
         url = reverse("admin:runs_lineageevent_changelist") + "?" + urlencode({"q": ol.run_uuid})
         return format_html('<a href="{}">{} events</a>', url, ol.events)
+
+    @admin.display(description="events after the end")
+    def after_end_link(self, ol: LineageRun) -> str:
+        if not ol.events_after_end:
+            return "0"
+        query = urlencode({"q": ol.run_uuid, "outcome__exact": LineageEvent.Outcome.AFTER_END})
+        url = reverse("admin:runs_lineageevent_changelist") + "?" + query
+        return format_html(
+            '<a href="{}">{} events after the end</a> (recorded; they changed nothing: a second '
+            "terminal event, a late START, or a rerun that sent the same runId)",
+            url,
+            ol.events_after_end,
+        )
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -7,7 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from api.fields import InputSerializer, StrictCharField
+from api.fields import InputSerializer, QueryBooleanField, StrictCharField
 from common.timestamps import iso_utc
 from components.models import COMPONENT_NAME_MAX_LENGTH, OWNER_MAX_LENGTH, TAG_NAME_MAX_LENGTH
 
@@ -82,6 +82,12 @@ class ComponentTagsSerializer(InputSerializer):
 class ComponentFilterSerializer(serializers.Serializer):
     tag = StrictCharField(required=False)
     owner = StrictCharField(required=False)
+    all = QueryBooleanField(
+        required=False,
+        default=False,
+        source="unlisted",
+        help_text="true: also the OpenLineage jobs none of whose runs named a dataset (listed: false).",
+    )
 
 
 class ComponentSerializer(serializers.Serializer):
@@ -96,6 +102,10 @@ class ComponentSerializer(serializers.Serializer):
         allow_null=True, help_text="The latest start_timestamp among its committed runs."
     )
     created_at = serializers.DateTimeField(help_text="When the write that created it was accepted.")
+    listed = serializers.BooleanField(
+        help_text="In the component list without ?all=true: registered natively, or an OpenLineage "
+        "job one of whose runs named a dataset."
+    )
 
 
 @extend_schema_serializer(many=False)  # a page, though list views answer it: not an array of pages
@@ -128,4 +138,5 @@ def component_to_dict(component: Any) -> dict[str, Any]:
         "run_count": component.run_count,
         "last_run_at": iso_utc(component.last_run_at),
         "created_at": iso_utc(component.created_at),
+        "listed": component.listed,
     }

@@ -136,6 +136,10 @@ class LineageRunSerializer(serializers.Serializer):
     error_message = StrictCharField()
     upstream_run_ids = serializers.ListField(child=StrictCharField())
     events = serializers.IntegerField(help_text="Events received with this runId, duplicates aside.")
+    events_after_end = serializers.IntegerField(
+        help_text="Of those, the ones after its end (a rerun with the same runIds, a second COMPLETE): "
+        "recorded, they changed nothing."
+    )
     first_event_id = serializers.IntegerField()
     last_event_id = serializers.IntegerField()
 
@@ -188,3 +192,8 @@ class LineageBatchResultSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=[("success", "success"), ("partial_success", "partial_success")])
     summary = BatchSummarySerializer()
     failed_events = FailedEventSerializer(many=True)
+    events_after_end = serializers.IntegerField(
+        help_text="Not in the spec's body. Good RunEvents recorded after the end of their run (a rerun "
+        "with the same runIds): they make no runs. Without ?sync=true counted at accept time, from "
+        "what was committed then and the batch's earlier events; with it, what the commit recorded."
+    )

@@ -29,9 +29,10 @@ from api.serializers.lineage import (
 from api.serializers.runs import NULL_CHARACTER, has_null_character, pointers_in
 from common.errors import InvalidInput
 from ingest.accept import writes_accept
+from ingest.lineage import events_after_end_count
 from ingest.queue import writes_commit_now
 from runs.models import LineageEvent, Write
-from runs.openlineage import read_event
+from runs.openlineage import Event, read_event
 from runs.selectors import lineage_run_get, lineage_runs_page
 
 NOT_AN_ARRAY = "Expected a JSON array of OpenLineage events."
@@ -39,14 +40,15 @@ BATCH_SIZE = "A batch holds 1 to {limit} events; this one holds {count}."
 BATCH_TOO_MANY_DATASETS = "A batch holds at most {limit} datasets (the inputs and outputs of all its events); this one holds {count}."
 
 
-def event_payload(event: Any) -> dict[str, Any]:
-    """The write's payload for a valid event, kept as received; raises InvalidInput."""
+def event_payload(event: Any) -> tuple[dict[str, Any], Event]:
+    """The write's payload for a valid event, kept as received, and the event read; raises
+    InvalidInput."""
     if isinstance(event, dict):
         for key, value in event.items():
             if has_null_character(key) or has_null_character(value):
                 raise InvalidInput(NULL_CHARACTER, field=key)
-    read_event(event, max_datasets=settings.MLTRACE_MAX_POINTERS_PER_RUN)
-    return {"event": event}
+    read = read_event(event, max_datasets=settings.MLTRACE_MAX_POINTERS_PER_RUN)
+    return {"event": event}, read
 
 
 def _record(request: Request, payloads: list[dict[str, Any]]) -> tuple[list[int], bool]:
@@ -73,7 +75,7 @@ class LineageView(KnownQueryParameters, APIView):
         tags=["openlineage"],
     )
     def post(self, request: Request) -> Response:
-        payload = event_payload(request.data)
+        payload, _ = event_payload(request.data)
         (write_id,), committed = _record(request, [payload])
         if not committed:
             return Response({"id": write_id, "status": Write.Status.QUEUED}, status=status.HTTP_202_ACCEPTED)
@@ -126,14 +128,26 @@ class LineageBatchView(KnownQueryParameters, APIView):
             raise InvalidInput(
                 BATCH_TOO_MANY_DATASETS.format(limit=settings.MLTRACE_MAX_BATCH_POINTERS, count=datasets)
             )
-        payloads, failed = [], []
+        payloads, read, failed = [], [], []
         for index, event in enumerate(events):
             try:
-                payloads.append(event_payload(event))
+                payload, event_read = event_payload(event)
             except InvalidInput as exc:
                 reason = f"{exc.field}: {exc.message}" if exc.field else exc.message
                 failed.append({"index": index, "reason": reason, "retriable": False})
-        if payloads:
+            else:
+                payloads.append(payload)
+                read.append((event_read, event))
+        after_end = 0
+        if payloads and wants_sync(request):
+            write_ids, _ = _record(request, payloads)
+            after_end = LineageEvent.objects.filter(
+                id__in=write_ids, outcome=LineageEvent.Outcome.AFTER_END
+            ).count()
+        elif payloads:
+            # Counted before the accept, so that a worker committing the batch meanwhile
+            # cannot make its own events look late.
+            after_end = events_after_end_count(read)
             _record(request, payloads)
         body = {
             "status": "partial_success" if failed else "success",
@@ -145,6 +159,7 @@ class LineageBatchView(KnownQueryParameters, APIView):
                 "non_retriable": len(failed),
             },
             "failed_events": failed,
+            "events_after_end": after_end,
         }
         return Response(body, status=status.HTTP_200_OK)
 

@@ -1,0 +1,51 @@
+"""Migrations that change what existing rows mean: run backwards and forwards on data."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from components.models import Component
+from runs.models import LineageRun
+from tests.factories import log_run, moment
+from tests.openlineage_events import airflow_rerun, dbt_structured_logs, event, run_uuid
+
+
+def migrate(app: str, name: str) -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate([(app, name)])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_components_0002_hides_the_jobs_whose_runs_named_no_dataset(api):
+    events = [*dbt_structured_logs(), event("COMPLETE", run_uuid("quiet"), "quiet", 0)]
+    for body in events:
+        assert api.post("/api/v1/lineage?sync=true", body, format="json").status_code == 201
+    log_run(api, "airflow:quiet", start=moment(60))  # a native run of a job: registered natively
+    assert api.post("/api/v1/components/?sync=true", {"name": "etl"}, format="json").status_code == 201
+    try:
+        migrate("components", "0001_initial")
+    finally:
+        migrate("components", "0002_component_listed")
+    listed = dict(Component.objects.values_list("name", "listed"))
+    assert listed == {
+        "airflow:quiet": True,
+        "dbt:dbt-run-jaffle": False,
+        "dbt:jaffle.orders": True,
+        **{f"dbt:jaffle.orders.sql.{n}": False for n in range(1, 5)},
+        "etl": True,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_0009_counts_the_events_recorded_after_the_end_of_each_run(api):
+    events = [*airflow_rerun(), event("COMPLETE", run_uuid("rerun-task"), "other.job", 99)]  # another job
+    for body in events:
+        assert api.post("/api/v1/lineage?sync=true", body, format="json").status_code == 201
+    try:
+        migrate("runs", "0008_lineagerun_sql")
+    finally:
+        migrate("runs", "0009_lineagerun_events_after_end")
+    counts = dict(LineageRun.objects.values_list("run_uuid", "events_after_end"))
+    assert counts == {run_uuid("rerun-dag"): 2, run_uuid("rerun-task"): 2}
