@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import psycopg2
 import pytest
@@ -77,8 +77,12 @@ class Server:
         assert response.status_code == 200, (path, params, response.body[:500])
         return response.json()
 
-    def components(self) -> list[str]:
-        return [c["name"] for c in self.get("/api/v1/components/", limit=1000)["results"]]
+    def components(self, **params: Any) -> list[str]:
+        """The names the component list shows: the listed ones, or all with all="true"."""
+        return [c["name"] for c in self.get("/api/v1/components/", limit=1000, **params)["results"]]
+
+    def component(self, name: str) -> dict:
+        return self.get(f"/api/v1/components/{quote(name, safe='')}/")
 
     def lineage_runs(self, component: str) -> list[dict]:
         """The component's OpenLineage runs, oldest first."""
@@ -265,6 +269,8 @@ def dbt_default(request):
         "second": {m: runs[1] for m, runs in snapshots[1].items()},
         "invocations": server.lineage_runs("dbt:dbt-run-shop"),
         "components": server.components(),
+        "all_components": server.components(all="true"),
+        "code": server.run(snapshots[1]["customer_totals"][1]["run"])["code_snapshot"],
         "trace": server.trace(table("customer_totals")),
         "impact": server.impact(table("stg_orders")),
         "seed_pointer": http(
@@ -299,6 +305,8 @@ def dbt_logs(request):
         "runs": runs,
         "invocations": server.lineage_runs("dbt:dbt-run-shop")[-2:],
         "components": server.components(),
+        "all_components": server.components(all="true"),
+        "code": server.run(runs["customer_totals"][0]["run"])["code_snapshot"],
         "trace": server.trace(table("customer_totals")),
         "impact": server.impact(table("raw_orders")),
         "fail_notes": server.run(fail["run"])["notes"],
@@ -307,7 +315,8 @@ def dbt_logs(request):
 
 @pytest.fixture(scope="module")
 def airflow(request, tmp_path_factory):
-    """`airflow dags test shop_report` once, after dbt built shop_logs (dbt_logs)."""
+    """`airflow dags test shop_report` after dbt built shop_logs (dbt_logs), then again with the
+    same logical date: the provider sends the same runIds, so the rerun makes no run."""
     python = producer_python(AIRFLOW)
     request.getfixturevalue("dbt_logs")
     server, warehouse = request.getfixturevalue("server"), request.getfixturevalue("warehouse")
@@ -322,21 +331,35 @@ def airflow(request, tmp_path_factory):
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "airflow",
         "AIRFLOW_CONN_WAREHOUSE": json.dumps({**connection, "schema": warehouse.dbname}),
     }
+    test = ["airflow", "dags", "test", "shop_report", "2024-05-01T06:00:00+00:00"]
     # A SQLite metadata database in AIRFLOW_HOME, migrated anew (about 6 s).
     outputs = [run_producer(python, ["airflow", "db", "migrate"], env=env, cwd=home)]
-    outputs.append(run_producer(python, ["airflow", "dags", "test", "shop_report"], env=env, cwd=home))
+    outputs.append(run_producer(python, test, env=env, cwd=home))
     server.settled(
         lambda: ended(server.lineage_runs("airflow:shop_report"), 1),
         what="the DAG run to be committed:\n" + "\n".join(outputs)[-4000:],
     )
-    return {
-        "outputs": outputs,
+    tasks = ("top_customers", "missing_table")
+    first = {
         "dag": server.lineage_runs("airflow:shop_report"),
-        "tasks": {
-            t: server.lineage_runs(f"airflow:shop_report.{t}") for t in ("top_customers", "missing_table")
-        },
+        "tasks": {t: server.lineage_runs(f"airflow:shop_report.{t}") for t in tasks},
         "trace": server.trace(warehouse.table("shop_logs", "top_customers")),
+        "owners": {t: server.component(f"airflow:shop_report.{t}")["owner"] for t in tasks},
+        "code": server.run(server.lineage_runs("airflow:shop_report.top_customers")[0]["run"])[
+            "code_snapshot"
+        ],
+        "listed": server.components(),
     }
+    outputs.append(run_producer(python, test, env=env, cwd=home))
+    server.settled(
+        lambda: server.lineage_runs("airflow:shop_report")[0]["events_after_end"] > 0,
+        what="the rerun's events to be committed:\n" + "\n".join(outputs)[-4000:],
+    )
+    rerun = {
+        "dag": server.lineage_runs("airflow:shop_report"),
+        "tasks": {t: server.lineage_runs(f"airflow:shop_report.{t}") for t in tasks},
+    }
+    return {"outputs": outputs, **first, "rerun": rerun}
 
 
 # --- dbt-ol, default mode ----------------------------------------------------------------------
@@ -344,14 +367,22 @@ def airflow(request, tmp_path_factory):
 
 def test_dbt_ol_names_each_model_database_schema_project_model_and_sends_no_seed(dbt_default):
     prefix = dbt_default["prefix"]
-    dbt_components = {c for c in dbt_default["components"] if c.startswith("dbt:")}
+    dbt_components = {c for c in dbt_default["all_components"] if c.startswith("dbt:")}
     assert dbt_components == {"dbt:dbt-run-shop"} | {prefix + m for m in MODELS}
+    # The invocation names no dataset: the component list leaves it out unless asked for all.
+    assert {c for c in dbt_default["components"] if c.startswith("dbt:")} == {prefix + m for m in MODELS}
     # `dbt-ol seed` sends its invocation only; the staging models name no input.
     assert dbt_default["seed_pointer"] == 404
     assert dbt_default["first"]["stg_orders"]["inputs"] == []
     invocations = dbt_default["invocations"]
     assert [r["state"] for r in invocations] == ["COMPLETE", "FAIL", "FAIL"]
     assert all(r["inputs"] == [] and r["outputs"] == [] for r in invocations)
+
+
+def test_a_dbt_model_s_run_has_its_compiled_sql_as_code_snapshot(dbt_default, warehouse):
+    code = dbt_default["code"]
+    assert code.startswith("select customer_id, name, count(*) as orders, sum(amount) as total"), code
+    assert f'from "{warehouse.dbname}"."shop"."customer_orders"' in code
 
 
 def test_each_dbt_ol_run_is_a_run_per_model_under_its_invocation(dbt_default):
@@ -433,6 +464,16 @@ def test_structured_logs_name_each_node_by_its_unique_id_and_send_seeds(dbt_logs
     assert [p["name"].rsplit(".", 1)[-1] for p in runs["stg_orders"][0]["inputs"]] == ["raw_orders"]
 
 
+def test_structured_logs_statement_jobs_are_left_out_of_the_component_list(dbt_logs):
+    statements = {c for c in dbt_logs["all_components"] if ".sql." in c}
+    # Each model and seed ran three or four statements, each a job of its own.
+    assert "dbt:model.shop.customer_totals.sql.1" in statements and len(statements) >= 3 * 7
+    assert not statements & set(dbt_logs["components"])
+    assert "dbt:model.shop.customer_totals" in dbt_logs["components"]
+    # The node's own job sends no sql facet in this mode: its statements' jobs have the SQL.
+    assert dbt_logs["code"] == ""
+
+
 def test_structured_logs_trace_the_aggregate_down_to_the_seeds(dbt_logs):
     run = {name: node_runs[0]["run"] for name, node_runs in dbt_logs["runs"].items()}
     assert dbt_logs["trace"] == [
@@ -494,3 +535,31 @@ def test_airflow_sql_task_traces_into_dbt_through_the_table_it_reads(airflow, db
         (3, dbt_run["stg_orders"], "dbt:model.shop.stg_orders"),
         (4, dbt_run["raw_orders"], "dbt:seed.shop.raw_orders"),
     ]
+
+
+def test_airflow_sends_each_task_s_sql_and_its_owner(airflow):
+    assert "CREATE TABLE shop_logs.top_customers AS SELECT customer_id" in airflow["code"]
+    assert airflow["owners"] == {"top_customers": "airflow", "missing_table": "airflow"}
+    # The DAG run names no dataset: its component is left out of the list, its tasks are in it.
+    listed = set(airflow["listed"])
+    assert "airflow:shop_report" not in listed and "airflow:shop_report.top_customers" in listed
+
+
+def without_counts(runs: list[dict]) -> list[dict]:
+    return [
+        {k: v for k, v in r.items() if k not in ("events", "events_after_end", "last_event_id")} for r in runs
+    ]
+
+
+def test_airflow_rerun_with_the_same_logical_date_makes_no_run_and_counts_its_events(airflow):
+    rerun = airflow["rerun"]
+    assert without_counts(rerun["dag"]) == without_counts(airflow["dag"])
+    for task, runs in rerun["tasks"].items():
+        assert without_counts(runs) == without_counts(airflow["tasks"][task])
+        ((first,), (again,)) = airflow["tasks"][task], runs
+        # START and an end the first time, the same two again after the end.
+        assert (first["events"], first["events_after_end"]) == (2, 0)
+        assert (again["events"], again["events_after_end"]) == (4, 2)
+    # `airflow dags test` sends the DAG run's end alone, and again.
+    assert [(r["events"], r["events_after_end"]) for r in airflow["dag"]] == [(1, 0)]
+    assert [(r["events"], r["events_after_end"]) for r in rerun["dag"]] == [(2, 1)]
