@@ -43,6 +43,19 @@ def wait_until(
         time.sleep(interval)
 
 
+def start_gunicorn(env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
+    """`gunicorn` from the repository root with no flag but its port, so that it reads
+    gunicorn.conf.py as the Dockerfile, docker-compose and bench/ run it. Its log goes to a
+    file: a pipe read only at the end fills, and blocks every worker."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),  # noqa: SIM115 - lives as long as the process
+        stderr=subprocess.STDOUT,
+    )
+
+
 class PrivateRedis:
     """redis-server on a free port, without persistence, like the production default."""
 

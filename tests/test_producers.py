@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from django.core.management import call_command
 
 from tests import venvs
 from tests.conftest import database_url
-from tests.live import ROOT, Cluster, PrivateRedis, free_port, http, serves, wait_until
+from tests.live import ROOT, Cluster, PrivateRedis, free_port, http, serves, start_gunicorn, wait_until
 
 # django_db: so that pytest-django sets up the test database even when this module runs alone
 # (it sets it up only for tests that ask for it). The tests themselves read over HTTP.
@@ -156,14 +155,7 @@ def server(django_db_setup, django_db_blocker, tmp_path_factory):
     gunicorn = None
     try:
         cluster.start()
-        # gunicorn.conf.py is read from the working directory, as the Dockerfile runs it.
-        gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}"],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),  # noqa: SIM115 - lives as long as the process
-            stderr=subprocess.STDOUT,
-        )
+        gunicorn = start_gunicorn(env, port, log)
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: serves(f"{url}/healthz"), timeout=30, what="gunicorn to serve")
         yield Server(url, tokens["write"], tokens["read"])

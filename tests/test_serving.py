@@ -24,7 +24,7 @@ from rest_framework.authtoken.models import Token
 from runs.models import Run, Write
 from tests.conftest import database_url
 from tests.factories import run_payload
-from tests.live import ROOT, free_port, http, serves, wait_until
+from tests.live import ROOT, free_port, http, serves, start_gunicorn, wait_until
 
 
 class Gunicorn:
@@ -46,15 +46,8 @@ def gunicorn(live_db, django_user_model, request, tmp_path) -> Iterator[Gunicorn
         **getattr(request, "param", {}),
     }
     env.pop("REDIS_URL", None)  # the ORM broker: nothing here needs a worker
-    # Its log goes to a file: a pipe read only at the end fills, and blocks every worker.
     log = tmp_path / "gunicorn.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("w"),  # noqa: SIM115 - lives as long as the process
-        stderr=subprocess.STDOUT,
-    )
+    process = start_gunicorn(env, port, log)
     server = Gunicorn(port, process, token)
     try:
         wait_until(lambda: serves(f"{server.url}/healthz"), timeout=30, what="gunicorn to serve")
