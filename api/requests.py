@@ -74,6 +74,8 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
 
 
 SYNC_INVALID = "Must be true, false, 1 or 0."
+# The query parameters that take true, false, 1 or 0 (wants_sync, and QueryBooleanField's).
+BOOLEAN_PARAMETERS = frozenset({"sync", "all"})
 BLANK_PARAMETER = "This field may not be blank."
 UNKNOWN_PARAMETER = "Unknown query parameter. This endpoint takes: {known}."
 NO_PARAMETERS = "Unknown query parameter. This endpoint takes none."
@@ -120,9 +122,9 @@ class KnownQueryParameters:
         if repeated:  # which one would count is a guess: none does
             raise serializers.ValidationError({name: [PARAMETER_REPEATED] for name in repeated})
         blank = [name for name, value in request.query_params.items() if value == ""]
-        if blank:  # an empty sync gets wants_sync's message, which lists the values it takes
+        if blank:  # an empty boolean gets the message that lists the values it takes
             raise serializers.ValidationError(
-                {name: [SYNC_INVALID if name == "sync" else BLANK_PARAMETER] for name in blank}
+                {name: [SYNC_INVALID if name in BOOLEAN_PARAMETERS else BLANK_PARAMETER] for name in blank}
             )
         nul = [name for name, value in request.query_params.items() if "\x00" in value]
         if nul:

@@ -397,7 +397,9 @@ def test_jobs_whose_runs_name_no_dataset_leave_the_component_list_and_stay_serve
     assert [r["openlineage"]["parent"]["job"] for r in history] == ["dbt:jaffle.orders"]
     (record,) = api.get("/api/v1/lineage/runs/", {"component": statements[0]}).json()["results"]
     assert record["parent"]["run_id"] == run_uuid("dbt-logs-orders") and record["state"] == "COMPLETE"
-    assert component_names(api, owner="", tag="") == ["dbt:jaffle.orders"]
+    # A blank filter is refused, as every blank query parameter is: it never lists everything.
+    blank = api.get("/api/v1/components/", {"owner": "", "tag": "", "all": "true"})
+    assert blank.status_code == 400 and set(blank.json()) == {"owner", "tag"}
 
 
 def test_a_native_component_with_no_runs_and_one_of_a_run_naming_a_dataset_are_listed(api):
