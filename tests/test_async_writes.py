@@ -567,7 +567,7 @@ def test_a_worker_commits_an_accepted_write_and_logs_it(api, cluster):
         lambda: re.search(
             rf"committed \d+ writes in [\d.]+ ms: run writes .*\b{consumer['id']}\b", cluster.output()
         ),
-        timeout=10,
+        timeout=30,
         what="the commit log line",
     )
 
