@@ -10,10 +10,11 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from django_q.brokers import Broker, get_broker
+from django_q.brokers import Broker
 from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.tasks import async_task
 
+from ingest.broker import shared_broker
 from ingest.idempotency import idempotency_keys_purge
 from ingest.locks import commit_in_progress
 from ingest.queue import backlog_commit
@@ -21,17 +22,6 @@ from runs.maintenance import analyze_if_grown
 from runs.models import Write
 
 logger = logging.getLogger(__name__)
-
-_broker: Broker | None = None
-
-
-def shared_broker() -> Broker:
-    """One broker (one Redis connection pool) per process, not one per request."""
-    global _broker
-    if _broker is None:
-        _broker = get_broker()
-    return _broker
-
 
 # While a commit task's flag is up in Redis, accepts do not enqueue another: the task reads
 # the queue only once its flag has expired, so it sees every write committed before then.
