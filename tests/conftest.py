@@ -79,7 +79,7 @@ def web_broker(private_redis, monkeypatch, settings):
     import redis as redis_client
     from django_q.brokers.redis_broker import Redis
 
-    from ingest import broker, tasks
+    from ingest import broker, flag
 
     url = private_redis.url
 
@@ -91,7 +91,7 @@ def web_broker(private_redis, monkeypatch, settings):
     private = PrivateRedisBroker(list_key=settings.Q_CLUSTER["name"])
     monkeypatch.setattr(broker, "_broker", private)
     # A flag this process saw in another Redis is not up in this one.
-    monkeypatch.setattr(tasks, "_flag_seen_until", 0.0)
+    monkeypatch.setattr(flag, "_flag_seen_until", 0.0)
     return private
 
 
