@@ -4,17 +4,10 @@ service; who enqueues them: ingest/enqueue.py (commits), ingest/brokers.py (swee
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-
-from django.conf import settings
-from django.utils import timezone
-from django_q.brokers import Broker
-from django_q.tasks import async_task
 
 from ingest.flag import flag_await
 from ingest.idempotency import idempotency_keys_purge
-from ingest.locks import commit_in_progress
 from ingest.queue import backlog_commit
 from runs.maintenance import analyze_if_grown
 from runs.models import Write
@@ -55,25 +48,3 @@ def purge_task() -> int:
     if deleted:
         logger.info("forgot %s expired idempotency keys", deleted)
     return deleted
-
-
-def enqueue_sweep_if_overdue(*, broker: Broker, previous_oldest: int | None = None) -> int | None:
-    """Enqueues a sweep when a write has been queued longer than MLTRACE_SWEEP_AFTER_SECONDS
-    and commits are not moving; returns the id of the oldest queued write (None: none is).
-
-    previous_oldest is what the last call returned: when the oldest queued write has changed
-    since, workers are committing (a long backlog, not a lost task), and a sweep would only
-    wait for the commit lock. Without it (a cluster that just started) an old write is swept.
-    Neither is a sweep enqueued while a transaction holds the commit lock: one long commit
-    (a batch of large writes) leaves the oldest write where it is until it ends, and sweeps
-    enqueued meanwhile would only time out waiting for it.
-    """
-    oldest = Write.objects.queued().order_by("id").values_list("id", "accepted_at").first()
-    if oldest is None:
-        return None
-    oldest_id, accepted_at = oldest
-    overdue = timezone.now() - accepted_at >= dt.timedelta(seconds=settings.MLTRACE_SWEEP_AFTER_SECONDS)
-    moving = previous_oldest is not None and previous_oldest != oldest_id
-    if overdue and not moving and not commit_in_progress():
-        async_task(sweep_task, broker=broker, task_name="sweep")
-    return oldest_id
