@@ -36,7 +36,8 @@ from api.views.runs import run_page_response
 from components.selectors import component_get, component_list, tag_list
 from components.services import component_tags_add
 from ingest.accept import writes_accept
-from ingest.queue import component_update_in_order, writes_commit_now
+from ingest.edits import component_update_in_order
+from ingest.sync import writes_commit_now
 from runs.models import Edit, Write
 from runs.services import edit_record
 

@@ -30,7 +30,7 @@ from api.serializers.runs import NULL_CHARACTER, has_null_character, pointers_in
 from common.errors import InvalidInput
 from ingest.accept import writes_accept
 from ingest.lineage import events_after_end_count
-from ingest.queue import writes_commit_now
+from ingest.sync import writes_commit_now
 from runs.models import LineageEvent, Write
 from runs.openlineage import Event, read_event
 from runs.selectors import lineage_run_get, lineage_runs_page

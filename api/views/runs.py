@@ -59,8 +59,8 @@ from api.serializers.runs import (
 )
 from common.errors import RUN_NOT_COMMITTED, RUN_NOT_FOUND, Conflict, DependencyUnresolved, NotFound
 from ingest.accept import writes_accept
-from ingest.queue import writes_commit_now
 from ingest.selectors import queue_stats, run_get, run_write_pending
+from ingest.sync import writes_commit_now
 from runs import lineage
 from runs.models import PointerType, Run, Write
 from runs.selectors import run_bodies_within, run_page, runs_to_dicts
