@@ -36,7 +36,7 @@ from common.errors import DependencyUnresolved
 from common.lookups import CHUNK, chunked
 from components.models import Component
 from components.services import tags_get_or_create
-from ingest.lineage import lineage_apply
+from ingest.lineage import LineageBatch
 from ingest.sql import copy_id_pairs, copy_rows, ids_by_key, insert_new_returning, runs_in_windows
 from runs.models import (
     IOPointer,
@@ -109,10 +109,15 @@ def batch_apply(
         # A retried write older than committed runs: what it may see differs from what the
         # writes after it may see, so each is committed on its own.
         return [result for write in writes for result in batch_apply([write], strict=strict)]
-    if any(write.kind == Write.Kind.LINEAGE for write in writes):
-        # OpenLineage events first become the run and component writes they make.
-        return lineage_apply(writes, lambda derived: BatchPlan(derived, strict=strict).apply())
-    return BatchPlan(writes, strict=strict).apply()
+    if not any(write.kind == Write.Kind.LINEAGE for write in writes):
+        return BatchPlan(writes, strict=strict).apply()
+    # OpenLineage events first become the run and component writes they make; those are
+    # applied with the native ones, then the events and their runs' states are recorded.
+    events = LineageBatch(writes)
+    derived = events.plan()
+    results = BatchPlan(derived, strict=strict).apply() if derived else []
+    events.save()
+    return events.results(derived, results)
 
 
 class BatchPlan:
