@@ -97,33 +97,35 @@ class PlannedRun:
 
 
 def batch_apply(
-    writes: Sequence[AcceptedWrite], *, strict: bool
+    writes: Sequence[AcceptedWrite], *, refuse_unresolved: bool
 ) -> list[tuple[Component | CommittedRun, bool]]:
     """Commits accepted writes in acceptance order; returns (object, created) for each.
 
-    strict (the synchronous door): an explicit dependency with no earlier run raises
+    refuse_unresolved (the synchronous door): an explicit dependency with no earlier run raises
     DependencyUnresolved (its `index` says which write) before anything is written. Otherwise
     the run is committed with the name in unresolved_dependencies.
     """
     if len(writes) > 1 and Run.objects.filter(id__gt=writes[0].id).exists():
         # A retried write older than committed runs: what it may see differs from what the
         # writes after it may see, so each is committed on its own.
-        return [result for write in writes for result in batch_apply([write], strict=strict)]
+        return [
+            result for write in writes for result in batch_apply([write], refuse_unresolved=refuse_unresolved)
+        ]
     if not any(write.kind == Write.Kind.LINEAGE for write in writes):
-        return BatchPlan(writes, strict=strict).apply()
+        return BatchPlan(writes, refuse_unresolved=refuse_unresolved).apply()
     # OpenLineage events first become the run and component writes they make; those are
     # applied with the native ones, then the events and their runs' states are recorded.
     events = LineageBatch(writes)
     derived = events.plan()
-    results = BatchPlan(derived, strict=strict).apply() if derived else []
+    results = BatchPlan(derived, refuse_unresolved=refuse_unresolved).apply() if derived else []
     events.save()
     return events.results(derived, results)
 
 
 class BatchPlan:
-    def __init__(self, writes: Sequence[AcceptedWrite], *, strict: bool) -> None:
+    def __init__(self, writes: Sequence[AcceptedWrite], *, refuse_unresolved: bool) -> None:
         self.writes = writes
-        self.strict = strict
+        self.refuse_unresolved = refuse_unresolved
         # Everything committed before this batch has a lower id than all of it.
         self.bound = writes[0].id if writes else 0
 
@@ -269,7 +271,7 @@ class BatchPlan:
                 unresolved.append(name)
             else:
                 dependencies.add(latest.id)
-        if unresolved and self.strict:
+        if unresolved and self.refuse_unresolved:
             raise DependencyUnresolved(unresolved)
 
         # The run's pointers: one spec per (name, value), the last one listed wins; a pointer

@@ -139,7 +139,7 @@ def _writes_apply_and_mark(writes: Sequence[AcceptedWrite], *, isolate: bool) ->
         for write in writes:
             try:
                 with transaction.atomic():
-                    batch_apply([write], strict=False)
+                    batch_apply([write], refuse_unresolved=False)
             except DATABASE_UNAVAILABLE:
                 raise
             except Exception as exc:
@@ -150,7 +150,7 @@ def _writes_apply_and_mark(writes: Sequence[AcceptedWrite], *, isolate: bool) ->
             applied.append(write)
         committed = applied
     else:
-        batch_apply(writes, strict=False)
+        batch_apply(writes, refuse_unresolved=False)
         committed = writes
     if committed:
         Write.objects.filter(**one_of("id", [w.id for w in committed])).update(

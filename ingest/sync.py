@@ -60,7 +60,7 @@ def writes_commit_now(
             try:
                 for write, payload in zip(writes, payloads, strict=True):
                     write.payload = payload
-                results = batch_apply(writes, strict=True)
+                results = batch_apply(writes, refuse_unresolved=True)
                 recorded = Recorded([write.id for write in writes], created=results[0][1])
                 idempotent_store(idempotency, recorded)
             except MltraceError as exc:
