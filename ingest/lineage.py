@@ -20,7 +20,7 @@ Per event, in order:
   FAIL and ABORT runs are committed without outputs, so that no later run depends on what
   they did not produce; the run's openlineage record keeps them.
 
-Call inside the commit's transaction, under the commit lock, before BatchPlan.
+Call inside the commit's transaction, under the commit lock, before the batch's BatchWriter.
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ class LineageBatch:
         return [by_id.get(write.id, (None, write.kind == Write.Kind.LINEAGE)) for write in self.writes]
 
     def save(self) -> None:
-        """Records the batch's events and the state of their runs (after BatchPlan's inserts).
+        """Records the batch's events and the state of their runs (after BatchWriter's inserts).
 
         Rows, not bulk_create: preparing every value of a thousand events' model instances
         cost as much as inserting them.
