@@ -39,7 +39,7 @@ def _check_database() -> None:
 
 
 def _check_broker() -> None:
-    from ingest.tasks import shared_broker
+    from ingest.broker import shared_broker
 
     broker = shared_broker()
     if broker.ping() is not True:

@@ -78,7 +78,7 @@ def commit_now(payloads: list[dict]) -> list[int]:
         )
         for write, payload in zip(writes, payloads, strict=True):
             write.payload = payload
-        batch_apply(writes, strict=False)
+        batch_apply(writes, refuse_unresolved=False)
     return [write.id for write in writes]
 
 

@@ -1,14 +1,30 @@
 """Ingestion: the accepted-write log and the path of a write from its acceptance to its commit.
 
-    accept.py       the 202 door: record a validated write as queued, enqueue its commit
+Its modules, top to bottom: each imports only the modules below it in this list
+(tests/test_layout.py reads the list and checks it).
+
+    submit.py       the one door the views call: the 202 path, or ?sync=true
+    accept.py       the 202 door: record validated writes as queued, enqueue their commit
+    sync.py         the ?sync=true door: accept and commit in one transaction, in its place in line
+    edits.py        edits outside the log that take their place in line (a component's owner)
+    retry.py        failed writes back in the queue
+    brokers.py      django-q's brokers, with the sweep's trigger in their pull loop
+    enqueue.py      enqueue a commit task, unless the commit-pending flag says one waits
     tasks.py        the django-q tasks: commit the queue, sweep lost tasks, purge keys
-    queue.py        commit the queue a batch per transaction; the ?sync=true door; edits in order
-    batch.py        one batch: plan its writes in memory, insert them in bulk
+    flag.py         the commit-pending flag in Redis: raised by accepts, awaited by the task
+    broker.py       the process's one django-q broker
+    queue.py        commit the queue: a batch per transaction, each write marked committed or failed
+    batch.py        apply one batch: its events made writes (lineage.py), then planned and inserted
+    lineage.py      one batch's OpenLineage events and the run and component writes they make
     locks.py        the accept lock and the commit lock
     idempotency.py  Idempotency-Key answers
-    retry.py        failed writes back in the queue
-    brokers.py      django-q's brokers, with the sweep in their pull loop
     selectors.py    the queue's state and the writes not committed yet
+    sql.py          the raw SQL: advisory locks, the one-statement accept, bulk inserts and COPY
+
+Words: a write is *applied* when the rows it makes are written into the domain's tables
+(`batch.batch_apply`, in the caller's transaction); it is *committed* when it is applied and
+marked committed in the write log in one transaction under the commit lock, which SQL's
+COMMIT then ends.
 
 It imports the domain (components, runs) and common; nothing below imports it.
 """

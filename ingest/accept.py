@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from common.db import on_postgres
 from common.jsontext import already_encoded, json_utf8
+from ingest.enqueue import enqueue_commit
 from ingest.idempotency import Idempotency, Recorded, idempotent_replay, idempotent_store, retry_on_key_race
 from ingest.locks import ACCEPT_LOCK_KEY, accept_lock
 from ingest.sql import accept_rows
-from ingest.tasks import enqueue_commit
 from runs.models import (
     Write,
 )

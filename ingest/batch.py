@@ -5,7 +5,9 @@ exactly as committing them one at a time would, in a number of queries that does
 with the list: it reads what the database holds about the names involved, resolves
 dependencies and staleness in memory in acceptance order, then inserts everything in bulk.
 The synchronous door commits its writes as one such list; a worker commits up to
-MLTRACE_COMMIT_BATCH queued writes per call.
+MLTRACE_COMMIT_BATCH queued writes per call. The OpenLineage events of a batch first become
+the run and component writes they make (ingest/lineage.py's LineageBatch); `BatchWriter`
+then plans and inserts those with the native ones.
 
 What a run sees, as mltrace defines it (docs/API.md):
 - inferred dependencies: for each input name, the run accepted earlier (lower id) with the
@@ -36,7 +38,7 @@ from common.errors import DependencyUnresolved
 from common.lookups import CHUNK, chunked
 from components.models import Component
 from components.services import tags_get_or_create
-from ingest.lineage import lineage_apply
+from ingest.lineage import LineageBatch
 from ingest.sql import copy_id_pairs, copy_rows, ids_by_key, insert_new_returning, runs_in_windows
 from runs.models import (
     IOPointer,
@@ -97,32 +99,43 @@ class PlannedRun:
 
 
 def batch_apply(
-    writes: Sequence[AcceptedWrite], *, strict: bool
+    writes: Sequence[AcceptedWrite], *, refuse_unresolved: bool
 ) -> list[tuple[Component | CommittedRun, bool]]:
-    """Commits accepted writes in acceptance order; returns (object, created) for each.
+    """Applies accepted writes in acceptance order (their rows into the domain's tables, in the
+    caller's transaction); returns (object, created) for each.
 
-    strict (the synchronous door): an explicit dependency with no earlier run raises
+    refuse_unresolved (the synchronous door): an explicit dependency with no earlier run raises
     DependencyUnresolved (its `index` says which write) before anything is written. Otherwise
-    the run is committed with the name in unresolved_dependencies.
+    the run is written with the name in unresolved_dependencies.
     """
     if len(writes) > 1 and Run.objects.filter(id__gt=writes[0].id).exists():
         # A retried write older than committed runs: what it may see differs from what the
-        # writes after it may see, so each is committed on its own.
-        return [result for write in writes for result in batch_apply([write], strict=strict)]
-    if any(write.kind == Write.Kind.LINEAGE for write in writes):
-        # OpenLineage events first become the run and component writes they make.
-        return lineage_apply(writes, lambda derived: BatchPlan(derived, strict=strict).apply())
-    return BatchPlan(writes, strict=strict).apply()
+        # writes after it may see, so each is applied on its own.
+        return [
+            result for write in writes for result in batch_apply([write], refuse_unresolved=refuse_unresolved)
+        ]
+    if not any(write.kind == Write.Kind.LINEAGE for write in writes):
+        return BatchWriter(writes, refuse_unresolved=refuse_unresolved).write()
+    # OpenLineage events first become the run and component writes they make; those are
+    # applied with the native ones, then the events and their runs' states are recorded.
+    events = LineageBatch(writes)
+    derived = events.plan()
+    results = BatchWriter(derived, refuse_unresolved=refuse_unresolved).write() if derived else []
+    events.save()
+    return events.results(derived, results)
 
 
-class BatchPlan:
-    def __init__(self, writes: Sequence[AcceptedWrite], *, strict: bool) -> None:
+class BatchWriter:
+    """Writes one batch: plans every write in memory, in acceptance order, then inserts the
+    rows of all of them in bulk."""
+
+    def __init__(self, writes: Sequence[AcceptedWrite], *, refuse_unresolved: bool) -> None:
         self.writes = writes
-        self.strict = strict
+        self.refuse_unresolved = refuse_unresolved
         # Everything committed before this batch has a lower id than all of it.
         self.bound = writes[0].id if writes else 0
 
-    def apply(self) -> list[tuple[Component | CommittedRun, bool]]:
+    def write(self) -> list[tuple[Component | CommittedRun, bool]]:
         """Plans every write in memory, in acceptance order, then inserts the batch in bulk."""
         runs = [w for w in self.writes if w.kind == Write.Kind.RUN]
         self.components = self._load_components()
@@ -264,7 +277,7 @@ class BatchPlan:
                 unresolved.append(name)
             else:
                 dependencies.add(latest.id)
-        if unresolved and self.strict:
+        if unresolved and self.refuse_unresolved:
             raise DependencyUnresolved(unresolved)
 
         # The run's pointers: one spec per (name, value), the last one listed wins; a pointer

@@ -6,9 +6,10 @@ LineageRun; the first terminal event (COMPLETE, FAIL, ABORT) of a run becomes a 
 with that event's id, so the mltrace run takes the terminal event's place in acceptance
 order; a JobEvent becomes a component write, and so does a RunEvent applied to its run
 that carries an ownership facet, or names the first dataset of its job (which lists the
-component), before the run write if it ends the run. `BatchPlan`
-then commits those writes with the native ones, as if they had been sent so; `save`
-records every event and run state.
+component), before the run write if it ends the run. The batch (ingest/batch.py's
+`batch_apply`) then applies those writes with the native ones, as if they had been sent so;
+`save` records every event and run state, and `results` maps the batch's answers back to
+its writes. Nothing here calls back into the batch.
 
 Per event, in order:
 - seen before (same fingerprint): a duplicate, it changes nothing;
@@ -19,7 +20,7 @@ Per event, in order:
   FAIL and ABORT runs are committed without outputs, so that no later run depends on what
   they did not produce; the run's openlineage record keeps them.
 
-Call inside the commit's transaction, under the commit lock, before BatchPlan.
+Call inside the commit's transaction, under the commit lock, before the batch's BatchWriter.
 """
 
 from __future__ import annotations
@@ -167,8 +168,17 @@ class LineageBatch:
             )
         return derived
 
+    def results(self, derived: Sequence[Any], results: Sequence[tuple[Any, bool]]) -> list[tuple[Any, bool]]:
+        """One (result, created) per write of the batch, from those of the writes `plan` made
+        (`derived`, applied by the batch): a native write's and a run-ending event's are its
+        own, any other event's (None, True)."""
+        by_id: dict[int, tuple[Any, bool]] = {}
+        for write, result in zip(derived, results, strict=True):
+            by_id[write.id] = result
+        return [by_id.get(write.id, (None, write.kind == Write.Kind.LINEAGE)) for write in self.writes]
+
     def save(self) -> None:
-        """Records the batch's events and the state of their runs (after BatchPlan's inserts).
+        """Records the batch's events and the state of their runs (after BatchWriter's inserts).
 
         Rows, not bulk_create: preparing every value of a thousand events' model instances
         cost as much as inserting them.
@@ -437,16 +447,3 @@ def events_after_end_count(events: Sequence[tuple[Event, Any]]) -> int:
             count += 1
         state[event.run_id] = (job, done or event.terminal)
     return count
-
-
-def lineage_apply(writes: Sequence[Any], apply: Any) -> list[tuple[Any, bool]]:
-    """Commits a batch holding OpenLineage events: plans them, commits what they make with
-    `apply` (BatchPlan's), records them. One (result, created) per write of `writes`."""
-    batch = LineageBatch(writes)
-    derived = batch.plan()
-    results = apply(derived) if derived else []
-    batch.save()
-    by_id: dict[int, tuple[Any, bool]] = {}
-    for write, result in zip(derived, results, strict=True):
-        by_id[write.id] = result
-    return [by_id.get(write.id, (None, write.kind == Write.Kind.LINEAGE)) for write in writes]

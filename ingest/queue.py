@@ -1,9 +1,10 @@
-"""Committing the queue: the backlog a batch per transaction, the ?sync=true door, and the
-edits that must take their place in acceptance order.
+"""Committing the queue: the backlog a batch per transaction, each write marked committed (or
+failed) in the transaction that applies it.
 
 Every commit runs under the commit lock, oldest queued write first: each sees exactly the
 rows every earlier accepted write produced, whatever the number of workers and whichever
-task a worker happens to run.
+task a worker happens to run. The ?sync=true door (ingest/sync.py) and the edits in order
+(ingest/edits.py) join the same line through `backlog_drain` and `queued_commit_under_lock`.
 """
 
 from __future__ import annotations
@@ -23,106 +24,23 @@ from django.db.models.functions import Cast, Coalesce, NullIf
 from django.utils import timezone
 
 from common.db import StoredSize
-from common.errors import (
-    MltraceError,
-)
 from common.jsontext import json_decode
 from common.lookups import one_of
-from components.models import Component
-from components.services import component_update
 from ingest.batch import AcceptedWrite, batch_apply
-from ingest.idempotency import Idempotency, Recorded, idempotent_replay, idempotent_store, retry_on_key_race
-from ingest.locks import DATABASE_UNAVAILABLE, accept_lock_released_early, commit_lock
+from ingest.locks import DATABASE_UNAVAILABLE, commit_lock
 from runs.models import (
-    Edit,
     Write,
 )
 
 logger = logging.getLogger(__name__)
 
 
-def writes_commit_now(
-    *, kind: str, payloads: list[dict[str, Any]], idempotency: Idempotency | None = None, user: Any = None
-) -> Recorded:
-    """Accepts writes and commits them before returning (the ?sync=true door).
-
-    Every write accepted earlier is committed first, so the result is what the queue would
-    give. All or nothing for this request: a refusal (an explicit dependency with no earlier
-    run) raises DependencyUnresolved and leaves none of its writes, ids included.
-    """
-    _backlog_drain()
-
-    def attempt() -> Recorded:
-        refusal: MltraceError | None = None
-        with transaction.atomic():
-            commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS)
-            with accept_lock_released_early():
-                replay = idempotent_replay(idempotency)
-                if replay is not None:
-                    return replay
-                _queued_apply_under_lock()
-                savepoint = transaction.savepoint()
-                now = timezone.now()
-                writes = Write.objects.bulk_create(
-                    [
-                        Write(
-                            kind=kind,
-                            accepted_at=now,
-                            committed_at=now,
-                            status=Write.Status.COMMITTED,
-                            accepted_by=user,
-                        )
-                        for _ in payloads
-                    ]
-                )
-            try:
-                for write, payload in zip(writes, payloads, strict=True):
-                    write.payload = payload
-                results = batch_apply(writes, strict=True)
-                recorded = Recorded([write.id for write in writes], created=results[0][1])
-                idempotent_store(idempotency, recorded)
-            except MltraceError as exc:
-                transaction.savepoint_rollback(savepoint)
-                refusal = exc
-            else:
-                transaction.savepoint_commit(savepoint)
-        if refusal is not None:
-            raise refusal
-        return recorded
-
-    return retry_on_key_race(attempt)
-
-
-def component_update_in_order(
-    *, name: str, description: str | None = None, owner: str | None = None, user: Any = None
-) -> Component:
-    """Replaces a component's description and/or owner after every write accepted before it.
-
-    A PATCH (or an admin edit) is not in the write log, so it takes its place in acceptance
-    order the way the synchronous door does: under the commit lock, with the queue drained.
-    A worker's batch can then neither write back the old values over it nor commit, after
-    it, a component write accepted before it. Raises NotFound.
-    """
-    _backlog_drain()
-    with transaction.atomic():
-        commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS)
-        _queued_apply_under_lock()
-        component = component_update(name=name, description=description, owner=owner)
-        changed = {
-            key: value for key, value in (("description", description), ("owner", owner)) if value is not None
-        }
-        Edit.objects.create(
-            at=timezone.now(), user=user, action=Edit.Action.COMPONENT, target=name, detail=changed
-        )
-        return component
-
-
-def _queued_apply_under_lock() -> None:
+def queued_commit_under_lock() -> None:
     """Under the commit lock: commits what was accepted since the drain, one write at a time."""
     _writes_apply_and_mark(_queued_writes(Write.objects.queued()), isolate=True)
 
 
-def _backlog_drain() -> None:
+def backlog_drain() -> None:
     """Commits the backlog outside the caller's locked transaction, which then stays short."""
     backlog = Write.objects.last_queued_id()
     if backlog is not None:
@@ -221,7 +139,7 @@ def _writes_apply_and_mark(writes: Sequence[AcceptedWrite], *, isolate: bool) ->
         for write in writes:
             try:
                 with transaction.atomic():
-                    batch_apply([write], strict=False)
+                    batch_apply([write], refuse_unresolved=False)
             except DATABASE_UNAVAILABLE:
                 raise
             except Exception as exc:
@@ -232,7 +150,7 @@ def _writes_apply_and_mark(writes: Sequence[AcceptedWrite], *, isolate: bool) ->
             applied.append(write)
         committed = applied
     else:
-        batch_apply(writes, strict=False)
+        batch_apply(writes, refuse_unresolved=False)
         committed = writes
     if committed:
         Write.objects.filter(**one_of("id", [w.id for w in committed])).update(

@@ -6,7 +6,7 @@ import logging
 
 from django.db import transaction
 
-from ingest.tasks import enqueue_commit
+from ingest.enqueue import enqueue_commit
 from runs.models import (
     Write,
 )

@@ -79,7 +79,7 @@ def web_broker(private_redis, monkeypatch, settings):
     import redis as redis_client
     from django_q.brokers.redis_broker import Redis
 
-    from ingest import tasks
+    from ingest import broker, flag
 
     url = private_redis.url
 
@@ -88,11 +88,11 @@ def web_broker(private_redis, monkeypatch, settings):
         def get_connection(list_key=None):
             return redis_client.from_url(url)
 
-    broker = PrivateRedisBroker(list_key=settings.Q_CLUSTER["name"])
-    monkeypatch.setattr(tasks, "_broker", broker)
+    private = PrivateRedisBroker(list_key=settings.Q_CLUSTER["name"])
+    monkeypatch.setattr(broker, "_broker", private)
     # A flag this process saw in another Redis is not up in this one.
-    monkeypatch.setattr(tasks, "_flag_seen_until", 0.0)
-    return broker
+    monkeypatch.setattr(flag, "_flag_seen_until", 0.0)
+    return private
 
 
 @pytest.fixture

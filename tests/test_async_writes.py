@@ -503,7 +503,8 @@ def test_explicit_dependencies_cost_the_same_queries_for_2_names_or_200(api):
 
 @pytest.mark.django_db
 def test_an_overdue_write_is_swept_unless_commits_are_moving(api, settings):
-    from ingest.tasks import enqueue_sweep_if_overdue, shared_broker
+    from ingest.broker import shared_broker
+    from ingest.brokers import enqueue_sweep_if_overdue
 
     broker = shared_broker()
     settings.MLTRACE_SWEEP_AFTER_SECONDS = 0
@@ -522,8 +523,9 @@ def test_an_overdue_write_is_swept_unless_commits_are_moving(api, settings):
 
 
 def test_no_sweep_is_enqueued_while_a_long_commit_holds_the_commit_lock(api, live_db, settings):
+    from ingest.broker import shared_broker
+    from ingest.brokers import enqueue_sweep_if_overdue
     from ingest.locks import COMMIT_LOCK_KEY
-    from ingest.tasks import enqueue_sweep_if_overdue, shared_broker
 
     broker = shared_broker()
     settings.MLTRACE_SWEEP_AFTER_SECONDS = 0

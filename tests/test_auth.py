@@ -95,7 +95,7 @@ def test_readyz_names_the_broker_when_it_does_not_answer(anon, monkeypatch):
     import redis as redis_client
     from django_q.brokers.redis_broker import Redis
 
-    from ingest import tasks
+    from ingest import broker
     from tests.live import free_port
 
     port = free_port()  # nothing listens there
@@ -105,7 +105,7 @@ def test_readyz_names_the_broker_when_it_does_not_answer(anon, monkeypatch):
         def get_connection(list_key=None):
             return redis_client.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=1)
 
-    monkeypatch.setattr(tasks, "_broker", DeadRedis(list_key="x"))
+    monkeypatch.setattr(broker, "_broker", DeadRedis(list_key="x"))
 
     response = anon.get("/readyz")
 

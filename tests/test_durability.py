@@ -56,7 +56,8 @@ def all_committed_exactly_once(accepted: list[int], timeout: float = 90) -> None
 
 
 def commit_lock_holder(db: dict) -> int | None:
-    """The OS pid of the process whose transaction holds the commit lock, if any."""
+    """The OS pid of the process whose transaction holds the commit lock in this database, if
+    any (pg_locks lists every database's: another suite's process must not be the one killed)."""
     with (
         psycopg2.connect(
             dbname=db["NAME"], user=db["USER"], host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432
@@ -65,7 +66,8 @@ def commit_lock_holder(db: dict) -> int | None:
     ):
         cursor.execute(
             """SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-               WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted""",
+               WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())""",
             [COMMIT_LOCK_KEY],
         )
         row = cursor.fetchone()

@@ -10,6 +10,9 @@ and the ones below it:
     components     the domain: components and tags
     common         helpers that import no app
 
+Inside ingest the modules form a line too, written in ingest/__init__.py's docstring: each
+imports only the ones below it.
+
 The shipped server imports nothing of bench/ or the tests, and the client (client/mltrace)
 nothing of the server.
 """
@@ -17,6 +20,7 @@ nothing of the server.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +37,29 @@ def imported(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module.split(".")[0])
     return names
+
+
+def imported_modules(path: Path, package: str) -> set[str]:
+    """The modules of `package` a file imports (`from package.x import y`, `from package import
+    x`, `import package.x`), at any depth of its code."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(
+                alias.name.split(".")[1] for alias in node.names if alias.name.startswith(f"{package}.")
+            )
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == package:
+                names.update(alias.name for alias in node.names)
+            elif node.module.startswith(f"{package}."):
+                names.add(node.module.split(".")[1])
+    return names
+
+
+def ingest_line() -> list[str]:
+    """ingest's modules, top to bottom, as ingest/__init__.py's docstring lists them."""
+    doc = ast.get_docstring(ast.parse((ROOT / "ingest" / "__init__.py").read_text())) or ""
+    return re.findall(r"^    (\w+)\.py ", doc, flags=re.MULTILINE)
 
 
 def sources(*packages: str) -> list[Path]:
@@ -76,3 +103,31 @@ def test_the_layer_test_sees_an_upward_import(tmp_path, monkeypatch):
     module.parent.mkdir()
     module.write_text("def f():\n    from ingest.accept import writes_accept\n")
     assert imported(module) & set(LAYERS[:3]) == {"ingest"}
+
+
+def test_ingest_lists_its_modules_in_order_each_once():
+    line = ingest_line()
+    on_disk = sorted(path.stem for path in (ROOT / "ingest").glob("*.py") if path.stem != "__init__")
+    assert sorted(line) == on_disk
+    assert len(line) == len(set(line))
+
+
+def test_each_ingest_module_imports_only_the_ones_below_it():
+    line = ingest_line()
+    upward = {}
+    for index, name in enumerate(line):
+        wrong = imported_modules(ROOT / "ingest" / f"{name}.py", "ingest") - set(line[index + 1 :])
+        if wrong:
+            upward[f"ingest/{name}.py"] = sorted(wrong)
+    assert upward == {}
+
+
+def test_the_ingest_line_test_sees_an_upward_import(tmp_path):
+    # The check itself: every form of import names the module it reaches.
+    module = tmp_path / "bad.py"
+    module.write_text(
+        "import ingest.tasks\nfrom ingest import flag\n"
+        "def f():\n    from ingest.submit import writes_submit\n"
+    )
+    assert imported_modules(module, "ingest") == {"tasks", "flag", "submit"}
+    assert ingest_line()[0] == "submit" and ingest_line()[-1] == "sql"

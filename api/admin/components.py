@@ -10,7 +10,7 @@ from django.utils.html import format_html
 
 from api.dashboard import LargeTableAdmin
 from components.models import Component, Tag
-from ingest.queue import component_update_in_order
+from ingest.edits import component_update_in_order
 
 
 class ListedFilter(admin.SimpleListFilter):

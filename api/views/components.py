@@ -35,8 +35,8 @@ from api.serializers.runs import HistoryQuerySerializer, RunPageSerializer
 from api.views.runs import run_page_response
 from components.selectors import component_get, component_list, tag_list
 from components.services import component_tags_add
-from ingest.accept import writes_accept
-from ingest.queue import component_update_in_order, writes_commit_now
+from ingest.edits import component_update_in_order
+from ingest.submit import writes_submit
 from runs.models import Edit, Write
 from runs.services import edit_record
 
@@ -88,15 +88,17 @@ class ComponentViewSet(KnownQueryParameters, viewsets.ViewSet):
     def create(self, request: Request) -> Response:
         payload = dict(validated(ComponentCreateSerializer, request.data))
         idempotency = idempotency_from(request)
-        if wants_sync(request):
-            recorded = writes_commit_now(
-                kind=Write.Kind.COMPONENT, payloads=[payload], idempotency=idempotency, user=request.user
-            )
+        sync = wants_sync(request)
+        recorded = writes_submit(
+            kind=Write.Kind.COMPONENT,
+            payloads=[payload],
+            sync=sync,
+            idempotency=idempotency,
+            user=request.user,
+        )
+        if sync:
             code = status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK
             return respond(recorded, code, component_to_dict(component_get(name=payload["name"])))
-        recorded = writes_accept(
-            kind=Write.Kind.COMPONENT, payloads=[payload], idempotency=idempotency, user=request.user
-        )
         body = {"id": recorded.write_ids[0], "name": payload["name"], "status": Write.Status.QUEUED}
         return respond(recorded, status.HTTP_202_ACCEPTED, body)
 

@@ -28,9 +28,8 @@ from api.serializers.lineage import (
 )
 from api.serializers.runs import NULL_CHARACTER, has_null_character, pointers_in
 from common.errors import InvalidInput
-from ingest.accept import writes_accept
 from ingest.lineage import events_after_end_count
-from ingest.queue import writes_commit_now
+from ingest.submit import writes_submit
 from runs.models import LineageEvent, Write
 from runs.openlineage import Event, read_event
 from runs.selectors import lineage_run_get, lineage_runs_page
@@ -51,13 +50,9 @@ def event_payload(event: Any) -> tuple[dict[str, Any], Event]:
     return {"event": event}, read
 
 
-def _record(request: Request, payloads: list[dict[str, Any]]) -> tuple[list[int], bool]:
-    """Accepts (or with ?sync=true commits) the events' writes; their ids, and whether committed."""
-    if wants_sync(request):
-        recorded = writes_commit_now(kind=Write.Kind.LINEAGE, payloads=payloads, user=request.user)
-        return recorded.write_ids, True
-    recorded = writes_accept(kind=Write.Kind.LINEAGE, payloads=payloads, user=request.user)
-    return recorded.write_ids, False
+def _record(request: Request, payloads: list[dict[str, Any]], *, sync: bool) -> list[int]:
+    """Accepts (or with ?sync=true commits) the events' writes; their ids."""
+    return writes_submit(kind=Write.Kind.LINEAGE, payloads=payloads, sync=sync, user=request.user).write_ids
 
 
 class LineageView(KnownQueryParameters, APIView):
@@ -76,8 +71,9 @@ class LineageView(KnownQueryParameters, APIView):
     )
     def post(self, request: Request) -> Response:
         payload, _ = event_payload(request.data)
-        (write_id,), committed = _record(request, [payload])
-        if not committed:
+        sync = wants_sync(request)
+        (write_id,) = _record(request, [payload], sync=sync)
+        if not sync:
             return Response({"id": write_id, "status": Write.Status.QUEUED}, status=status.HTTP_202_ACCEPTED)
         event = LineageEvent.objects.only("outcome", "run_uuid").get(id=write_id)
         body = {
@@ -116,7 +112,7 @@ class LineageBatchView(KnownQueryParameters, APIView):
         tags=["openlineage"],
     )
     def post(self, request: Request) -> Response:
-        wants_sync(request)  # a bad ?sync= is a 400 even when no event is good
+        sync = wants_sync(request)  # a bad ?sync= is a 400 even when no event is good
         events = request.data
         if not isinstance(events, list):
             raise InvalidInput(NOT_AN_ARRAY)
@@ -139,8 +135,8 @@ class LineageBatchView(KnownQueryParameters, APIView):
                 payloads.append(payload)
                 read.append((event_read, event))
         after_end = 0
-        if payloads and wants_sync(request):
-            write_ids, _ = _record(request, payloads)
+        if payloads and sync:
+            write_ids = _record(request, payloads, sync=True)
             after_end = LineageEvent.objects.filter(
                 id__in=write_ids, outcome=LineageEvent.Outcome.AFTER_END
             ).count()
@@ -148,7 +144,7 @@ class LineageBatchView(KnownQueryParameters, APIView):
             # Counted before the accept, so that a worker committing the batch meanwhile
             # cannot make its own events look late.
             after_end = events_after_end_count(read)
-            _record(request, payloads)
+            _record(request, payloads, sync=False)
         body = {
             "status": "partial_success" if failed else "success",
             "summary": {

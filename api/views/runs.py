@@ -58,9 +58,8 @@ from api.serializers.runs import (
     run_payload,
 )
 from common.errors import RUN_NOT_COMMITTED, RUN_NOT_FOUND, Conflict, DependencyUnresolved, NotFound
-from ingest.accept import writes_accept
-from ingest.queue import writes_commit_now
 from ingest.selectors import queue_stats, run_get, run_write_pending
+from ingest.submit import writes_submit
 from runs import lineage
 from runs.models import PointerType, Run, Write
 from runs.selectors import run_bodies_within, run_page, runs_to_dicts
@@ -126,21 +125,19 @@ def run_page_response(request: Request, query: dict[str, Any], *, limit: int, **
 def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool) -> Response:
     """Accepts runs (202), or commits them first with ?sync=true (201 and the runs)."""
     idempotency = idempotency_from(request)
-    if wants_sync(request):
-        try:
-            recorded = writes_commit_now(
-                kind=Write.Kind.RUN, payloads=payloads, idempotency=idempotency, user=request.user
-            )
-        except DependencyUnresolved as exc:
-            if batch and exc.index is not None:
-                raise serializers.ValidationError({"runs": {str(exc.index): exc.body()}}) from None
-            raise
+    sync = wants_sync(request)
+    try:
+        recorded = writes_submit(
+            kind=Write.Kind.RUN, payloads=payloads, sync=sync, idempotency=idempotency, user=request.user
+        )
+    except DependencyUnresolved as exc:
+        if batch and exc.index is not None:
+            raise serializers.ValidationError({"runs": {str(exc.index): exc.body()}}) from None
+        raise
+    if sync:
         bodies = runs_to_dicts(recorded.write_ids)
         code: int = status.HTTP_201_CREATED
     else:
-        recorded = writes_accept(
-            kind=Write.Kind.RUN, payloads=payloads, idempotency=idempotency, user=request.user
-        )
         bodies = [{"id": write_id, "status": Write.Status.QUEUED} for write_id in recorded.write_ids]
         code = status.HTTP_202_ACCEPTED
     location = None if batch else f"/api/v1/runs/{recorded.write_ids[0]}/"
