@@ -124,8 +124,8 @@ def table(results: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| round | cluster | limit runs/s | limit WAL MB (full-page images) | limit checkpoints time/WAL |"
         " sustained committed runs/s | lag p50 / p99 s | queue slope writes/s | sustained WAL MB |"
-        " checkpoints time/WAL |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " checkpoints time/WAL | other processes' cores |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lim, sus = r.get("limit") or {}, r.get("sustained") or {}
@@ -145,9 +145,11 @@ def table(results: list[dict[str, Any]]) -> list[str]:
                 f"{sus['queue_slope_writes_per_s']:+.1f}",
                 f"{sus['wal_bytes'] / 2**20:,.0f}",
                 f"{sus['checkpoints_timed']:.0f}/{sus['checkpoints_req']:.0f}",
+                # What else ran on the machine over the load (bench/cpu_share.py's "other").
+                f"{(sus.get('cpu') or {}).get('by_kind', {}).get('other', 0):.2f}",
             ]
         else:
-            cells += ["-"] * 5
+            cells += ["-"] * 6
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -165,9 +167,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--queue-name", default="mltrace-bench")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--report-only", type=Path, help="rewrite report.md of a results folder, measure nothing"
+    )
     args = parser.parse_args()
+    if args.report_only:
+        write_report(args.report_only, json.loads((args.report_only / "results.json").read_text()))
+        return
     out = args.out or run.ROOT / "bench" / "results" / dt.datetime.now().strftime("pg-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
+    (out / "command.txt").write_text(f"python {' '.join(sys.argv)}\n")
     machine_base = args.database_url.rsplit("/", 1)[0]
     results: list[dict[str, Any]] = []
     with pgcluster.PrivatePostgres(log=out / "compose-postgres.log") as private:
@@ -177,11 +186,15 @@ def main() -> None:
             for name, base in clusters if number % 2 else clusters[::-1]:
                 results.append({"round": number, **one(name, base, args, out)})
                 (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    write_report(out, results)
+
+
+def write_report(out: Path, results: list[dict[str, Any]]) -> None:
+    command = out / "command.txt"
     lines = [
         "# PostgreSQL as shipped, beside the machine's",
         "",
-        f"`{' '.join(sys.argv)}`",
-        "",
+        *([f"`{command.read_text().strip()}`", ""] if command.exists() else []),
         *table(results),
         "",
         *(f"- {r['cluster']}: {r['settings']}" for r in results[:2]),

@@ -66,3 +66,38 @@ def test_the_private_cluster_runs_with_exactly_the_compose_settings_and_stops_wi
     assert not Path(f"/proc/{pid}").exists() and not Path(f"/proc/{backend}").exists()
     with pytest.raises(psycopg2.OperationalError):
         psycopg2.connect(cluster.url(), connect_timeout=5)
+
+
+def test_the_comparison_reports_a_row_per_cluster_and_round(tmp_path):
+    from bench import pg_compare
+
+    part = {"wal_bytes": 3 * 2**30, "wal_fpi": 40_000, "checkpoints_timed": 0, "checkpoints_req": 1}
+    results = [
+        {
+            "round": 1,
+            "cluster": name,
+            "settings": {"shared_buffers": buffers},
+            "limit": {**part, "runs_per_s": rate},
+            "sustained": {
+                **part,
+                "committed_runs_per_s": 1000.0,
+                "lag_p50_s": 0.5,
+                "lag_p99_s": 1.0,
+                "queue_slope_writes_per_s": 0.1,
+                "cpu": {"by_kind": {"other": 0.25}},
+            },
+        }
+        for name, buffers, rate in (("machine", "128MB", 1737.0), ("compose", "4GB", 2196.0))
+    ]
+    (tmp_path / "command.txt").write_text("python bench/pg_compare.py --rounds 1\n")
+
+    pg_compare.write_report(tmp_path, results)
+
+    report = (tmp_path / "report.md").read_text()
+    assert "`python bench/pg_compare.py --rounds 1`" in report
+    assert (
+        "| 1 | machine | 1,737 | 3,072 (40,000) | 0/1 | 1,000 | 0.50 / 1.00 | +0.1 | 3,072 | 0/1 | 0.25 |"
+        in report
+    )
+    assert "| 1 | compose | 2,196 |" in report
+    assert "- compose: {'shared_buffers': '4GB'}" in report
