@@ -77,7 +77,7 @@ def one(name: str, base: str, args: argparse.Namespace, out: Path) -> dict[str, 
         limit.drop(url)
         run.log(f"{name}: the limit {measured['runs_per_s']:,.0f} runs/s")
     if args.seconds:
-        folder = out / name
+        folder = out / name.replace(", ", "-").replace("=", "-")
         folder.mkdir(parents=True, exist_ok=True)
         server_args = argparse.Namespace(
             database_url=f"{base}/mltrace_pgcompare",
@@ -166,6 +166,9 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=2 * (os.cpu_count() or 1))
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--queue-name", default="mltrace-bench")
+    parser.add_argument(
+        "--vary", help="name=value[,name=value]: also a cluster of the compose settings with these changed"
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--report-only", type=Path, help="rewrite report.md of a results folder, measure nothing"
@@ -179,13 +182,29 @@ def main() -> None:
     (out / "command.txt").write_text(f"python {' '.join(sys.argv)}\n")
     machine_base = args.database_url.rsplit("/", 1)[0]
     results: list[dict[str, Any]] = []
-    with pgcluster.PrivatePostgres(log=out / "compose-postgres.log") as private:
-        run.log(f"results in {out}; the compose cluster at {private.url()} ({private.settings})")
-        clusters = [("machine", machine_base), ("compose", private.url().rsplit("/", 1)[0])]
+    # --vary name=value adds a third cluster, the compose file's settings with that one
+    # changed: an experiment to tell one setting's share (or a difference from the machine's
+    # configuration) apart, not what ships.
+    varied = dict(part.split("=", 1) for part in args.vary.split(",")) if args.vary else None
+    privates = [pgcluster.PrivatePostgres(log=out / "compose-postgres.log")]
+    if varied:
+        privates.append(
+            pgcluster.PrivatePostgres({**pgcluster.compose_settings(), **varied}, log=out / "varied.log")
+        )
+    try:
+        clusters = [("machine", machine_base)]
+        for private in privates:
+            private.start()
+            name = "compose" if private is privates[0] else f"compose, {args.vary}"
+            run.log(f"results in {out}; {name} at {private.url()} ({private.settings})")
+            clusters.append((name, private.url().rsplit("/", 1)[0]))
         for number in range(1, args.rounds + 1):
             for name, base in clusters if number % 2 else clusters[::-1]:
                 results.append({"round": number, **one(name, base, args, out)})
                 (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    finally:
+        for private in privates:
+            private.stop()
     write_report(out, results)
 
 
@@ -197,7 +216,7 @@ def write_report(out: Path, results: list[dict[str, Any]]) -> None:
         *([f"`{command.read_text().strip()}`", ""] if command.exists() else []),
         *table(results),
         "",
-        *(f"- {r['cluster']}: {r['settings']}" for r in results[:2]),
+        *(f"- {r['cluster']}: {r['settings']}" for r in results if r["round"] == 1),
         "",
     ]
     (out / "report.md").write_text("\n".join(lines))
