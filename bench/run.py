@@ -40,7 +40,7 @@ import psycopg2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench import client_bench, cpu_share  # noqa: E402
+from bench import client_bench, cpu_share, pgcluster  # noqa: E402
 
 PY = sys.executable
 BASELINE_JSON = ROOT / "docs" / "benchmarks" / "mltrace-baseline.json"
@@ -1149,11 +1149,16 @@ def machine_facts(env: dict[str, str]) -> dict[str, Any]:
     redis_version = subprocess.run(
         ["redis-server", "--version"], capture_output=True, text=True
     ).stdout.split()[2]
+    # What PostgreSQL ran with, for the settings docker-compose.yml sets (bench/pgcluster.py).
+    names = [*pgcluster.compose_settings(), "autovacuum"]
+    configured = {
+        name: sql(env["DATABASE_URL"], "SELECT current_setting(%s)", (name,))[0][0] for name in names
+    }
     return {
         "cpus": os.cpu_count(),
         "memory_gb": memory,
         "python": f"Python {sys.version.split()[0]}",
-        "postgres": f"PostgreSQL {postgres}",
+        "postgres": f"PostgreSQL {postgres} ({', '.join(f'{k}={v}' for k, v in configured.items())})",
         "redis": redis_version.removeprefix("v="),
     }
 
@@ -1578,6 +1583,13 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=1800)
     parser.add_argument("--port", type=int, default=8765)
     add_service_arguments(parser)
+    parser.add_argument(
+        "--postgres",
+        choices=("machine", "compose"),
+        default="machine",
+        help="machine: the PostgreSQL of --database-url as it is configured; compose: a private cluster"
+        " with docker-compose.yml's settings (bench/pgcluster.py), started and removed by the run",
+    )
     parser.add_argument("--out", type=Path)
     parser.add_argument(
         "--only",
@@ -1663,70 +1675,80 @@ def main() -> None:
 
     out = args.out or ROOT / "bench" / "results" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "DATABASE_URL": args.database_url,
-        "REDIS_URL": args.redis_url,
-        "MLTRACE_QUEUE_NAME": "mltrace-bench",
-        "MLTRACE_WORKERS": str(args.queue_workers),
-        "DJANGO_SETTINGS_MODULE": "mltrace_site.settings",
-        "PYTHONPATH": str(ROOT),
-    }
-    log(f"results in {out}")
-    rounds: list[dict[str, Any]] = []
-    client = sustained = None
-    if args.only in (None, "client"):
-        client = client_round(args, env, out)
-        (out / "client.json").write_text(json.dumps(client, indent=1, default=str))
-        machine = machine_facts(env)
-        (out / "run.json").write_text(json.dumps({"run": run, "machine": machine}))
-        report(out, run, rounds, machine, client, sustained)
-    if args.only in (None, "sustained"):
-        sustained = sustained_round(args, env, out / "sustained")
-        (out / "sustained.json").write_text(json.dumps(sustained, indent=1, default=str))
-        machine = machine_facts(env)
-        (out / "run.json").write_text(json.dumps({"run": run, "machine": machine}))
-        report(out, run, rounds, machine, client, sustained)
-    sizes = [int(s) for s in args.sizes.split(",")] if args.only in (None, "locust") else []
-    for size in sizes:
-        # Each size starts from an empty database seeded to exactly that size: the write
-        # scenarios of one size would otherwise inflate the next.
-        label = f"{size:,} runs in the database" if size else "empty database"
-        folder = out / f"size-{size}"
-        folder.mkdir(exist_ok=True)
-        server = fresh_server(args, env, folder)
-        try:
-            seeded = seed(env, size, server, folder) if size else None
-            results = []
-            lineage = None
-            for name in args.scenarios.split(","):
-                if name == "readers":
-                    # Timed alone, before readers load the machine; leaves 50 outputs flagged.
-                    lineage = lineage_timings(env, server)
-                results.append(run_scenario(name, args, env, server, folder))
-        finally:
-            server.stop()
-        rounds.append(
-            {
-                "label": label,
-                "folder": folder.name,
-                "results": results,
-                "seed": seeded,
-                "lineage": lineage,
-                "charts": charts(folder, results, label)
-                + ([seed_chart(folder, seeded, label)] if seeded else []),
-            }
-        )
-        (out / "results.json").write_text(json.dumps(rounds, indent=1, default=str))
-        machine = machine_facts(env)
-        (out / "run.json").write_text(json.dumps({"run": run, "machine": machine}))
-        report(out, run, rounds, machine, client, sustained)
-    log(f"report: {out / 'report.md'}")
-    latest = ROOT / "bench" / "results" / "latest"
-    if latest.is_symlink() or latest.exists():
-        latest.unlink() if latest.is_symlink() else shutil.rmtree(latest)
-    if out.parent == latest.parent:
-        latest.symlink_to(out.name)
+    private = None
+    if args.postgres == "compose":
+        # The database of that name, in a cluster configured as docker-compose.yml ships it.
+        private = pgcluster.PrivatePostgres(log=out / "compose-postgres.log").start()
+        args.database_url = private.url(args.database_url.rsplit("/", 1)[1])
+        run["postgres"] = f"private cluster with docker-compose.yml's settings: {private.settings}"
+    try:
+        env = {
+            **os.environ,
+            "DATABASE_URL": args.database_url,
+            "REDIS_URL": args.redis_url,
+            "MLTRACE_QUEUE_NAME": "mltrace-bench",
+            "MLTRACE_WORKERS": str(args.queue_workers),
+            "DJANGO_SETTINGS_MODULE": "mltrace_site.settings",
+            "PYTHONPATH": str(ROOT),
+        }
+        log(f"results in {out}")
+        rounds: list[dict[str, Any]] = []
+        client = sustained = None
+        if args.only in (None, "client"):
+            client = client_round(args, env, out)
+            (out / "client.json").write_text(json.dumps(client, indent=1, default=str))
+            machine = machine_facts(env)
+            (out / "run.json").write_text(json.dumps({"run": run, "machine": machine}))
+            report(out, run, rounds, machine, client, sustained)
+        if args.only in (None, "sustained"):
+            sustained = sustained_round(args, env, out / "sustained")
+            (out / "sustained.json").write_text(json.dumps(sustained, indent=1, default=str))
+            machine = machine_facts(env)
+            (out / "run.json").write_text(json.dumps({"run": run, "machine": machine}))
+            report(out, run, rounds, machine, client, sustained)
+        sizes = [int(s) for s in args.sizes.split(",")] if args.only in (None, "locust") else []
+        for size in sizes:
+            # Each size starts from an empty database seeded to exactly that size: the write
+            # scenarios of one size would otherwise inflate the next.
+            label = f"{size:,} runs in the database" if size else "empty database"
+            folder = out / f"size-{size}"
+            folder.mkdir(exist_ok=True)
+            server = fresh_server(args, env, folder)
+            try:
+                seeded = seed(env, size, server, folder) if size else None
+                results = []
+                lineage = None
+                for name in args.scenarios.split(","):
+                    if name == "readers":
+                        # Timed alone, before readers load the machine; leaves 50 outputs flagged.
+                        lineage = lineage_timings(env, server)
+                    results.append(run_scenario(name, args, env, server, folder))
+            finally:
+                server.stop()
+            rounds.append(
+                {
+                    "label": label,
+                    "folder": folder.name,
+                    "results": results,
+                    "seed": seeded,
+                    "lineage": lineage,
+                    "charts": charts(folder, results, label)
+                    + ([seed_chart(folder, seeded, label)] if seeded else []),
+                }
+            )
+            (out / "results.json").write_text(json.dumps(rounds, indent=1, default=str))
+            machine = machine_facts(env)
+            (out / "run.json").write_text(json.dumps({"run": run, "machine": machine}))
+            report(out, run, rounds, machine, client, sustained)
+        log(f"report: {out / 'report.md'}")
+        latest = ROOT / "bench" / "results" / "latest"
+        if latest.is_symlink() or latest.exists():
+            latest.unlink() if latest.is_symlink() else shutil.rmtree(latest)
+        if out.parent == latest.parent:
+            latest.symlink_to(out.name)
+    finally:
+        if private:
+            private.stop()
 
 
 if __name__ == "__main__":
