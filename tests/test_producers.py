@@ -466,16 +466,23 @@ def test_structured_logs_statement_jobs_are_left_out_of_the_component_list(dbt_l
     assert dbt_logs["code"] == ""
 
 
+def structured_logs_trace(run: dict[str, int], *, below: int = 0) -> list[tuple[int, int, str]]:
+    """The trace of shop_logs.customer_totals as structured logs make it, `below` levels down:
+    (depth, run id, component), in the trace's order, from the node runs of `run`."""
+    nodes = [
+        (0, "model", "customer_totals"),
+        (1, "model", "customer_orders"),
+        (2, "model", "stg_customers"),
+        (3, "seed", "raw_customers"),
+        (2, "model", "stg_orders"),
+        (3, "seed", "raw_orders"),
+    ]
+    return [(depth + below, run[name], f"dbt:{kind}.shop.{name}") for depth, kind, name in nodes]
+
+
 def test_structured_logs_trace_the_aggregate_down_to_the_seeds(dbt_logs):
     run = {name: node_runs[0]["run"] for name, node_runs in dbt_logs["runs"].items()}
-    assert dbt_logs["trace"] == [
-        (0, run["customer_totals"], "dbt:model.shop.customer_totals"),
-        (1, run["customer_orders"], "dbt:model.shop.customer_orders"),
-        (2, run["stg_customers"], "dbt:model.shop.stg_customers"),
-        (3, run["raw_customers"], "dbt:seed.shop.raw_customers"),
-        (2, run["stg_orders"], "dbt:model.shop.stg_orders"),
-        (3, run["raw_orders"], "dbt:seed.shop.raw_orders"),
-    ]
+    assert dbt_logs["trace"] == structured_logs_trace(run)
 
 
 def test_structured_logs_impact_of_a_seed_reaches_the_failed_model(dbt_logs):
@@ -518,14 +525,10 @@ def test_airflow_failed_task_keeps_postgres_error_as_its_notes(airflow):
 def test_airflow_sql_task_traces_into_dbt_through_the_table_it_reads(airflow, dbt_logs):
     (task,) = airflow["tasks"]["top_customers"]
     dbt_run = {name: node_runs[0]["run"] for name, node_runs in dbt_logs["runs"].items()}
+    # The task, then the aggregate's whole dbt trace one level down, seeds included.
     assert airflow["trace"] == [
         (0, task["run"], "airflow:shop_report.top_customers"),
-        (1, dbt_run["customer_totals"], "dbt:model.shop.customer_totals"),
-        (2, dbt_run["customer_orders"], "dbt:model.shop.customer_orders"),
-        (3, dbt_run["stg_customers"], "dbt:model.shop.stg_customers"),
-        (4, dbt_run["raw_customers"], "dbt:seed.shop.raw_customers"),
-        (3, dbt_run["stg_orders"], "dbt:model.shop.stg_orders"),
-        (4, dbt_run["raw_orders"], "dbt:seed.shop.raw_orders"),
+        *structured_logs_trace(dbt_run, below=1),
     ]
 
 
