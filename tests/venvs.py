@@ -88,7 +88,19 @@ def ensure(requirements: Path, *, retry_failed: bool = False, log=print) -> Path
         with contextlib.suppress(FileNotFoundError):
             failed.unlink()
         log(f"built {venv} in {time.monotonic() - started:.0f} s")
+        _forget_other_versions(venv)
         return python_of(venv)
+
+
+def _forget_other_versions(venv: Path) -> None:
+    """Removes the venvs that earlier versions of the same requirements file left: a changed
+    pin builds a new venv, and the cache keeps one per file, not one per version."""
+    name = venv.name.rsplit("-", 1)[0]
+    for other in CACHE.glob(f"{name}-" + "[0-9a-f]" * 16):
+        if other != venv and other.is_dir():
+            shutil.rmtree(other, ignore_errors=True)
+            for suffix in (".lock", ".failed"):
+                other.with_suffix(suffix).unlink(missing_ok=True)
 
 
 def _run(command: list[str]) -> None:
