@@ -525,7 +525,7 @@ def test_an_overdue_write_is_swept_unless_commits_are_moving(api, settings):
 def test_no_sweep_is_enqueued_while_a_long_commit_holds_the_commit_lock(api, live_db, settings):
     from ingest.broker import shared_broker
     from ingest.brokers import enqueue_sweep_if_overdue
-    from ingest.locks import COMMIT_LOCK_KEY
+    from ingest.locks import COMMIT_LOCK_KEY, commit_in_progress
 
     broker = shared_broker()
     settings.MLTRACE_SWEEP_AFTER_SECONDS = 0
@@ -540,6 +540,8 @@ def test_no_sweep_is_enqueued_while_a_long_commit_holds_the_commit_lock(api, liv
     finally:
         committer.close()
     assert during == before
+    # The server ends the closed session, and frees its lock, a moment after close() returns.
+    wait_until(lambda: not commit_in_progress(), timeout=30, what="the committer's lock to be freed")
     # The commit is over and the write is still the oldest: now its task is lost.
     assert enqueue_sweep_if_overdue(broker=broker, previous_oldest=first) == first
     assert broker.queue_size() == before + 1
