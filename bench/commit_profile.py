@@ -88,10 +88,10 @@ def _wal_since(position: str) -> int:
 @contextmanager
 def _timed(seconds: dict[str, float]) -> Iterator[None]:
     """Times, into `seconds`, every statement by its first words, each COPY of the commit
-    (wrapping ingest/batch.py's calls of ingest/sql.py) and every COMMIT."""
+    (wrapping the write path's calls of ingest/sql.py) and every COMMIT."""
     from django.db import connection, connections
 
-    from ingest import batch
+    from ingest import batch, materialize, pointers
 
     inside = [0]  # statements within a wrapped call count towards that call only
 
@@ -116,22 +116,23 @@ def _timed(seconds: dict[str, float]) -> Iterator[None]:
         return timed
 
     wrapped = {
-        "copy_rows": "COPY: run rows",
-        "copy_id_pairs": "COPY: links",
-        "insert_new_returning": "new pointers: stage COPY and INSERT",
+        (batch, "copy_rows"): "COPY: run rows",
+        (batch, "copy_id_pairs"): "COPY: dependency edges",
+        (materialize, "copy_id_pairs"): "COPY: links",
+        (pointers, "insert_new_returning"): "new pointers: stage COPY and INSERT",
     }
-    originals = {name: getattr(batch, name) for name in wrapped}
+    originals = {where: getattr(*where) for where in wrapped}
     wrapper_class = type(connections["default"])
     commit = wrapper_class._commit
-    for name, label in wrapped.items():
-        setattr(batch, name, timing(label, originals[name]))
+    for (module, name), label in wrapped.items():
+        setattr(module, name, timing(label, originals[(module, name)]))
     wrapper_class._commit = timing("COMMIT", commit)
     try:
         with connection.execute_wrapper(statement):
             yield
     finally:
-        for name, function in originals.items():
-            setattr(batch, name, function)
+        for (module, name), function in originals.items():
+            setattr(module, name, function)
         wrapper_class._commit = commit
 
 
@@ -154,16 +155,26 @@ def queue_runs(*, batches: int, batch: int, predictions: int) -> None:
 
 
 def commit_batches(*, batch: int) -> list[dict[str, Any]]:
-    """Commits the queue a batch per transaction, as a worker does; each batch's numbers."""
+    """Commits the queue a batch at a time, as one worker does: materializes a range, then
+    resolves it, each in a transaction of its own; each batch's numbers, the two steps' among
+    its parts ("step: ...")."""
+    from django.conf import settings
+
+    from ingest.materialize import materialize_next
     from ingest.queue import _next_batch_transaction
 
+    settings.MLTRACE_COMMIT_BATCH = batch
     measured = []
     while True:
         seconds: dict[str, float] = defaultdict(float)
         position = _wal_position()
         started = time.perf_counter()
         with _timed(seconds):
-            writes = _next_batch_transaction(limit=batch, isolate=False)
+            materialize_next(through_id=2**62)
+            seconds["step: materialize"] = time.perf_counter() - started
+            resolve_started = time.perf_counter()
+            writes = _next_batch_transaction(None, wait=False, isolate=False)
+            seconds["step: resolve"] = time.perf_counter() - resolve_started
         if not writes:
             return measured
         measured.append(
@@ -258,10 +269,19 @@ def report(result: dict[str, Any]) -> str:
         f"median ms: ours {statistics.median(a['seconds'] for a in ours) * 1000:.0f},"
         f" the limit {statistics.median(b['seconds'] for b in theirs) * 1000:.0f}"
     )
+    parts = result["ours_parts_mean"]
+    steps = {name: seconds for name, seconds in parts.items() if name.startswith("step: ")}
+    if steps.get("step: resolve"):
+        lines.append(
+            f"ours by step, ms: materialize {steps.get('step: materialize', 0) * 1000:.0f},"
+            f" resolve {steps['step: resolve'] * 1000:.0f}: the ordered step alone resolves"
+            f" {result['batch'] / steps['step: resolve']:,.0f} runs/s"
+        )
     lines.append("ours, a batch on average, ms:")
-    for name, seconds in sorted(result["ours_parts_mean"].items(), key=lambda item: -item[1])[:15]:
+    inside = {name: seconds for name, seconds in parts.items() if name not in steps}
+    for name, seconds in sorted(inside.items(), key=lambda item: -item[1])[:15]:
         lines.append(f"  {seconds * 1000:8.1f}  {name}")
-    accounted = sum(result["ours_parts_mean"].values())
+    accounted = sum(inside.values())
     mean = statistics.mean(a["seconds"] for a in ours)
     lines.append(f"  {(mean - accounted) * 1000:8.1f}  the rest: Python")
     return "\n".join(lines)

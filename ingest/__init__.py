@@ -13,18 +13,22 @@ Its modules, top to bottom: each imports only the modules below it in this list
     tasks.py        the django-q tasks: commit the queue, sweep lost tasks, purge keys
     flag.py         the commit-pending flag in Redis: raised by accepts, awaited by the task
     broker.py       the process's one django-q broker
-    queue.py        commit the queue: a batch per transaction, each write marked committed or failed
-    batch.py        apply one batch: its events made writes (lineage.py), then planned and inserted
+    queue.py        commit the queue: materialize ranges, resolve batches in order, mark each write
+    materialize.py  the order-free half of a run write: its pointers, links and materialized form
+    batch.py        apply one batch in order: its events made writes (lineage.py), planned, inserted
     lineage.py      one batch's OpenLineage events and the run and component writes they make
+    pointers.py     pointers made or retyped so that each has its first mention's type
     locks.py        the accept lock and the commit lock
     idempotency.py  Idempotency-Key answers
     selectors.py    the queue's state and the writes not committed yet
     sql.py          the raw SQL: advisory locks, the one-statement accept, bulk inserts and COPY
 
-Words: a write is *applied* when the rows it makes are written into the domain's tables
-(`batch.batch_apply`, in the caller's transaction); it is *committed* when it is applied and
-marked committed in the write log in one transaction under the commit lock, which SQL's
-COMMIT then ends.
+Words: a run write is *materialized* when its pointers and links are written, by any
+worker, in any order (materialize.py). A write is *applied* when the rest of the rows it makes
+are written into the domain's tables in acceptance order (`batch.batch_apply`, in the
+caller's transaction); *resolving* is applying the oldest queued writes under the commit
+lock, and a write is *committed* when it is applied and marked committed in the write log in
+that one transaction, which SQL's COMMIT then ends.
 
 It imports the domain (components, runs) and common; nothing below imports it.
 """

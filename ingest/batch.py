@@ -29,25 +29,27 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 from django.db import connection
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import BooleanField, ExpressionWrapper, Max, OuterRef, Q, QuerySet, Subquery, TextField
+from django.db.models.functions import Cast, Coalesce
 
 from common.errors import DependencyUnresolved
+from common.jsontext import json_decode
 from common.lookups import CHUNK, chunked
 from components.models import Component
 from components.services import tags_get_or_create
 from ingest.lineage import LineageBatch
-from ingest.sql import copy_id_pairs, copy_rows, ids_by_key, insert_new_returning, runs_in_windows
+from ingest.pointers import pointer_ids
+from ingest.sql import copy_id_pairs, copy_rows, runs_in_windows
 from runs.models import (
-    IOPointer,
     Run,
     RunDependency,
     RunInput,
     RunOutput,
     Write,
-    pointer_key,
     pointer_name_hash,
 )
 
@@ -68,6 +70,39 @@ class AcceptedWrite(Protocol):
     def payload(self) -> Any: ...
     @property
     def accepted_at(self) -> dt.datetime: ...
+    @property
+    def materialized(self) -> Any: ...
+
+
+@dataclass
+class QueuedWrite:
+    """What a commit needs of a queued write; rows, not model instances (a batch is large).
+
+    The payload (or, for a materialized run, its materialized form) is read as text and
+    decoded when the commit first asks for it: a write that cannot be decoded (one nested
+    deeper than this process can recurse, accepted before MLTRACE_MAX_JSON_DEPTH was
+    enforced) then fails inside its own savepoint, and is marked failed, instead of failing
+    the query that reads its neighbours too.
+    """
+
+    id: int
+    kind: str
+    payload_text: str | None
+    accepted_at: dt.datetime
+    materialized: bool = False
+
+    @cached_property
+    def payload(self) -> Any:
+        return None if self.payload_text is None else json_decode(self.payload_text)
+
+
+def queued_writes(writes: QuerySet[Write]) -> list[QueuedWrite]:
+    """These writes, oldest first, as QueuedWrite: a materialized run by its materialized form
+    (COALESCE reads the payload only where that is missing)."""
+    form = Coalesce(Cast("materialized", TextField()), Cast("payload", TextField()))
+    materialized = ExpressionWrapper(Q(materialized__isnull=False), output_field=BooleanField())
+    rows = writes.order_by("id").values_list("id", "kind", form, "accepted_at", materialized)
+    return [QueuedWrite(*row) for row in rows]
 
 
 @dataclass
@@ -142,8 +177,8 @@ class BatchWriter:
         self.new_components: list[Component] = []
         self.dirty_components: set[str] = set()
         self.tag_links: list[tuple[str, list[str]]] = []
-        # (name, value) -> the spec of its first mention, in acceptance order; ids come at insert.
-        self.pointer_specs: dict[tuple[str, str], dict[str, str]] = {}
+        # (name, value) -> the spec and write id of its first mention in acceptance order.
+        self.pointer_specs: dict[tuple[str, str], tuple[dict[str, str], int]] = {}
         self.pointer_ids: dict[tuple[str, str], int] = {}
         self.db_producers = self._db_latest_producers(runs)
         self.db_latest_runs = self._db_latest_runs(runs)
@@ -281,10 +316,13 @@ class BatchWriter:
             raise DependencyUnresolved(unresolved)
 
         # The run's pointers: one spec per (name, value), the last one listed wins; a pointer
-        # that does not exist yet is created with the type of its first mention.
-        specs = {(p["name"], p["value"]): p for p in (*payload["inputs"], *payload["outputs"])}
-        for key, spec in specs.items():
-            self.pointer_specs.setdefault(key, spec)
+        # that does not exist yet is created with the type of its first mention. A
+        # materialized write has its pointers and links written already, and its payload
+        # names its pointers only (ingest/materialize.py).
+        if not write.materialized:
+            specs = {(p["name"], p["value"]): p for p in (*payload["inputs"], *payload["outputs"])}
+            for key, spec in specs.items():
+                self.pointer_specs.setdefault(key, (spec, write.id))
 
         # What later runs of this batch see of this one.
         for p in payload["outputs"]:
@@ -303,8 +341,10 @@ class BatchWriter:
             write=write,
             facts=facts,
             component=component,
-            pointers=[(p["name"], p["value"]) for p in (*payload["inputs"], *payload["outputs"])],
-            inputs=len(payload["inputs"]),
+            pointers=[]
+            if write.materialized
+            else [(p["name"], p["value"]) for p in (*payload["inputs"], *payload["outputs"])],
+            inputs=0 if write.materialized else len(payload["inputs"]),
             dependencies=sorted(dependencies),
             unresolved=unresolved,
         )
@@ -362,7 +402,7 @@ class BatchWriter:
         if self.tag_links:
             self._link_tags()
         if self.pointer_specs:
-            self._get_or_create_pointers()
+            self.pointer_ids = pointer_ids(self.pointer_specs)
 
         # Rows, not model instances: building a thousand Runs cost more than inserting them.
         dump, adapt = json.dumps, connection.ops.adapt_datetimefield_value
@@ -401,33 +441,6 @@ class BatchWriter:
         copy_id_pairs(RunOutput._meta.db_table, ["run_id", "pointer_id"], outputs)
         copy_id_pairs(RunDependency._meta.db_table, ["run_id", "depends_on_id"], edges)
         return {plan.write.id: (CommittedRun(plan.write.id), True) for plan in planned}
-
-    def _get_or_create_pointers(self) -> None:
-        """Ids of every pointer the batch names, creating the missing ones in first-mention order.
-
-        A pointer that exists keeps its type (ON CONFLICT DO NOTHING). Most pointers of a
-        stream of predictions are new, so inserting first and looking up the rest is one
-        statement in the common case.
-        """
-        table = IOPointer._meta.db_table
-        keys = {pointer_key(*key): key for key in self.pointer_specs}
-        rows = [
-            (
-                spec["name"],
-                spec["value"],
-                spec["pointer_type"],
-                False,
-                pointer_name_hash(spec["name"]),
-                digest,
-            )
-            for digest, spec in ((d, self.pointer_specs[k]) for d, k in keys.items())
-        ]
-        columns = ["name", "value", "pointer_type", "flag", "name_hash", "key"]
-        found = dict(insert_new_returning(table, columns, rows, returning=["key", "id"], on_conflict="key"))
-        missing = [digest for digest in keys if digest not in found]
-        for chunk in chunked(missing):
-            found.update(ids_by_key(table, chunk))
-        self.pointer_ids = {keys[digest]: pointer_id for digest, pointer_id in found.items()}
 
     def _link_tags(self) -> None:
         names = list(dict.fromkeys(tag for _, tags in self.tag_links for tag in tags))

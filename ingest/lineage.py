@@ -96,6 +96,7 @@ class DerivedWrite:
     kind: str
     payload: dict[str, Any]
     accepted_at: dt.datetime
+    materialized: bool = False  # an event's writes are made and written by the resolver
 
 
 def _union(pointers: list[dict[str, str]], more: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -41,6 +41,11 @@ def commit_lock(*, timeout_ms: int | None = None, flush_wal: bool = True) -> Non
     sql.advisory_xact_lock(COMMIT_LOCK_KEY, timeout_ms=timeout_ms, synchronous_commit=flush_wal)
 
 
+def commit_lock_try(*, flush_wal: bool = True) -> bool:
+    """commit_lock without waiting: whether this transaction holds it now."""
+    return sql.advisory_xact_lock_try(COMMIT_LOCK_KEY, synchronous_commit=flush_wal)
+
+
 def commit_in_progress() -> bool:
     """Whether a transaction holds the commit lock now: a commit, however long, is running."""
     return sql.advisory_lock_held(COMMIT_LOCK_KEY)

@@ -1,33 +1,37 @@
-"""Committing the queue: the backlog a batch per transaction, each write marked committed (or
-failed) in the transaction that applies it.
+"""Committing the queue: materialize run writes in parallel, resolve every write in order.
 
-Every commit runs under the commit lock, oldest queued write first: each sees exactly the
-rows every earlier accepted write produced, whatever the number of workers and whichever
-task a worker happens to run. The ?sync=true door (ingest/sync.py) and the edits in order
-(ingest/edits.py) join the same line through `backlog_drain` and `queued_commit_under_lock`.
+A worker's task alternates two steps until the writes it was enqueued for are committed:
+- materialize (ingest/materialize.py): claim a range of queued run writes nobody holds and
+  write what does not depend on earlier writes; several workers do so at once;
+- resolve: under the commit lock, one transaction at a time, apply the oldest queued writes
+  in acceptance order, a batch per transaction (ingest/batch.py): the runs of materialized
+  writes with their dependencies and staleness, the other writes whole. Each write is
+  marked committed (or failed) in the transaction that applies it.
+
+While others materialize, a worker resolves only if the commit lock is free and only the
+materialized prefix of the queue; before it returns it resolves everything it was enqueued
+for, waiting for the lock and for writes another worker is materializing. The ?sync=true
+door (ingest/sync.py) and the edits in order (ingest/edits.py) join the same line through
+`backlog_drain` and `queued_commit_under_lock`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet, TextField, Value
-from django.db.models.functions import Cast, Coalesce, NullIf
+from django.db.models import QuerySet, Value
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from common.db import StoredSize
-from common.jsontext import json_decode
 from common.lookups import one_of
-from ingest.batch import AcceptedWrite, batch_apply
-from ingest.locks import DATABASE_UNAVAILABLE, commit_lock
+from ingest.batch import AcceptedWrite, QueuedWrite, batch_apply, queued_writes
+from ingest.locks import DATABASE_UNAVAILABLE, commit_lock, commit_lock_try
+from ingest.materialize import materialize_next, materialized_discard
 from runs.models import (
     Write,
 )
@@ -37,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 def queued_commit_under_lock() -> None:
     """Under the commit lock: commits what was accepted since the drain, one write at a time."""
-    _writes_apply_and_mark(_queued_writes(Write.objects.queued()), isolate=True)
+    _writes_apply_and_mark(_locked_for_resolve(Write.objects.queued()), isolate=True)
 
 
 def backlog_drain() -> None:
@@ -48,61 +52,46 @@ def backlog_drain() -> None:
 
 
 def backlog_commit(*, through_id: int, between_batches: Callable[[], object] | None = None) -> int:
-    """Commits queued writes, oldest first, a batch per transaction, until none <= through_id.
+    """Commits queued writes up to through_id, materializing ranges of them while another
+    worker resolves, and resolving in acceptance order, until none <= through_id is queued.
 
-    between_batches, if given, is called after each batch, outside its transaction (the
-    workers' tasks refresh the planner's statistics there: a backlog is often what makes the
-    tables grow). Returns how many writes were committed or marked failed. Database outages
-    propagate and leave the writes queued for the next task or the sweep.
+    between_batches, if given, is called after each resolved batch, outside its transaction
+    (the workers' tasks refresh the planner's statistics there: a backlog is often what makes
+    the tables grow). Returns how many writes were resolved: committed or marked failed.
+    Database outages propagate and leave the writes queued for the next task or the sweep.
     """
     done = 0
-    queued = Write.objects.queued()
-    while queued.filter(id__lte=through_id).exists():
-        limit = settings.MLTRACE_COMMIT_BATCH
+    while materialize_next(through_id=through_id):
+        done += _resolve(through_id, wait=False, between_batches=between_batches)
+    return done + _resolve(through_id, wait=True, between_batches=between_batches)
+
+
+def _resolve(through_id: int, *, wait: bool, between_batches: Callable[[], object] | None) -> int:
+    """Resolves batches of the oldest queued writes up to through_id; wait: until none is
+    left, waiting for the commit lock and for writes being materialized; else while the lock
+    is free and the oldest queued writes need no materializing."""
+    done = 0
+    while True:
         try:
-            done += _next_batch_transaction(limit=limit, isolate=False)
+            resolved = _next_batch_transaction(through_id, wait=wait, isolate=False)
         except DATABASE_UNAVAILABLE:
             raise
         except Exception:
             logger.warning("a write in this batch failed; committing it one write at a time")
-            done += _next_batch_transaction(limit=limit, isolate=True)
+            resolved = _next_batch_transaction(through_id, wait=wait, isolate=True)
+        if not resolved:
+            return done
+        done += resolved
         if between_batches is not None:
             between_batches()
-    return done
-
-
-@dataclass
-class QueuedWrite:
-    """What the commit needs of a queued write; rows, not model instances (a batch is large).
-
-    The payload is read as text and decoded when the commit first asks for it: a write that
-    cannot be decoded (one nested deeper than this process can recurse, accepted before
-    MLTRACE_MAX_JSON_DEPTH was enforced) then fails inside its own savepoint, and is marked
-    failed, instead of failing the query that reads its neighbours too.
-    """
-
-    id: int
-    kind: str
-    payload_text: str | None
-    accepted_at: dt.datetime
-
-    @cached_property
-    def payload(self) -> Any:
-        return None if self.payload_text is None else json_decode(self.payload_text)
-
-
-def _queued_writes(queued: QuerySet[Write]) -> list[QueuedWrite]:
-    """The writes of `queued`, oldest first, as QueuedWrite."""
-    rows = queued.order_by("id").values_list("id", "kind", Cast("payload", TextField()), "accepted_at")
-    return [QueuedWrite(*row) for row in rows]
 
 
 def _next_batch_end(queued: QuerySet[Write], *, limit: int) -> int | None:
     """The id of the last write of the next batch: at most `limit` writes and, but for a first
-    write larger than that, MLTRACE_COMMIT_BATCH_BYTES of payload JSON (as accepted; for
-    writes accepted before that was recorded, as stored)."""
+    write larger than that, MLTRACE_COMMIT_BATCH_BYTES of JSON (a materialized run's form as
+    stored; a payload as accepted, or for writes accepted before that was recorded, as stored)."""
     end, total = None, 0
-    json_size = Coalesce(NullIf("payload_bytes", Value(0)), StoredSize("payload"))
+    json_size = Coalesce(StoredSize("materialized"), NullIf("payload_bytes", Value(0)), StoredSize("payload"))
     for write_id, size in queued.order_by("id").values_list("id", json_size)[:limit]:
         total += size or 0
         if end is not None and total > settings.MLTRACE_COMMIT_BATCH_BYTES:
@@ -111,14 +100,39 @@ def _next_batch_end(queued: QuerySet[Write], *, limit: int) -> int | None:
     return end
 
 
-def _next_batch_transaction(*, limit: int, isolate: bool) -> int:
+def _locked_for_resolve(queued: QuerySet[Write]) -> list[QueuedWrite]:
+    """The writes of `queued`, once none of its run writes is being materialized: those not
+    materialized are locked (waiting for a materializer's claim to end), then all are read,
+    as they are now. The caller resolves the unmaterialized ones whole."""
+    unmaterialized = queued.filter(kind=Write.Kind.RUN, materialized__isnull=True)
+    list(unmaterialized.order_by("id").select_for_update().values_list("id"))
+    return queued_writes(queued)
+
+
+def _materialized_prefix(queued: QuerySet[Write]) -> list[QueuedWrite]:
+    """The writes of `queued` before its first run write that is not materialized: none of
+    them is claimed by a materializer, which takes only those."""
+    writes = queued_writes(queued)
+    for n, write in enumerate(writes):
+        if write.kind == Write.Kind.RUN and not write.materialized:
+            return writes[:n]
+    return writes
+
+
+def _next_batch_transaction(through_id: int | None, *, wait: bool, isolate: bool) -> int:
     with transaction.atomic():
-        commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS, flush_wal=False)
+        if wait:
+            commit_lock(timeout_ms=settings.MLTRACE_SYNC_LOCK_TIMEOUT_MS, flush_wal=False)
+        elif not commit_lock_try(flush_wal=False):
+            return 0
         queued = Write.objects.queued()
-        end = _next_batch_end(queued, limit=limit)
+        if through_id is not None:
+            queued = queued.filter(id__lte=through_id)
+        end = _next_batch_end(queued, limit=settings.MLTRACE_COMMIT_BATCH)
         if end is None:
             return 0
-        writes = _queued_writes(queued.filter(id__lte=end))
+        batch = queued.filter(id__lte=end)
+        writes = _locked_for_resolve(batch) if wait else _materialized_prefix(batch)
         _writes_apply_and_mark(writes, isolate=isolate)
     return len(writes)
 
@@ -146,6 +160,8 @@ def _writes_apply_and_mark(writes: Sequence[AcceptedWrite], *, isolate: bool) ->
                 error = f"{type(exc).__name__}: {exc}"
                 logger.error("write %s (%s) failed: %s", write.id, write.kind, error)
                 Write.objects.filter(id=write.id).update(status=Write.Status.FAILED, error=error[:10_000])
+                if write.materialized:
+                    materialized_discard([write.id])
                 continue
             applied.append(write)
         committed = applied
@@ -154,7 +170,11 @@ def _writes_apply_and_mark(writes: Sequence[AcceptedWrite], *, isolate: bool) ->
         committed = writes
     if committed:
         Write.objects.filter(**one_of("id", [w.id for w in committed])).update(
-            status=Write.Status.COMMITTED, payload=None, error="", committed_at=timezone.now()
+            status=Write.Status.COMMITTED,
+            payload=None,
+            materialized=None,
+            error="",
+            committed_at=timezone.now(),
         )
         # One line a batch, naming every write in it: a line per write cost a tenth of a
         # 1,000-write batch.

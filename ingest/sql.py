@@ -32,6 +32,23 @@ def advisory_xact_lock(key: int, *, timeout_ms: int | None = None, synchronous_c
         cursor.execute(f"{_lock_timeout(timeout_ms)}{settings_sql}SELECT pg_advisory_xact_lock(%s)", [key])
 
 
+def advisory_xact_lock_try(key: int, *, synchronous_commit: bool = True) -> bool:
+    """advisory_xact_lock without waiting: whether it was taken. SQLite: always."""
+    if not on_postgres():
+        return True
+    settings_sql = "" if synchronous_commit else "SET LOCAL synchronous_commit = off; "
+    with connection.cursor() as cursor:
+        cursor.execute(f"{settings_sql}SELECT pg_try_advisory_xact_lock(%s)", [key])
+        return bool(cursor.fetchone()[0])
+
+
+def synchronous_commit_off() -> None:
+    """This transaction's COMMIT returns before its WAL reaches the disk (PostgreSQL only)."""
+    if on_postgres():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+
+
 def advisory_lock(key: int, *, timeout_ms: int) -> None:
     """A session-level advisory lock (released by advisory_unlock or the session); SQLite: none."""
     if not on_postgres():
@@ -294,12 +311,28 @@ def copy_id_pairs(table: str, columns: list[str], rows: list[tuple[int, int]]) -
         )
 
 
-def ids_by_key(table: str, keys: list[str]) -> list[tuple[str, int]]:
-    """(key, id) of the rows of `table` with these keys."""
+def pointers_by_key(table: str, keys: list[str]) -> list[tuple[str, int, int]]:
+    """(key, id, first_write) of the pointers of `table` with these keys."""
     marks = ", ".join(["%s"] * len(keys))
     with connection.cursor() as cursor:
-        cursor.execute(compose("SELECT key, id FROM {table} WHERE key IN (" + marks + ")", table=table), keys)
+        cursor.execute(
+            compose("SELECT key, id, first_write FROM {table} WHERE key IN (" + marks + ")", table=table),
+            keys,
+        )
         return cursor.fetchall()
+
+
+def pointer_first_write_lower(table: str, key: str, pointer_type: str, write_id: int) -> None:
+    """Gives the pointer `key` this type and first_write, if its first_write is higher; the
+    condition is checked again on the row as it is once locked, so the lowest id wins."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            compose(
+                "UPDATE {table} SET pointer_type = %s, first_write = %s WHERE key = %s AND first_write > %s",
+                table=table,
+            ),
+            [pointer_type, write_id, key, write_id],
+        )
 
 
 def runs_in_windows(

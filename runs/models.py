@@ -78,6 +78,10 @@ class Write(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     # The validated payload, kept until the write is committed; a failed write keeps it.
     payload = JSONTextField(null=True, blank=True)
+    # A run write once materialized (ingest/materialize.py): its links and pointers are
+    # written, and this is what the resolver still needs of it, the payload with each
+    # pointer reduced to its name. None: not materialized (or not a run, or committed).
+    materialized = JSONTextField(null=True, blank=True)
     # The payload's size as accepted, in bytes of JSON: what a commit batch is bounded by (a
     # commit's memory grows with it). 0 for writes accepted before it was recorded.
     payload_bytes = models.BigIntegerField(default=0)
@@ -95,6 +99,12 @@ class Write(models.Model):
             # The committer scans the queue in acceptance order; committed writes drop out.
             models.Index(fields=["id"], name="write_queued_idx", condition=models.Q(status="queued")),
             models.Index(fields=["id"], name="write_failed_idx", condition=models.Q(status="failed")),
+            # The materializers claim queued run writes not materialized yet, oldest first.
+            models.Index(
+                fields=["id"],
+                name="write_unmaterialized_idx",
+                condition=models.Q(status="queued", kind="run", materialized__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -130,6 +140,10 @@ class IOPointer(models.Model):
     # Unique by a constraint, not unique=True: that would add a second index of every key,
     # for LIKE queries nothing makes, to the table a batch of inference runs writes most.
     key = models.CharField(max_length=64)
+    # The lowest id of the writes that named it so far, whose type it has: writes are
+    # materialized in any order, and a lower one that comes later gives it its type
+    # (ingest/pointers.py). 0: made before this was recorded, or by no write.
+    first_write = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         verbose_name = "IO pointer"
@@ -184,7 +198,9 @@ class Run(models.Model):
 
 
 class RunInput(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, db_index=False)
+    # No foreign key in the database: a materializer writes the links before the resolver
+    # writes their run (docs/ARCHITECTURE.md, "Materialize, then resolve").
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, db_index=False, db_constraint=False)
     pointer = models.ForeignKey(IOPointer, on_delete=models.PROTECT, db_index=False)
 
     class Meta:
@@ -196,7 +212,9 @@ class RunInput(models.Model):
 
 
 class RunOutput(models.Model):
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, db_index=False)
+    # No foreign key in the database: a materializer writes the links before the resolver
+    # writes their run (docs/ARCHITECTURE.md, "Materialize, then resolve").
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, db_index=False, db_constraint=False)
     pointer = models.ForeignKey(IOPointer, on_delete=models.PROTECT, db_index=False)
 
     class Meta:

@@ -9,12 +9,13 @@ from __future__ import annotations
 from django.db import connection
 
 from common.db import compose, on_postgres
-from runs.models import IOPointer, RunDependency, RunInput, RunOutput
+from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput
 
 EDGES = RunDependency._meta.db_table
 INPUTS = RunInput._meta.db_table
 OUTPUTS = RunOutput._meta.db_table
 POINTERS = IOPointer._meta.db_table
+RUNS = Run._meta.db_table
 
 
 def _dependencies_of(column: str) -> str:
@@ -119,7 +120,11 @@ def _downstream(
     """
     if from_pointers:
         marks = ", ".join(["%s"] * len(seeds))
-        seed = f"SELECT DISTINCT i.run_id, 1 FROM {{inputs}} i WHERE i.pointer_id IN ({marks})"
+        # Through runs: a materialized write's links are written before its run (ingest/materialize.py).
+        seed = (
+            "SELECT DISTINCT i.run_id, 1 FROM {inputs} i JOIN {runs} r ON r.id = i.run_id"
+            f" WHERE i.pointer_id IN ({marks})"
+        )
     else:
         seed = "SELECT CAST(%s AS BIGINT), 0"
     bound = "WHERE e.hop < %s" if depth is not None else ""
@@ -131,7 +136,7 @@ def _downstream(
         )
         {select}
     """
-    names = {"edges": EDGES, "inputs": INPUTS, "outputs": OUTPUTS, "pointers": POINTERS}
+    names = {"edges": EDGES, "inputs": INPUTS, "outputs": OUTPUTS, "pointers": POINTERS, "runs": RUNS}
     with connection.cursor() as cursor:
         cursor.execute(compose(template, **names), [*seeds, *([depth] if depth is not None else []), *params])
         return cursor.fetchall()

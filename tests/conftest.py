@@ -96,7 +96,14 @@ def web_broker(private_redis, monkeypatch, settings):
 
 
 @pytest.fixture
-def cluster_env(live_db, private_redis, settings) -> dict[str, str]:
+def cluster_workers() -> int:
+    """Worker processes of a test's qcluster: 3, so that materializers run side by side.
+    The tests that the order rests on run with 1 as well (parametrize cluster_workers)."""
+    return 3
+
+
+@pytest.fixture
+def cluster_env(live_db, private_redis, settings, cluster_workers) -> dict[str, str]:
     import os
 
     return {
@@ -104,7 +111,7 @@ def cluster_env(live_db, private_redis, settings) -> dict[str, str]:
         "DATABASE_URL": database_url(live_db),
         "REDIS_URL": private_redis.url,
         "MLTRACE_QUEUE_NAME": settings.Q_CLUSTER["name"],
-        "MLTRACE_WORKERS": "2",
+        "MLTRACE_WORKERS": str(cluster_workers),
         "MLTRACE_SWEEP_SECONDS": "1",
         "MLTRACE_SWEEP_AFTER_SECONDS": "1",
         "DJANGO_SETTINGS_MODULE": "mltrace_site.settings",

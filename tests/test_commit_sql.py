@@ -31,7 +31,7 @@ def path(request):
 
 
 @pytest.mark.django_db
-def test_a_committed_batch_stores_its_text_exactly_and_its_pointers_in_order(api, path):
+def test_a_committed_batch_stores_its_text_exactly_and_its_pointers_once(api, path):
     first = api.post(
         "/api/v1/runs/?sync=true",
         run_payload("etl", outputs=[{"name": "shared", "pointer_type": "DATA"}]),
@@ -63,15 +63,14 @@ def test_a_committed_batch_stores_its_text_exactly_and_its_pointers_in_order(api
     infer = api.get(f"/api/v1/runs/{infer_id}/").json()
     assert infer["dependencies"] == [train_id]
     assert infer["test_results"] is None
-    # New pointers get ids in the order the batch first names them; an existing one keeps
-    # its id and its type.
-    assert list(IOPointer.objects.order_by("id").values_list("name", "pointer_type")) == [
-        ("shared", "DATA"),
-        (AWKWARD, "UNKNOWN"),
-        ("b", "UNKNOWN"),
-        ("a", "UNKNOWN"),
-        ("c", "UNKNOWN"),
-    ]
+    # An existing pointer keeps its id and its type; new ones are made once each, with
+    # the type of their first mention. (Their ids follow their keys, not the batch's order:
+    # ingest/pointers.py writes in key order, so that materializers never deadlock.)
+    pointers = list(IOPointer.objects.order_by("id").values_list("name", "pointer_type"))
+    assert pointers[0] == ("shared", "DATA")
+    assert sorted(pointers[1:]) == sorted(
+        [(AWKWARD, "UNKNOWN"), ("b", "UNKNOWN"), ("a", "UNKNOWN"), ("c", "UNKNOWN")]
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,6 +1,6 @@
 """A 202 is never lost: killed workers, stopped clusters, lost Redis, unreachable database.
 
-Every test here runs a real `manage.py qcluster` (2 workers) against the test database and a
+Every test here runs a real `manage.py qcluster` (3 workers) against the test database and a
 private redis-server, and ends by checking that every accepted write was committed exactly
 once: each write committed, one run per run write, run counts that match.
 """
@@ -20,7 +20,7 @@ from rest_framework.authtoken.models import Token
 
 from components.models import Component
 from ingest.locks import COMMIT_LOCK_KEY
-from runs.models import Run, Write
+from runs.models import Run, RunInput, RunOutput, Write
 from tests.conftest import database_url
 from tests.factories import run_payload
 from tests.live import ROOT, Cluster, TcpProxy, free_port, http, serves, wait_until
@@ -97,6 +97,50 @@ def test_a_worker_killed_mid_commit_loses_nothing(api, live_db, cluster):
     )
 
 
+def materializer(db: dict) -> int | None:
+    """The OS pid of a worker in the middle of materializing writes in this database, if any:
+    its transaction is open, its last statement claimed writes or wrote links or forms, and
+    it does not hold the commit lock (a resolver writes links too, of writes it applies whole)."""
+    with (
+        psycopg2.connect(
+            dbname=db["NAME"], user=db["USER"], host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432
+        ) as connection,
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            """SELECT a.application_name FROM pg_stat_activity a
+               WHERE a.datname = current_database() AND a.xact_start IS NOT NULL
+                 AND (a.query ILIKE '%%skip locked%%' OR a.query ILIKE '%%runs_runoutput%%'
+                      OR a.query ILIKE '%%"materialized" = %%')
+                 AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted
+                                 AND l.locktype = 'advisory' AND l.objid = %s)""",
+            [COMMIT_LOCK_KEY],
+        )
+        rows = cursor.fetchall()
+    connection.close()
+    for (name,) in rows:
+        if " pid " in name:
+            return int(name.rsplit(" ", 1)[1])
+    return None
+
+
+def test_a_worker_killed_mid_materialize_loses_nothing_and_leaves_nothing(api, live_db, cluster):
+    accepted = post_batch(api, 1000) + post_batch(api, 1000)
+
+    victim = wait_until(
+        lambda: materializer(live_db), timeout=30, interval=0.01, what="a materializer at work"
+    )
+    os.kill(victim, signal.SIGKILL)
+
+    all_committed_exactly_once(accepted)
+    # Its claim was rolled back with its connection and taken again: every run has its five
+    # outputs and its input once, and no link or form is left over.
+    assert RunOutput.objects.filter(run_id__in=accepted).count() == 5 * len(accepted)
+    assert RunInput.objects.filter(run_id__in=accepted).count() == len(accepted)
+    assert not RunOutput.objects.exclude(run_id__in=Run.objects.values("id")).exists()
+    assert not Write.objects.filter(materialized__isnull=False).exists()
+
+
 def test_a_cluster_killed_and_restarted_loses_nothing(api, live_db, cluster):
     accepted = post_batch(api, 1000)
     wait_until(lambda: commit_lock_holder(live_db), timeout=30, interval=0.01, what="a commit in progress")
@@ -133,7 +177,8 @@ def test_writes_queued_when_redis_is_flushed_are_committed(
     cluster.start()
 
     all_committed_exactly_once(accepted, timeout=30)
-    assert "sweep committed" in cluster.output()
+    # The sweep logs once its task ends, a moment after its last commit.
+    wait_until(lambda: "sweep committed" in cluster.output(), timeout=30, what="the sweep's log line")
 
 
 def test_writes_survive_redis_restarting_empty_under_a_running_cluster(api, live_db, cluster, private_redis):

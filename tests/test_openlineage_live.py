@@ -1,5 +1,5 @@
 """OpenLineage intake against live processes: the real openlineage-python client sending to
-gunicorn as shipped, and two qcluster workers committing every producer's events as
+gunicorn as shipped, and qcluster workers (1 and 3) committing every producer's events as
 ?sync=true does."""
 
 from __future__ import annotations
@@ -138,7 +138,8 @@ def test_a_gzip_batch_through_gunicorn_gets_the_spec_body(gunicorn):  # noqa: F8
     assert answer["failed_events"][0]["index"] == 4
 
 
-def test_two_workers_commit_every_producers_events_as_sync_does(api, cluster):
+@pytest.mark.parametrize("cluster_workers", [1, 3])
+def test_workers_commit_every_producers_events_as_sync_does(api, cluster):
     events = all_scenarios()
     for body in events:
         assert send(api, body).status_code == 202

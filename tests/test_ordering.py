@@ -276,8 +276,12 @@ def ingest_sync(api, pipeline) -> list[int]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(pipeline=pipelines, workers=st.integers(2, 4), seed=st.integers(0, 2**32 - 1))
-def test_async_ingestion_equals_sync_ingestion(api, live_db, web_broker, pipeline, workers, seed):
+@given(pipeline=pipelines, workers=st.integers(1, 4), batch=st.integers(1, 4), seed=st.integers(0, 2**32 - 1))
+def test_async_ingestion_equals_sync_ingestion(
+    api, live_db, web_broker, settings, pipeline, workers, batch, seed
+):
+    # Small batches: materializers claim ranges apart, and a later range may be written first.
+    settings.MLTRACE_COMMIT_BATCH = batch
     reset()
     expected = model(pipeline)
 
@@ -292,6 +296,7 @@ def test_async_ingestion_equals_sync_ingestion(api, live_db, web_broker, pipelin
         assert by_sync == by_async
 
 
+@pytest.mark.parametrize("cluster_workers", [1, 3])
 def test_a_real_cluster_commits_a_long_random_pipeline_as_sync_would(api, cluster):
     rnd = random.Random(20261125)
     writes = []
