@@ -59,3 +59,14 @@ def chunked(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, size)):
         yield chunk
+
+
+def id_ranges(ids: list[int]) -> str:
+    """Ascending ids as ranges: [1, 2, 3, 5] -> "1-3, 5"."""
+    ranges: list[list[int]] = []
+    for write_id in ids:
+        if ranges and write_id == ranges[-1][1] + 1:
+            ranges[-1][1] = write_id
+        else:
+            ranges.append([write_id, write_id])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)

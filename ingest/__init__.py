@@ -11,6 +11,7 @@ Its modules, top to bottom: each imports only the modules below it in this list
     brokers.py      django-q's brokers, with the sweep's trigger in their pull loop
     enqueue.py      enqueue a commit task, unless the commit-pending flag says one waits
     tasks.py        the django-q tasks: commit the queue, sweep lost tasks, purge keys
+    fanout.py       helper tasks, so that every worker joins in on a backlog
     flag.py         the commit-pending flag in Redis: raised by accepts, awaited by the task
     broker.py       the process's one django-q broker
     queue.py        commit the queue: materialize ranges, resolve batches in order, mark each write

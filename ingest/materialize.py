@@ -18,6 +18,8 @@ docs/ARCHITECTURE.md, "Materialize, then resolve", has the argument.
 from __future__ import annotations
 
 import logging
+import os
+import time
 from typing import Any
 
 from django.conf import settings
@@ -25,6 +27,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 from common.jsontext import json_utf8
+from common.lookups import id_ranges
 from ingest.batch import QueuedWrite, queued_writes
 from ingest.locks import DATABASE_UNAVAILABLE
 from ingest.pointers import pointer_ids
@@ -41,6 +44,7 @@ def materialize_next(*, through_id: int) -> int:
     A write whose materialization raises is marked failed, alone: the others are
     materialized. Database outages propagate and leave the writes queued.
     """
+    started = time.perf_counter()
     with transaction.atomic():
         # As a worker's commit (ingest/locks.py, commit_lock): a crash may undo the newest
         # materializations, whole, and the writes are then materialized again.
@@ -68,6 +72,14 @@ def materialize_next(*, through_id: int) -> int:
                     error = f"{type(exc).__name__}: {exc}"
                     logger.error("write %s (%s) failed: %s", write.id, write.kind, error)
                     Write.objects.filter(id=write.id).update(status=Write.Status.FAILED, error=error[:10_000])
+    # One line a range, naming the process: several materialize at once.
+    logger.info(
+        "materialized %s run writes in %.1f ms by process %s: %s",
+        len(claimed),
+        (time.perf_counter() - started) * 1000,
+        os.getpid(),
+        id_ranges(claimed),
+    )
     return len(claimed)
 
 

@@ -28,7 +28,7 @@ from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from common.db import StoredSize
-from common.lookups import one_of
+from common.lookups import id_ranges, one_of
 from ingest.batch import AcceptedWrite, QueuedWrite, batch_apply, queued_writes
 from ingest.locks import DATABASE_UNAVAILABLE, commit_lock, commit_lock_try
 from ingest.materialize import materialize_next, materialized_discard
@@ -184,14 +184,3 @@ def _writes_apply_and_mark(writes: Sequence[AcceptedWrite], *, isolate: bool) ->
             by_kind.setdefault(write.kind, []).append(write.id)
         named = "; ".join(f"{kind} writes {id_ranges(ids)}" for kind, ids in by_kind.items())
         logger.info("committed %s writes in %.1f ms: %s", len(committed), elapsed, named)
-
-
-def id_ranges(ids: list[int]) -> str:
-    """Ascending ids as ranges: [1, 2, 3, 5] -> "1-3, 5"."""
-    ranges: list[list[int]] = []
-    for write_id in ids:
-        if ranges and write_id == ranges[-1][1] + 1:
-            ranges[-1][1] = write_id
-        else:
-            ranges.append([write_id, write_id])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)

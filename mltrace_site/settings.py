@@ -257,9 +257,11 @@ MLTRACE_RETRY_AFTER_SECONDS = env_int("MLTRACE_RETRY_AFTER_SECONDS", 5, minimum=
 # Idempotency keys are remembered this long.
 MLTRACE_IDEMPOTENCY_TTL_HOURS = env_int("MLTRACE_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
 
+# Worker processes per qcluster: each materializes ranges of the queue beside the others.
+MLTRACE_WORKERS = env_int("MLTRACE_WORKERS", 2, minimum=1)
 Q_CLUSTER = {
     "name": env_str("MLTRACE_QUEUE_NAME", "mltrace"),
-    "workers": env_int("MLTRACE_WORKERS", 2, minimum=1),
+    "workers": MLTRACE_WORKERS,
     # A commit task drains at most what was queued when it was enqueued, in batches.
     "timeout": env_int("MLTRACE_TASK_TIMEOUT", 300, minimum=1),
     "retry": env_int("MLTRACE_TASK_TIMEOUT", 300, minimum=1) + 60,

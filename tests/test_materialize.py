@@ -152,3 +152,38 @@ def test_materializers_claim_apart_and_the_resolver_stops_at_a_claimed_write(api
     # The claim ended without materializing (a worker that died): its writes are claimed again.
     assert backlog_commit(through_id=ids[-1]) == 4
     assert [api.get(f"/api/v1/runs/{i}/").json()["status"] for i in ids] == ["committed"] * 4
+
+
+def test_a_backlog_behind_one_task_is_materialized_by_every_worker(
+    api, live_db, cluster_env, web_broker, settings
+):
+    """One task for the whole backlog (every accept inside one flag's life): it enqueues
+    helpers, and the other workers materialize beside it."""
+    import re
+
+    from tests.live import Cluster
+
+    settings.MLTRACE_COMMIT_DELAY_MS = 10_000
+    accepted = []
+    for n in range(3):
+        runs = [run_payload("infer", inputs=["model.pkl"], outputs=[f"pred_{n}_{i}"]) for i in range(1000)]
+        response = api.post("/api/v1/runs/batch/", {"runs": runs}, format="json")
+        assert response.status_code == 202, response.content
+        accepted += [r["id"] for r in response.json()["runs"]]
+    assert web_broker.queue_size() == 1
+
+    workers = Cluster({**cluster_env, "MLTRACE_WORKERS": "3", "MLTRACE_COMMIT_BATCH": "100"})
+    workers.start()
+    try:
+        wait_until(
+            lambda: Write.objects.filter(id__in=accepted, status="committed").count() == len(accepted),
+            timeout=120,
+            what="the backlog to be committed",
+        )
+        processes = set(
+            re.findall(r"materialized \d+ run writes in [\d.]+ ms by process (\d+)", workers.output())
+        )
+        assert len(processes) >= 2, workers.output()[-3000:]
+        assert RunOutput.objects.filter(run_id__in=accepted).count() == len(accepted)
+    finally:
+        workers.stop()
