@@ -1,7 +1,8 @@
 """Where the machine's cores go while a benchmark runs: CPU time by kind of process (Linux).
 
-Every few seconds it reads each process's CPU time from /proc and PostgreSQL's backends from
-pg_stat_activity, and adds the difference to the kind the process is:
+Every few seconds it reads each process's CPU time from /proc (through bench/harness.py, the
+one reader of /proc in bench/) and PostgreSQL's backends from pg_stat_activity, and adds the
+difference to the kind the process is:
 - web, worker: gunicorn's processes, the qcluster's;
 - postgres for web, postgres for workers: backends by their application_name, which the
   server sets to "mltrace web pid N" or "mltrace qcluster pid N" (mltrace_site/apps.py);
@@ -18,6 +19,7 @@ the load's CPU time or the sharing of both cores with it.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,30 +27,28 @@ from typing import Any
 
 import psycopg2
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.harness import TICK, all_pids, command_line, machine_ticks, pid_stat, thread_ids  # noqa: E402
+
 WEB_APP, WORKER_APP = "mltrace web pid", "mltrace qcluster pid"
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def process_cpu() -> dict[int, tuple[float, str]]:
     """{pid: (CPU seconds so far, command line)} of every process readable now."""
     found = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid in all_pids():
         try:
-            stat = Path(entry.path, "stat").read_text()
-            cmdline = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            seconds = pid_stat(pid)[1]
+            cmdline = command_line(pid)
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        # utime and stime are fields 14 and 15 of /proc/PID/stat; the 3rd field is fields[0] here.
-        found[int(entry.name)] = ((int(fields[11]) + int(fields[12])) / TICK, cmdline.strip())
+        found[pid] = (seconds, cmdline.strip())
     return found
 
 
 def machine_cpu() -> tuple[float, float]:
     """(busy, iowait) CPU seconds of the whole machine so far, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    values = machine_ticks()
     # user nice system idle iowait irq softirq steal (guest time is counted in user already)
     return (sum(values[:8]) - values[3] - values[4]) / TICK, values[4] / TICK
 
@@ -56,7 +56,7 @@ def machine_cpu() -> tuple[float, float]:
 def _set_affinity(pid: int, cpus: set[int]) -> None:
     """Every thread of the process on these CPUs (an affinity set by pid holds for one thread)."""
     try:
-        threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+        threads = thread_ids(pid)
     except OSError:
         return
     for tid in threads:

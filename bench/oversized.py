@@ -28,8 +28,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.run import ROOT as _ROOT  # noqa: E402
-from bench.run import add_service_arguments, fresh_server, log, tree_rss_mb, wait_drained  # noqa: E402
+from bench.harness import ROOT as _ROOT  # noqa: E402
+from bench.harness import add_service_arguments, fresh_server, log, tree_rss_mb, wait_drained  # noqa: E402
 
 assert _ROOT == ROOT
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import limit, pgcluster, run, sustained  # noqa: E402
+from bench import harness, limit, pgcluster, sustained  # noqa: E402
 
 COUNTERS = """
 SELECT w.wal_bytes::float8, w.wal_fpi, b.checkpoints_timed, b.checkpoints_req, b.buffers_backend
@@ -45,7 +45,7 @@ FROM pg_stat_wal w, pg_stat_bgwriter b
 
 
 def counters(url: str) -> dict[str, float]:
-    row = run.sql(url, COUNTERS)[0]
+    row = harness.sql(url, COUNTERS)[0]
     return dict(
         zip(
             ("wal_bytes", "wal_fpi", "checkpoints_timed", "checkpoints_req", "buffers_backend"),
@@ -61,7 +61,7 @@ def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]
 
 def settings(url: str) -> dict[str, str]:
     names = [*pgcluster.compose_settings(), "fsync", "synchronous_commit", "autovacuum", "server_version"]
-    return {name: run.sql(url, "SELECT current_setting(%s)", (name,))[0][0] for name in names}
+    return {name: harness.sql(url, "SELECT current_setting(%s)", (name,))[0][0] for name in names}
 
 
 def one(name: str, base: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -71,11 +71,11 @@ def one(name: str, base: str, args: argparse.Namespace, out: Path) -> dict[str, 
     if args.limit_runs:
         url = f"{base}/mltrace_pgcompare_limit"
         before = counters(admin)
-        run.log(f"{name}: the limit, COPY of {args.limit_runs} runs")
-        measured = limit.measure(url, runs=args.limit_runs, batch=1000, predictions=10, say=run.log)
+        harness.log(f"{name}: the limit, COPY of {args.limit_runs} runs")
+        measured = limit.measure(url, runs=args.limit_runs, batch=1000, predictions=10, say=harness.log)
         result["limit"] = {**measured, **delta(before, counters(admin))}
         limit.drop(url)
-        run.log(f"{name}: the limit {measured['runs_per_s']:,.0f} runs/s")
+        harness.log(f"{name}: the limit {measured['runs_per_s']:,.0f} runs/s")
     if args.seconds:
         folder = out / name.replace(", ", "-").replace("=", "-")
         folder.mkdir(parents=True, exist_ok=True)
@@ -94,24 +94,24 @@ def one(name: str, base: str, args: argparse.Namespace, out: Path) -> dict[str, 
             "MLTRACE_QUEUE_NAME": args.queue_name,
             "MLTRACE_WORKERS": "2",
             "DJANGO_SETTINGS_MODULE": "mltrace_site.settings",
-            "PYTHONPATH": str(run.ROOT),
+            "PYTHONPATH": str(harness.ROOT),
         }
-        server = run.fresh_server(server_args, env, folder)
+        server = harness.fresh_server(server_args, env, folder)
         try:
             before = counters(admin)
-            run.log(f"{name}: sustained, {args.rate:.0f} runs/s for {args.seconds} s")
+            harness.log(f"{name}: sustained, {args.rate:.0f} runs/s for {args.seconds} s")
             measured = sustained.measure(
                 port=args.port,
                 token=env["MLTRACE_TOKEN"],
                 database_url=server_args.database_url,
                 rate=args.rate,
                 seconds=args.seconds,
-                say=run.log,
+                say=harness.log,
             )
             after = counters(admin)
         finally:
             server.stop()
-        run.log(f"{name}: {sustained.summary(measured)}")
+        harness.log(f"{name}: {sustained.summary(measured)}")
         result["sustained"] = {
             **{k: v for k, v in measured.items() if k != "samples"},
             **delta(before, after),
@@ -158,7 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    run.add_service_arguments(parser)
+    harness.add_service_arguments(parser)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--limit-runs", type=int, default=200_000, help="runs COPYed for the limit (0: skip)")
     parser.add_argument("--rate", type=float, default=1300, help="runs/s of the sustained load")
@@ -177,7 +177,7 @@ def main() -> None:
     if args.report_only:
         write_report(args.report_only, json.loads((args.report_only / "results.json").read_text()))
         return
-    out = args.out or run.ROOT / "bench" / "results" / dt.datetime.now().strftime("pg-%Y%m%d-%H%M%S")
+    out = args.out or harness.ROOT / "bench" / "results" / dt.datetime.now().strftime("pg-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     (out / "command.txt").write_text(f"python {' '.join(sys.argv)}\n")
     machine_base = args.database_url.rsplit("/", 1)[0]
@@ -196,7 +196,7 @@ def main() -> None:
         for private in privates:
             private.start()
             name = "compose" if private is privates[0] else f"compose, {args.vary}"
-            run.log(f"results in {out}; {name} at {private.url()} ({private.settings})")
+            harness.log(f"results in {out}; {name} at {private.url()} ({private.settings})")
             clusters.append((name, private.url().rsplit("/", 1)[0]))
         for number in range(1, args.rounds + 1):
             for name, base in clusters if number % 2 else clusters[::-1]:
