@@ -8,7 +8,7 @@
   var toggle = document.getElementById("show-pointers");
   var began = performance.now();
   // longest-path ranking: a 500-run trace laid out with dagre's default (network simplex)
-  // took 3.7-4.1 s here; see BENCHMARKS.md.
+  // took 3.7-4.1 s here; see docs/benchmarks/2026-12-02-oversized-openlineage-lineage.md.
   var LAYOUT = { name: "dagre", rankDir: "LR", ranker: "longest-path", nodeSep: 18, rankSep: 60, animate: false };
 
   function pointerLines(pointers, arrow) {
