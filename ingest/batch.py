@@ -23,6 +23,7 @@ Call inside a transaction that holds the commit lock, with every earlier write c
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import logging
@@ -33,9 +34,20 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from django.db import connection
-from django.db.models import BooleanField, ExpressionWrapper, Max, OuterRef, Q, QuerySet, Subquery, TextField
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
+    Max,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    TextField,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, NullIf
 
+from common.db import StoredSize
 from common.errors import DependencyUnresolved
 from common.jsontext import json_decode
 from common.lookups import CHUNK, chunked
@@ -90,19 +102,25 @@ class QueuedWrite:
     payload_text: str | None
     accepted_at: dt.datetime
     materialized: bool = False
+    # Bytes of JSON that the batch limit counts: the materialized form as stored, else the
+    # payload as accepted (as stored for writes accepted before that was recorded).
+    size: int = 0
 
     @cached_property
     def payload(self) -> Any:
         return None if self.payload_text is None else json_decode(self.payload_text)
 
 
-def queued_writes(writes: QuerySet[Write]) -> list[QueuedWrite]:
-    """These writes, oldest first, as QueuedWrite: a materialized run by its materialized form
-    (COALESCE reads the payload only where that is missing)."""
+def queued_writes(writes: QuerySet[Write], *, limit: int | None = None) -> list[QueuedWrite]:
+    """These writes, oldest first (the first `limit`), as QueuedWrite: a materialized run by
+    its materialized form (COALESCE reads the payload only where that is missing)."""
     form = Coalesce(Cast("materialized", TextField()), Cast("payload", TextField()))
     materialized = ExpressionWrapper(Q(materialized__isnull=False), output_field=BooleanField())
-    rows = writes.order_by("id").values_list("id", "kind", form, "accepted_at", materialized)
-    return [QueuedWrite(*row) for row in rows]
+    size = Coalesce(
+        StoredSize("materialized"), NullIf("payload_bytes", Value(0)), StoredSize("payload"), Value(0)
+    )
+    rows = writes.order_by("id").values_list("id", "kind", form, "accepted_at", materialized, size)
+    return [QueuedWrite(*row) for row in (rows[:limit] if limit is not None else rows)]
 
 
 @dataclass
@@ -417,12 +435,14 @@ class BatchWriter:
                     adapt(dt.datetime.fromisoformat(payload["end_timestamp"])),
                     payload["notes"],
                     payload["git_hash"],
-                    dump(payload["git_tags"]),
+                    payload["git_tags_json"] if plan.write.materialized else dump(payload["git_tags"]),
                     payload["code_snapshot"],
-                    dump(payload["test_results"]),
-                    dump(plan.stale),
+                    payload["test_results_json"]
+                    if plan.write.materialized
+                    else dump(payload["test_results"]),
+                    dump(plan.stale) if plan.stale else "[]",
                     bool(plan.stale),
-                    dump(plan.unresolved),
+                    dump(plan.unresolved) if plan.unresolved else "[]",
                     adapt(plan.write.accepted_at),
                 )
             )
@@ -473,14 +493,46 @@ RUN_COLUMNS = [
 ]
 
 
+# Windows that share a component and a start, past this many, are counted from that
+# component's run starts read once (a batch of inference runs that all depend on one model's
+# run): one range scan in place of one index probe a window.
+SHARED_WINDOWS = 8
+# ... unless the range holds more runs than this; then each window is counted in SQL.
+SHARED_RANGE_RUNS = 10_000
+
+
 def _committed_runs_in_windows(
     windows: list[tuple[str, dt.datetime, dt.datetime]], *, before_id: int
 ) -> dict[tuple[str, dt.datetime, dt.datetime], int]:
     """For each (component, low, high): committed runs of it below before_id starting in
-    [low, high]; one query per CHUNK / 3 windows (ingest/sql.py's runs_in_windows)."""
+    [low, high]. Windows sharing (component, low) by the SHARED_WINDOWS are counted from the
+    starts in [low, highest high], read in one query; the others in one query per CHUNK / 3
+    windows (ingest/sql.py's runs_in_windows)."""
     counts: dict[tuple[str, dt.datetime, dt.datetime], int] = {}
+    highs: dict[tuple[str, dt.datetime], list[dt.datetime]] = defaultdict(list)
+    for name, low, high in windows:
+        highs[(name, low)].append(high)
+    apart: list[tuple[str, dt.datetime, dt.datetime]] = []
+    for (name, low), group in highs.items():
+        starts = None
+        if len(group) >= SHARED_WINDOWS:
+            starts = list(
+                Run.objects.filter(
+                    component__name=name,
+                    start_timestamp__gte=low,
+                    start_timestamp__lte=max(group),
+                    id__lt=before_id,
+                )
+                .order_by("start_timestamp")
+                .values_list("start_timestamp", flat=True)[: SHARED_RANGE_RUNS + 1]
+            )
+        if starts is None or len(starts) > SHARED_RANGE_RUNS:
+            apart.extend((name, low, high) for high in group)
+            continue
+        for high in group:
+            counts[(name, low, high)] = bisect.bisect_right(starts, high)
     adapt = connection.ops.adapt_datetimefield_value
-    for chunk in chunked(windows, CHUNK // 3):
+    for chunk in chunked(apart, CHUNK // 3):
         adapted = [(name, adapt(low), adapt(high)) for name, low, high in chunk]
         for n, count in runs_in_windows(
             Run._meta.db_table, Component._meta.db_table, adapted, before_id=before_id

@@ -17,6 +17,7 @@ docs/ARCHITECTURE.md, "Materialize, then resolve", has the argument.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -106,12 +107,20 @@ def _claim(through_id: int) -> list[int]:
 
 def materialized_form(payload: dict[str, Any]) -> dict[str, Any]:
     """What the resolver needs of a run payload: all of it, but each pointer by its name only,
-    once (for an inference run, a tenth of the text)."""
+    once (for an inference run, a tenth of the text), and the JSON columns of its run row
+    encoded already (ingest/batch.py writes them as they are)."""
 
     def names(pointers: list[dict[str, str]]) -> list[dict[str, str]]:
         return [{"name": name} for name in dict.fromkeys(p["name"] for p in pointers)]
 
-    return {**payload, "inputs": names(payload["inputs"]), "outputs": names(payload["outputs"])}
+    form = {key: value for key, value in payload.items() if key not in ("git_tags", "test_results")}
+    form.update(
+        inputs=names(payload["inputs"]),
+        outputs=names(payload["outputs"]),
+        git_tags_json=json.dumps(payload["git_tags"]),
+        test_results_json=json.dumps(payload["test_results"]),
+    )
+    return form
 
 
 def materialize(writes: list[QueuedWrite]) -> None:

@@ -23,11 +23,9 @@ from collections.abc import Callable, Sequence
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet, Value
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from common.db import StoredSize
 from common.lookups import id_ranges, one_of
 from ingest.batch import AcceptedWrite, QueuedWrite, batch_apply, queued_writes
 from ingest.locks import DATABASE_UNAVAILABLE, commit_lock, commit_lock_try
@@ -41,7 +39,8 @@ logger = logging.getLogger(__name__)
 
 def queued_commit_under_lock() -> None:
     """Under the commit lock: commits what was accepted since the drain, one write at a time."""
-    _writes_apply_and_mark(_locked_for_resolve(Write.objects.queued()), isolate=True)
+    _lock_unmaterialized(Write.objects.queued())
+    _writes_apply_and_mark(queued_writes(Write.objects.queued()), isolate=True)
 
 
 def backlog_drain() -> None:
@@ -86,37 +85,40 @@ def _resolve(through_id: int, *, wait: bool, between_batches: Callable[[], objec
             between_batches()
 
 
-def _next_batch_end(queued: QuerySet[Write], *, limit: int) -> int | None:
-    """The id of the last write of the next batch: at most `limit` writes and, but for a first
-    write larger than that, MLTRACE_COMMIT_BATCH_BYTES of JSON (a materialized run's form as
-    stored; a payload as accepted, or for writes accepted before that was recorded, as stored)."""
-    end, total = None, 0
-    json_size = Coalesce(StoredSize("materialized"), NullIf("payload_bytes", Value(0)), StoredSize("payload"))
-    for write_id, size in queued.order_by("id").values_list("id", json_size)[:limit]:
-        total += size or 0
-        if end is not None and total > settings.MLTRACE_COMMIT_BATCH_BYTES:
-            break
-        end = write_id
-    return end
-
-
-def _locked_for_resolve(queued: QuerySet[Write]) -> list[QueuedWrite]:
-    """The writes of `queued`, once none of its run writes is being materialized: those not
-    materialized are locked (waiting for a materializer's claim to end), then all are read,
-    as they are now. The caller resolves the unmaterialized ones whole."""
-    unmaterialized = queued.filter(kind=Write.Kind.RUN, materialized__isnull=True)
-    list(unmaterialized.order_by("id").select_for_update().values_list("id"))
-    return queued_writes(queued)
-
-
-def _materialized_prefix(queued: QuerySet[Write]) -> list[QueuedWrite]:
-    """The writes of `queued` before its first run write that is not materialized: none of
-    them is claimed by a materializer, which takes only those."""
-    writes = queued_writes(queued)
+def _within_bytes(writes: list[QueuedWrite]) -> list[QueuedWrite]:
+    """The first of these writes that fit in MLTRACE_COMMIT_BATCH_BYTES of JSON (the first
+    always: a write larger than that is committed alone)."""
+    total = 0
     for n, write in enumerate(writes):
-        if write.kind == Write.Kind.RUN and not write.materialized:
+        total += write.size
+        if n and total > settings.MLTRACE_COMMIT_BATCH_BYTES:
             return writes[:n]
     return writes
+
+
+def _lock_unmaterialized(queued: QuerySet[Write]) -> None:
+    """Locks the run writes of `queued` that are not materialized, waiting for any
+    materializer's claim on them to end; the caller then applies them whole."""
+    unmaterialized = queued.filter(kind=Write.Kind.RUN, materialized__isnull=True)
+    list(unmaterialized.order_by("id").select_for_update().values_list("id"))
+
+
+def _next_batch(queued: QuerySet[Write], *, wait: bool) -> list[QueuedWrite]:
+    """The next batch of `queued`, oldest first, within the batch limits. Without wait, only
+    the writes before its first run write that is not materialized: none of those is claimed
+    by a materializer, which takes only such writes. With wait, all of them, once the
+    unmaterialized ones are locked, as they are then."""
+    writes = _within_bytes(queued_writes(queued, limit=settings.MLTRACE_COMMIT_BATCH))
+    if not wait:
+        for n, write in enumerate(writes):
+            if write.kind == Write.Kind.RUN and not write.materialized:
+                return writes[:n]
+        return writes
+    if not any(write.kind == Write.Kind.RUN and not write.materialized for write in writes):
+        return writes
+    batch = queued.filter(id__lte=writes[-1].id)
+    _lock_unmaterialized(batch)
+    return queued_writes(batch)
 
 
 def _next_batch_transaction(through_id: int | None, *, wait: bool, isolate: bool) -> int:
@@ -128,11 +130,7 @@ def _next_batch_transaction(through_id: int | None, *, wait: bool, isolate: bool
         queued = Write.objects.queued()
         if through_id is not None:
             queued = queued.filter(id__lte=through_id)
-        end = _next_batch_end(queued, limit=settings.MLTRACE_COMMIT_BATCH)
-        if end is None:
-            return 0
-        batch = queued.filter(id__lte=end)
-        writes = _locked_for_resolve(batch) if wait else _materialized_prefix(batch)
+        writes = _next_batch(queued, wait=wait)
         _writes_apply_and_mark(writes, isolate=isolate)
     return len(writes)
 

@@ -7,6 +7,7 @@ sent, create pointers in first-mention order and leave existing pointers as they
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import psycopg2.extensions
@@ -16,7 +17,7 @@ from django.db import connection
 
 from common.jsontext import json_decode
 from runs.models import IOPointer
-from tests.factories import run_payload
+from tests.factories import log_run, run_payload
 
 # What COPY's text format escapes, and its end-of-data marker on a line of its own.
 AWKWARD = "tab\there, newline\nthere, CR\r\nback\\slash, \\N, \\t\n\\.\nend"
@@ -104,3 +105,30 @@ def test_a_stored_payload_is_read_as_json_reads_it(text):
     """The commit decodes payloads with msgspec (common/jsontext.py), and whatever msgspec
     refuses with json: the same values either way, NaN compared as its text."""
     assert repr(json_decode(text)) == repr(json.loads(text))
+
+
+@pytest.mark.django_db
+def test_staleness_windows_count_the_same_read_once_or_each_in_sql(api, monkeypatch):
+    from ingest import batch
+    from runs.models import Run
+
+    base = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    starts = [base + dt.timedelta(hours=h) for h in (0, 1, 1, 3, 7, 8)]
+    for start in starts:
+        log_run(api, "train", start=start)
+    log_run(api, "other", start=base + dt.timedelta(hours=2))
+    last = Run.objects.order_by("-id").values_list("id", flat=True).first()
+    windows = [("train", base, base + dt.timedelta(hours=h)) for h in range(10)]
+    windows += [("train", starts[3], base + dt.timedelta(hours=h)) for h in range(3, 12)]
+    windows += [("other", base, base + dt.timedelta(hours=5)), ("missing", base, base)]
+
+    monkeypatch.setattr(batch, "SHARED_WINDOWS", 1)
+    read_once = batch._committed_runs_in_windows(windows, before_id=last)
+    monkeypatch.setattr(batch, "SHARED_WINDOWS", 10**9)
+    each_in_sql = batch._committed_runs_in_windows(windows, before_id=last)
+
+    assert read_once == each_in_sql
+    assert [read_once[w] for w in windows[:10]] == [1, 3, 3, 4, 4, 4, 4, 5, 6, 6]
+    assert [read_once[w] for w in windows[10:19]] == [1, 1, 1, 1, 2, 3, 3, 3, 3]
+    assert read_once[("other", base, base + dt.timedelta(hours=5))] == 0  # its run is not below last
+    assert read_once[("missing", base, base)] == 0

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from api.serializers.runs import infer_pointer_type
 from components.models import Component
+from ingest import batch as batch_module
 from ingest.tasks import commit_task
 from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write
 
@@ -276,12 +277,20 @@ def ingest_sync(api, pipeline) -> list[int]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(pipeline=pipelines, workers=st.integers(1, 4), batch=st.integers(1, 4), seed=st.integers(0, 2**32 - 1))
+@given(
+    pipeline=pipelines,
+    workers=st.integers(1, 4),
+    batch=st.integers(1, 4),
+    shared=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_async_ingestion_equals_sync_ingestion(
-    api, live_db, web_broker, settings, pipeline, workers, batch, seed
+    api, live_db, web_broker, settings, monkeypatch, pipeline, workers, batch, shared, seed
 ):
     # Small batches: materializers claim ranges apart, and a later range may be written first.
     settings.MLTRACE_COMMIT_BATCH = batch
+    # Staleness windows counted from a component's starts read once, or each in SQL.
+    monkeypatch.setattr(batch_module, "SHARED_WINDOWS", 1 if shared else 10**9)
     reset()
     expected = model(pipeline)
 
