@@ -119,6 +119,7 @@ def _timed(seconds: dict[str, float]) -> Iterator[None]:
         (batch, "copy_rows"): "COPY: run rows",
         (batch, "copy_id_pairs"): "COPY: dependency edges",
         (materialize, "copy_id_pairs"): "COPY: links",
+        (materialize, "update_rows"): "UPDATE: materialized forms",
         (pointers, "insert_new_returning"): "new pointers: stage COPY and INSERT",
     }
     originals = {where: getattr(*where) for where in wrapped}
