@@ -4,10 +4,12 @@
 exactly as committing them one at a time would, in a number of queries that does not grow
 with the list: it reads what the database holds about the names involved, resolves
 dependencies and staleness in memory in acceptance order, then inserts everything in bulk.
-The synchronous door commits its writes as one such list; a worker commits up to
-MLTRACE_COMMIT_BATCH queued writes per call. The OpenLineage events of a batch first become
-the run and component writes they make (ingest/lineage.py's LineageBatch); `BatchWriter`
-then plans and inserts those with the native ones.
+The synchronous door commits its writes as one such list; a worker resolving the queue
+applies up to MLTRACE_COMMIT_BATCH queued writes per call. A materialized run write comes as
+its materialized form (ingest/materialize.py): its pointers and links are written already,
+and only its run, dependencies, staleness and component counts are left. The OpenLineage
+events of a batch first become the run and component writes they make (ingest/lineage.py's
+LineageBatch); `BatchWriter` then plans and inserts those with the native ones.
 
 What a run sees, as mltrace defines it (docs/API.md):
 - inferred dependencies: for each input name, the run accepted earlier (lower id) with the
