@@ -113,6 +113,14 @@ class QueuedWrite:
         return None if self.payload_text is None else json_decode(self.payload_text)
 
 
+def write_failed(write: AcceptedWrite, exc: Exception) -> None:
+    """Marks a write failed with its error, logged: either step's fate for a write that raises
+    (a database outage is not such an error: it leaves the write queued)."""
+    error = f"{type(exc).__name__}: {exc}"
+    logger.error("write %s (%s) failed: %s", write.id, write.kind, error)
+    Write.objects.filter(id=write.id).update(status=Write.Status.FAILED, error=error[:10_000])
+
+
 def queued_writes(writes: QuerySet[Write], *, limit: int | None = None) -> list[QueuedWrite]:
     """These writes, oldest first (the first `limit`), as QueuedWrite: a materialized run by
     its materialized form (COALESCE reads the payload only where that is missing)."""

@@ -29,7 +29,7 @@ from django.db.models import Exists, OuterRef
 
 from common.jsontext import json_utf8
 from common.lookups import id_ranges
-from ingest.batch import QueuedWrite, queued_writes
+from ingest.batch import QueuedWrite, queued_writes, write_failed
 from ingest.locks import DATABASE_UNAVAILABLE
 from ingest.pointers import pointer_ids
 from ingest.sql import copy_id_pairs, synchronous_commit_off, update_rows
@@ -70,9 +70,7 @@ def materialize_next(*, through_id: int) -> int:
                 except DATABASE_UNAVAILABLE:
                     raise
                 except Exception as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                    logger.error("write %s (%s) failed: %s", write.id, write.kind, error)
-                    Write.objects.filter(id=write.id).update(status=Write.Status.FAILED, error=error[:10_000])
+                    write_failed(write, exc)
     # One line a range, naming the process: several materialize at once.
     logger.info(
         "materialized %s run writes in %.1f ms by process %s: %s",

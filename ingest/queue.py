@@ -27,7 +27,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from common.lookups import id_ranges, one_of
-from ingest.batch import AcceptedWrite, QueuedWrite, batch_apply, queued_writes
+from ingest.batch import AcceptedWrite, QueuedWrite, batch_apply, queued_writes, write_failed
 from ingest.locks import DATABASE_UNAVAILABLE, commit_lock, commit_lock_try
 from ingest.materialize import materialize_next, materialized_discard
 from runs.models import (
@@ -155,9 +155,7 @@ def _writes_apply_and_mark(writes: Sequence[AcceptedWrite], *, isolate: bool) ->
             except DATABASE_UNAVAILABLE:
                 raise
             except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                logger.error("write %s (%s) failed: %s", write.id, write.kind, error)
-                Write.objects.filter(id=write.id).update(status=Write.Status.FAILED, error=error[:10_000])
+                write_failed(write, exc)
                 if write.materialized:
                     materialized_discard([write.id])
                 continue

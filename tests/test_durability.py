@@ -55,26 +55,32 @@ def all_committed_exactly_once(accepted: list[int], timeout: float = 90) -> None
     assert not Write.objects.filter(status="failed").exists()
 
 
-def commit_lock_holder(db: dict) -> int | None:
-    """The OS pid of the process whose transaction holds the commit lock in this database, if
-    any (pg_locks lists every database's: another suite's process must not be the one killed)."""
+def worker_pids(db: dict, query: str, params: list) -> list[int]:
+    """The OS pids of our processes (their application_name ends "pid N") among the
+    application names `query` selects from this database."""
     with (
         psycopg2.connect(
             dbname=db["NAME"], user=db["USER"], host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432
         ) as connection,
         connection.cursor() as cursor,
     ):
-        cursor.execute(
-            """SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-               WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted
-                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())""",
-            [COMMIT_LOCK_KEY],
-        )
-        row = cursor.fetchone()
+        cursor.execute(query, params)
+        names = [row[0] for row in cursor.fetchall()]
     connection.close()
-    if row is None or " pid " not in row[0]:
-        return None
-    return int(row[0].rsplit(" ", 1)[1])
+    return [int(name.rsplit(" ", 1)[1]) for name in names if " pid " in name]
+
+
+def commit_lock_holder(db: dict) -> int | None:
+    """The OS pid of the process whose transaction holds the commit lock in this database, if
+    any (pg_locks lists every database's: another suite's process must not be the one killed)."""
+    pids = worker_pids(
+        db,
+        """SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           WHERE l.locktype = 'advisory' AND l.objid = %s AND l.granted
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())""",
+        [COMMIT_LOCK_KEY],
+    )
+    return pids[0] if pids else None
 
 
 def test_a_worker_killed_mid_commit_loses_nothing(api, live_db, cluster):
@@ -101,27 +107,17 @@ def materializer(db: dict) -> int | None:
     """The OS pid of a worker in the middle of materializing writes in this database, if any:
     its transaction is open, its last statement claimed writes or wrote links or forms, and
     it does not hold the commit lock (a resolver writes links too, of writes it applies whole)."""
-    with (
-        psycopg2.connect(
-            dbname=db["NAME"], user=db["USER"], host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432
-        ) as connection,
-        connection.cursor() as cursor,
-    ):
-        cursor.execute(
-            """SELECT a.application_name FROM pg_stat_activity a
-               WHERE a.datname = current_database() AND a.xact_start IS NOT NULL
-                 AND (a.query ILIKE '%%skip locked%%' OR a.query ILIKE '%%runs_runoutput%%'
-                      OR a.query ILIKE '%%"materialized" = %%')
-                 AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted
-                                 AND l.locktype = 'advisory' AND l.objid = %s)""",
-            [COMMIT_LOCK_KEY],
-        )
-        rows = cursor.fetchall()
-    connection.close()
-    for (name,) in rows:
-        if " pid " in name:
-            return int(name.rsplit(" ", 1)[1])
-    return None
+    pids = worker_pids(
+        db,
+        """SELECT a.application_name FROM pg_stat_activity a
+           WHERE a.datname = current_database() AND a.xact_start IS NOT NULL
+             AND (a.query ILIKE '%%skip locked%%' OR a.query ILIKE '%%runs_runoutput%%'
+                  OR a.query ILIKE '%%"materialized" = %%')
+             AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.granted
+                             AND l.locktype = 'advisory' AND l.objid = %s)""",
+        [COMMIT_LOCK_KEY],
+    )
+    return pids[0] if pids else None
 
 
 def test_a_worker_killed_mid_materialize_loses_nothing_and_leaves_nothing(api, live_db, cluster):
