@@ -130,7 +130,8 @@ def test_writes_accepted_while_a_commit_task_is_pending_are_committed_by_it(
 
     from ingest.tasks import commit_task
 
-    settings.MLTRACE_COMMIT_DELAY_MS = 1500
+    # The flag's life must outlast the three accepts below, on a busy machine too.
+    settings.MLTRACE_COMMIT_DELAY_MS = 5000
     redis = web_broker.connection
     first = api.post("/api/v1/runs/", run_payload("a"), format="json").json()["id"]
     sets_before = redis.info("commandstats")["cmdstat_set"]["calls"]
@@ -155,12 +156,14 @@ def test_writes_accepted_while_a_commit_task_is_pending_are_committed_by_it(
 def test_a_write_accepted_once_the_flag_has_expired_gets_a_task_of_its_own(
     api, live_db, web_broker, settings
 ):
-    import time
+    from tests.live import wait_until
 
     settings.MLTRACE_COMMIT_DELAY_MS = 100
     api.post("/api/v1/runs/", run_payload("a"), format="json")
     assert web_broker.queue_size() == 1
-    time.sleep(0.2)
+    # The flag is gone from Redis: its life has passed here too.
+    flag = f"mltrace:{web_broker.list_key}:commit-pending"
+    wait_until(lambda: not web_broker.connection.exists(flag), timeout=30, what="the flag to expire")
 
     api.post("/api/v1/runs/", run_payload("b"), format="json")
     assert web_broker.queue_size() == 2

@@ -200,10 +200,18 @@ def test_workers_ride_out_a_database_they_cannot_reach(api, live_db, cluster_env
         wait_until(
             lambda: commit_lock_holder(live_db), timeout=30, interval=0.01, what="a commit in progress"
         )
+        failed_before = workers.output().count("Failed 'ingest.tasks.commit_task'")
         proxy.cut()  # mid-commit: the worker's connection drops, its transaction rolls back
         accepted += post_batch(api, 20)
-        time.sleep(3)
+        # A worker tried, and its task failed on the database it cannot reach...
+        wait_until(
+            lambda: workers.output().count("Failed 'ingest.tasks.commit_task'") > failed_before,
+            timeout=60,
+            what="a commit task to fail on the unreachable database",
+        )
+        # ...leaving the writes queued, none marked failed for an outage.
         assert Write.objects.filter(id__in=accepted, status="queued").exists()
+        assert not Write.objects.filter(id__in=accepted, status="failed").exists()
         proxy.restore()
 
         all_committed_exactly_once(accepted, timeout=120)
