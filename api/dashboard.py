@@ -52,11 +52,10 @@ class LargeTableAdmin(admin.ModelAdmin):
     list_per_page = 50
 
 
-class WrittenThroughTheQueue(LargeTableAdmin):
-    """Rows that only accepted writes create or remove: the admin has no Add and no Delete.
-
-    An admin insert or delete would take no place in acceptance order, and a worker's batch
-    could then undo it or commit a run that depends on a row that is gone.
+class NoAddNoDeleteAdmin(LargeTableAdmin):
+    """Rows the admin neither adds nor deletes: what accepted writes create (an admin insert
+    or delete would take no place in acceptance order, and a worker's batch could then undo it
+    or commit a run that depends on a row that is gone), and the record of edits.
     """
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -32,17 +32,13 @@ def run_notes_update(*, run_id: int, notes: str, user: Any = None) -> Run:
     with transaction.atomic():
         if not Run.objects.filter(id=run_id).update(notes=notes):
             raise NotFound(RUN_NOT_FOUND.format(id=run_id))
-        _record(user, Edit.Action.RUN_NOTES, str(run_id), {"notes": notes})
+        edit_record(user=user, action=Edit.Action.RUN_NOTES, target=str(run_id), detail={"notes": notes})
     return Run.objects.get(id=run_id)
 
 
 def edit_record(*, user: Any, action: str, target: str, detail: dict[str, Any]) -> None:
     """Records who made an edit that is not a write in the log, and what it changed."""
     Edit.objects.create(at=timezone.now(), user=user, action=action, target=target, detail=detail)
-
-
-def _record(user: Any, action: str, target: str, detail: dict[str, Any]) -> None:
-    edit_record(user=user, action=action, target=target, detail=detail)
 
 
 def pointers_flag(*, name: str, flag: bool, user: Any = None) -> int:
@@ -54,7 +50,12 @@ def pointers_flag(*, name: str, flag: bool, user: Any = None) -> int:
         if not ids:
             raise NotFound(POINTER_NOT_FOUND.format(name=name))
         _update_flags(ids, flag=flag)
-        _record(user, Edit.Action.FLAG if flag else Edit.Action.UNFLAG, name, {"pointers": len(ids)})
+        edit_record(
+            user=user,
+            action=Edit.Action.FLAG if flag else Edit.Action.UNFLAG,
+            target=name,
+            detail={"pointers": len(ids)},
+        )
         return len(ids)
 
     return retry_once_on_deadlock(flag_them)
@@ -66,7 +67,7 @@ def pointers_unflag_all(*, user: Any = None) -> int:
     def unflag_them() -> int:
         ids = _locked_in_id_order(IOPointer.objects.filter(flag=True))
         _update_flags(ids, flag=False)
-        _record(user, Edit.Action.UNFLAG_ALL, "", {"pointers": len(ids)})
+        edit_record(user=user, action=Edit.Action.UNFLAG_ALL, target="", detail={"pointers": len(ids)})
         return len(ids)
 
     return retry_once_on_deadlock(unflag_them)
@@ -104,7 +105,9 @@ def pointers_flag_downstream(*, name: str, user: Any = None) -> int:
         for chunk in chunked(wanted):
             ids += _locked_in_id_order(IOPointer.objects.filter(**one_of("id", chunk)))
         _update_flags(ids, flag=True)
-        _record(user, Edit.Action.FLAG, name, {"pointers": len(ids), "downstream": True})
+        edit_record(
+            user=user, action=Edit.Action.FLAG, target=name, detail={"pointers": len(ids), "downstream": True}
+        )
         return len(ids)
 
     return retry_once_on_deadlock(flag_them)

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from api.dashboard import WrittenThroughTheQueue
+from api.dashboard import NoAddNoDeleteAdmin
 from ingest.retry import writes_retry_failed
 from runs.models import (
     Edit,
@@ -86,7 +86,7 @@ class StatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Run)
-class RunAdmin(WrittenThroughTheQueue):
+class RunAdmin(NoAddNoDeleteAdmin):
     list_display = ["id", "component", "start_timestamp", "duration", "status", "stale_marker"]
     list_display_links = ["id"]
     list_filter = [StatusFilter, StaleFilter, "component", ("start_timestamp", admin.DateFieldListFilter)]
@@ -266,7 +266,7 @@ OpenFilter = yes_no_filter("open", "end_timestamp__isnull")
 
 
 @admin.register(LineageRun)
-class LineageRunAdmin(WrittenThroughTheQueue):
+class LineageRunAdmin(NoAddNoDeleteAdmin):
     """OpenLineage runs: the open ones (no terminal event yet) and the ended, with their run."""
 
     list_display = [
@@ -369,7 +369,7 @@ class LineageRunAdmin(WrittenThroughTheQueue):
 
 
 @admin.register(LineageEvent)
-class LineageEventAdmin(WrittenThroughTheQueue):
+class LineageEventAdmin(NoAddNoDeleteAdmin):
     """Every OpenLineage event as received, and what it did: read-only."""
 
     list_display = ["id", "kind", "event_type", "event_time", "run_uuid", "job", "outcome", "received_at"]
@@ -413,7 +413,7 @@ FlaggedFilter = yes_no_filter("flagged", "flag")
 
 
 @admin.register(IOPointer)
-class IOPointerAdmin(WrittenThroughTheQueue):
+class IOPointerAdmin(NoAddNoDeleteAdmin):
     list_display = ["name", "value", "pointer_type", "flag", "trace"]
     list_filter = [FlaggedFilter, "pointer_type"]
     search_fields = ["name"]
@@ -491,7 +491,7 @@ WRITE_FIELDS = (
 
 
 @admin.register(Write)
-class WriteAdmin(WrittenThroughTheQueue):
+class WriteAdmin(NoAddNoDeleteAdmin):
     list_display = [
         "id",
         "kind",
@@ -539,7 +539,7 @@ class WriteAdmin(WrittenThroughTheQueue):
 
 
 @admin.register(Edit)
-class EditAdmin(WrittenThroughTheQueue):
+class EditAdmin(NoAddNoDeleteAdmin):
     """Who flagged, unflagged or edited what, and when: read-only."""
 
     list_display = ["at", "user", "action", "target", "detail"]

@@ -50,7 +50,7 @@ def event_payload(event: Any) -> tuple[dict[str, Any], Event]:
     return {"event": event}, read
 
 
-def _record(request: Request, payloads: list[dict[str, Any]], *, sync: bool) -> list[int]:
+def _events_submit(request: Request, payloads: list[dict[str, Any]], *, sync: bool) -> list[int]:
     """Accepts (or with ?sync=true commits) the events' writes; their ids."""
     return writes_submit(kind=Write.Kind.LINEAGE, payloads=payloads, sync=sync, user=request.user).write_ids
 
@@ -72,7 +72,7 @@ class LineageView(KnownQueryParameters, APIView):
     def post(self, request: Request) -> Response:
         payload, _ = event_payload(request.data)
         sync = wants_sync(request)
-        (write_id,) = _record(request, [payload], sync=sync)
+        (write_id,) = _events_submit(request, [payload], sync=sync)
         if not sync:
             return Response({"id": write_id, "status": Write.Status.QUEUED}, status=status.HTTP_202_ACCEPTED)
         event = LineageEvent.objects.only("outcome", "run_uuid").get(id=write_id)
@@ -136,7 +136,7 @@ class LineageBatchView(KnownQueryParameters, APIView):
                 read.append((event_read, event))
         after_end = 0
         if payloads and sync:
-            write_ids = _record(request, payloads, sync=True)
+            write_ids = _events_submit(request, payloads, sync=True)
             after_end = LineageEvent.objects.filter(
                 id__in=write_ids, outcome=LineageEvent.Outcome.AFTER_END
             ).count()
@@ -144,7 +144,7 @@ class LineageBatchView(KnownQueryParameters, APIView):
             # Counted before the accept, so that a worker committing the batch meanwhile
             # cannot make its own events look late.
             after_end = events_after_end_count(read)
-            _record(request, payloads, sync=False)
+            _events_submit(request, payloads, sync=False)
         body = {
             "status": "partial_success" if failed else "success",
             "summary": {

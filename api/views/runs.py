@@ -76,7 +76,8 @@ LOCATION_HEADER = OpenApiParameter(
 )
 
 
-def keyset_run(field: str, run_id: int | None) -> Run | None:
+def keyset_run(run_id: int | None) -> Run | None:
+    """The run a page's before/after cursor names (its id and start), if one is named."""
     if run_id is None:
         return None
     run = Run.objects.only("id", "start_timestamp").filter(id=run_id).first()
@@ -88,8 +89,8 @@ def keyset_run(field: str, run_id: int | None) -> Run | None:
 
 def run_page_response(request: Request, query: dict[str, Any], *, limit: int, **filters: Any) -> Response:
     """A page of committed runs, newest first, with before/after links."""
-    before = keyset_run("before", query.get("before"))
-    after = keyset_run("after", query.get("after"))
+    before = keyset_run(query.get("before"))
+    after = keyset_run(query.get("after"))
     page = run_page(before=before, after=after, limit=limit, **filters)
     # A page also stops at MLTRACE_MAX_PAGE_BYTES as sent, on the side away from its cursor
     # (the newest runs of an `after` page), and links on from where it stopped. The links
