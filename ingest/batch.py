@@ -38,6 +38,8 @@ from typing import Any, Protocol
 from django.db import connection
 from django.db.models import (
     BooleanField,
+    Case,
+    Expression,
     ExpressionWrapper,
     Max,
     OuterRef,
@@ -46,6 +48,7 @@ from django.db.models import (
     Subquery,
     TextField,
     Value,
+    When,
 )
 from django.db.models.functions import Cast, Coalesce, NullIf
 
@@ -121,10 +124,21 @@ def write_failed(write: AcceptedWrite, exc: Exception) -> None:
     Write.objects.filter(id=write.id).update(status=Write.Status.FAILED, error=error[:10_000])
 
 
-def queued_writes(writes: QuerySet[Write], *, limit: int | None = None) -> list[QueuedWrite]:
+def queued_writes(
+    writes: QuerySet[Write], *, limit: int | None = None, unmaterialized_payloads: bool = True
+) -> list[QueuedWrite]:
     """These writes, oldest first (the first `limit`), as QueuedWrite: a materialized run by
-    its materialized form (COALESCE reads the payload only where that is missing)."""
-    form = Coalesce(Cast("materialized", TextField()), Cast("payload", TextField()))
+    its materialized form (COALESCE reads the payload only where that is missing). Without
+    unmaterialized_payloads a run write not materialized yet comes without its payload (the
+    resolver's look at the queue, which stops there)."""
+    form: Expression = Coalesce(Cast("materialized", TextField()), Cast("payload", TextField()))
+    if not unmaterialized_payloads:
+        form = Case(
+            When(materialized__isnull=False, then=Cast("materialized", TextField())),
+            When(~Q(kind=Write.Kind.RUN), then=Cast("payload", TextField())),
+            default=Value(None),
+            output_field=TextField(),
+        )
     materialized = ExpressionWrapper(Q(materialized__isnull=False), output_field=BooleanField())
     size = Coalesce(
         StoredSize("materialized"), NullIf("payload_bytes", Value(0)), StoredSize("payload"), Value(0)

@@ -33,7 +33,7 @@ def helpers_enqueue(through_id: int) -> int:
     waiting = Write.objects.filter(
         status=Write.Status.QUEUED, kind=Write.Kind.RUN, materialized__isnull=True, id__lte=through_id
     ).order_by("id")
-    waiting_count = len(waiting.values_list("id", flat=True)[: batch * workers])
+    waiting_count = waiting[: batch * workers].count()  # a COUNT over a LIMIT: no ids sent
     helpers = min(workers - 1, math.ceil(waiting_count / batch) - 1)
     for n in range(helpers):
         try:

@@ -108,7 +108,9 @@ def _next_batch(queued: QuerySet[Write], *, wait: bool) -> list[QueuedWrite]:
     the writes before its first run write that is not materialized: none of those is claimed
     by a materializer, which takes only such writes. With wait, all of them, once the
     unmaterialized ones are locked, as they are then."""
-    writes = _within_bytes(queued_writes(queued, limit=settings.MLTRACE_COMMIT_BATCH))
+    writes = _within_bytes(
+        queued_writes(queued, limit=settings.MLTRACE_COMMIT_BATCH, unmaterialized_payloads=False)
+    )
     if not wait:
         for n, write in enumerate(writes):
             if write.kind == Write.Kind.RUN and not write.materialized:
