@@ -6,7 +6,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from api.views.components import ComponentViewSet, TagViewSet
-from api.views.lineage import LineageBatchView, LineageRunsView, LineageView
+from api.views.openlineage import OpenLineageBatchView, OpenLineageRunsView, OpenLineageView
 from api.views.runs import FlagView, ImpactView, QueueView, ReviewView, RunViewSet, TraceView, UnflagView
 
 router = SimpleRouter()
@@ -24,7 +24,7 @@ urlpatterns = [
     path("queue/", QueueView.as_view(), name="queue"),
     # OpenLineage's paths, exactly: its clients never add a slash, and a redirect would turn
     # their POST into a GET.
-    path("lineage", LineageView.as_view(), name="lineage"),
-    path("lineage/batch", LineageBatchView.as_view(), name="lineage-batch"),
-    path("lineage/runs/", LineageRunsView.as_view(), name="lineage-runs"),
+    path("lineage", OpenLineageView.as_view(), name="openlineage"),
+    path("lineage/batch", OpenLineageBatchView.as_view(), name="openlineage-batch"),
+    path("lineage/runs/", OpenLineageRunsView.as_view(), name="openlineage-runs"),
 ]

@@ -116,7 +116,7 @@ def run_scenario(
         """SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM committed_at - accepted_at)),
                   percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM committed_at - accepted_at)),
                   COUNT(*)
-           FROM runs_write WHERE id > %s AND status = 'committed' AND kind IN ('run', 'lineage')""",
+           FROM runs_write WHERE id > %s AND status = 'committed' AND kind IN ('run', 'openlineage')""",
         (mark_write,),
     )[0]
     stats = locust_stats(prefix)

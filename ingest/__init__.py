@@ -16,8 +16,8 @@ Its modules, top to bottom: each imports only the modules below it in this list
     broker.py       the process's one django-q broker
     queue.py        commit the queue: materialize ranges, resolve batches in order, mark each write
     materialize.py  the order-free half of a run write: its pointers, links and materialized form
-    batch.py        apply one batch in order: its events made writes (lineage.py), planned, inserted
-    lineage.py      one batch's OpenLineage events and the run and component writes they make
+    batch.py        apply one batch in order: its events made writes (openlineage.py), planned, inserted
+    openlineage.py  one batch's OpenLineage events and the run and component writes they make
     pointers.py     pointers made or retyped so that each has its first mention's type
     locks.py        the accept lock and the commit lock
     idempotency.py  Idempotency-Key answers

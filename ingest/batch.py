@@ -8,8 +8,8 @@ The synchronous door commits its writes as one such list; a worker resolving the
 applies up to MLTRACE_COMMIT_BATCH queued writes per call. A materialized run write comes as
 its materialized form (ingest/materialize.py): its pointers and links are written already,
 and only its run, dependencies, staleness and component counts are left. The OpenLineage
-events of a batch first become the run and component writes they make (ingest/lineage.py's
-LineageBatch); `BatchWriter` then plans and inserts those with the native ones.
+events of a batch first become the run and component writes they make (ingest/openlineage.py's
+OpenLineageBatch); `BatchWriter` then plans and inserts those with the native ones.
 
 What a run sees, as mltrace defines it (docs/API.md):
 - inferred dependencies: for each input name, the run accepted earlier (lower id) with the
@@ -58,7 +58,7 @@ from common.jsontext import json_decode
 from common.lookups import CHUNK, chunked
 from components.models import Component
 from components.services import tags_get_or_create
-from ingest.lineage import LineageBatch
+from ingest.openlineage import OpenLineageBatch
 from ingest.pointers import pointer_ids
 from ingest.sql import copy_id_pairs, copy_rows, runs_in_windows
 from runs.models import (
@@ -191,11 +191,11 @@ def batch_apply(
         return [
             result for write in writes for result in batch_apply([write], refuse_unresolved=refuse_unresolved)
         ]
-    if not any(write.kind == Write.Kind.LINEAGE for write in writes):
+    if not any(write.kind == Write.Kind.OPENLINEAGE for write in writes):
         return BatchWriter(writes, refuse_unresolved=refuse_unresolved).write()
     # OpenLineage events first become the run and component writes they make; those are
     # applied with the native ones, then the events and their runs' states are recorded.
-    events = LineageBatch(writes)
+    events = OpenLineageBatch(writes)
     derived = events.plan()
     results = BatchWriter(derived, refuse_unresolved=refuse_unresolved).write() if derived else []
     events.save()
@@ -317,7 +317,7 @@ class BatchWriter:
     def _plan_component(self, write: AcceptedWrite) -> tuple[Component, bool]:
         payload = write.payload
         # Native writes have no "listed": they list their component. Writes made from
-        # OpenLineage events say (ingest/lineage.py).
+        # OpenLineage events say (ingest/openlineage.py).
         component, created = self._component(
             payload["name"], write.accepted_at, listed=payload.get("listed", True)
         )

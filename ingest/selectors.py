@@ -37,7 +37,7 @@ def run_get(*, run_id: int) -> dict[str, Any]:
     if write is None:
         raise NotFound(RUN_NOT_FOUND.format(id=run_id))
     if write.kind != Write.Kind.RUN:
-        kind = "an OpenLineage event" if write.kind == Write.Kind.LINEAGE else "a component write"
+        kind = "an OpenLineage event" if write.kind == Write.Kind.OPENLINEAGE else "a component write"
         raise NotFound(NOT_A_RUN.format(id=run_id, kind=kind))
     if write.status == Write.Status.COMMITTED:
         # Committed by a worker between the two reads above: the run exists now.

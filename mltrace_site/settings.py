@@ -201,7 +201,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "ENUM_NAME_OVERRIDES": {
         "WriteStatusEnum": "runs.models.Write.Status",
-        "LineageBatchStatusEnum": ["success", "partial_success"],
+        "OpenLineageBatchStatusEnum": ["success", "partial_success"],
     },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -86,8 +86,8 @@ def openlineage_to_dict(
     }
 
 
-def lineage_run_to_dict(run: Any, *, parent_run: int | None = None) -> dict[str, Any]:
-    """An OpenLineage run (a LineageRun) as the API shows it, open or ended."""
+def openlineage_run_to_dict(run: Any, *, parent_run: int | None = None) -> dict[str, Any]:
+    """An OpenLineage run (a OpenLineageRun) as the API shows it, open or ended."""
     return {
         "run_id": run.run_uuid,
         "state": run.state,

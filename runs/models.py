@@ -66,7 +66,7 @@ class Write(models.Model):
     class Kind(models.TextChoices):
         COMPONENT = "component"
         RUN = "run"
-        LINEAGE = "lineage"  # an OpenLineage event, as received
+        OPENLINEAGE = "openlineage", "OpenLineage event"  # as received
 
     class Status(models.TextChoices):
         QUEUED = "queued"
@@ -261,12 +261,12 @@ class Edit(models.Model):
         return f"{self.action} {self.target}"
 
 
-class LineageRun(models.Model):
+class OpenLineageRun(models.Model):
     """An OpenLineage run: what the events with one runId said, and the run they made.
 
     Open (no terminal event yet) it has no mltrace run; its first COMPLETE, FAIL or ABORT
     commits one, whose id is that event's write id (`run`). Events after that are recorded
-    (LineageEvent) and change nothing here.
+    (OpenLineageEvent) and change nothing here.
     """
 
     class State(models.TextChoices):
@@ -311,6 +311,7 @@ class LineageRun(models.Model):
     last_event_id = models.BigIntegerField()
 
     class Meta:
+        db_table = "runs_lineagerun"
         verbose_name = "OpenLineage run"
         constraints = [models.UniqueConstraint(fields=["run_uuid"], name="lineagerun_uuid_unique")]
         indexes = [
@@ -327,7 +328,7 @@ class LineageRun(models.Model):
         return self.end_timestamp is None
 
 
-class LineageEvent(models.Model):
+class OpenLineageEvent(models.Model):
     """An OpenLineage event as received (for audit and replay), and what it did."""
 
     class Kind(models.TextChoices):
@@ -355,6 +356,7 @@ class LineageEvent(models.Model):
     received_at = models.DateTimeField()
 
     class Meta:
+        db_table = "runs_lineageevent"
         verbose_name = "OpenLineage event"
         indexes = [
             models.Index(fields=["run_uuid", "id"], name="lineageevent_run_idx"),

@@ -14,8 +14,8 @@ from django.db.models.functions import Cast
 from common.db import StoredSize, TextBytes
 from common.lookups import chunked, one_of
 from components.models import Component
-from runs.bodies import lineage_run_to_dict, run_to_dict
-from runs.models import IOPointer, LineageRun, Run, RunDependency, RunInput, RunOutput
+from runs.bodies import openlineage_run_to_dict, run_to_dict
+from runs.models import IOPointer, OpenLineageRun, Run, RunDependency, RunInput, RunOutput
 
 RUN_FIELDS = (
     "id",
@@ -41,7 +41,7 @@ RUN_FIELDS = (
     "openlineage__parent_run_uuid",
     "openlineage__parent_job",
     Subquery(
-        LineageRun.objects.filter(run_uuid=OuterRef("openlineage__parent_run_uuid")).values("run_id")[:1]
+        OpenLineageRun.objects.filter(run_uuid=OuterRef("openlineage__parent_run_uuid")).values("run_id")[:1]
     ),
 )
 
@@ -242,11 +242,11 @@ def run_page(
     return RunPage(runs=found[:limit], has_more=len(found) > limit)
 
 
-def lineage_runs_page(
+def openlineage_runs_page(
     *, run_uuid: str | None, state: str | None, component: str | None, before: int | None, limit: int
 ) -> tuple[list[dict[str, Any]], bool]:
     """OpenLineage runs, newest first event first; state "open": not ended. (bodies, more?)"""
-    runs = LineageRun.objects.order_by("-first_event_id")
+    runs = OpenLineageRun.objects.order_by("-first_event_id")
     if run_uuid is not None:
         runs = runs.filter(run_uuid=run_uuid)
     if state == "open":
@@ -260,12 +260,14 @@ def lineage_runs_page(
     page = list(runs[: limit + 1])
     parents = {r.parent_run_uuid for r in page[:limit] if r.parent_run_uuid}
     parent_runs = dict(
-        LineageRun.objects.filter(run_uuid__in=parents, run__isnull=False).values_list("run_uuid", "run_id")
+        OpenLineageRun.objects.filter(run_uuid__in=parents, run__isnull=False).values_list(
+            "run_uuid", "run_id"
+        )
     )
-    bodies = [lineage_run_to_dict(r, parent_run=parent_runs.get(r.parent_run_uuid)) for r in page[:limit]]
+    bodies = [openlineage_run_to_dict(r, parent_run=parent_runs.get(r.parent_run_uuid)) for r in page[:limit]]
     return bodies, len(page) > limit
 
 
-def lineage_run_get(run_uuid: str) -> dict[str, Any] | None:
-    bodies, _ = lineage_runs_page(run_uuid=run_uuid, state=None, component=None, before=None, limit=1)
+def openlineage_run_get(run_uuid: str) -> dict[str, Any] | None:
+    bodies, _ = openlineage_runs_page(run_uuid=run_uuid, state=None, component=None, before=None, limit=1)
     return bodies[0] if bodies else None

@@ -388,49 +388,51 @@ def test_a_value_too_deep_to_decode_leaves_the_lists_and_pages_answering(admin_c
 
 
 def test_openlineage_runs_show_open_and_ended_with_their_run_parent_and_events(admin_client_, api):
-    from runs.models import LineageRun
+    from runs.models import OpenLineageRun
     from tests.openlineage_events import airflow_dag, never_ends, run_uuid
 
     for body in airflow_dag() + never_ends():
         assert api.post("/api/v1/lineage?sync=true", body, format="json").status_code == 201
-    load = LineageRun.objects.get(run_uuid=run_uuid("etl-load-0"))
+    load = OpenLineageRun.objects.get(run_uuid=run_uuid("etl-load-0"))
 
     page = text(admin_client_.get(f"/admin/runs/run/{load.run_id}/change/"))
     assert run_uuid("etl-load-0") in page and "COMPLETE" in page
     assert f"airflow:etl {run_uuid('etl-dag-0')}" in page
     assert "providers-openlineage" in page  # the producer
 
-    open_runs = text(admin_client_.get("/admin/runs/lineagerun/?open=yes"))
+    open_runs = text(admin_client_.get("/admin/runs/openlineagerun/?open=yes"))
     assert run_uuid("never-ends") in open_runs and run_uuid("etl-load-0") not in open_runs
-    stuck = LineageRun.objects.get(run_uuid=run_uuid("never-ends"))
-    stuck_page = text(admin_client_.get(f"/admin/runs/lineagerun/{stuck.id}/change/"))
+    stuck = OpenLineageRun.objects.get(run_uuid=run_uuid("never-ends"))
+    stuck_page = text(admin_client_.get(f"/admin/runs/openlineagerun/{stuck.id}/change/"))
     assert "open: no run yet" in stuck_page and "RUNNING" in stuck_page
 
-    dag = LineageRun.objects.get(run_uuid=run_uuid("etl-dag-0"))
-    assert "3 runs" in text(admin_client_.get(f"/admin/runs/lineagerun/{dag.id}/change/"))
-    events = text(admin_client_.get("/admin/runs/lineageevent/", {"q": run_uuid("etl-load-0")}))
+    dag = OpenLineageRun.objects.get(run_uuid=run_uuid("etl-dag-0"))
+    assert "3 runs" in text(admin_client_.get(f"/admin/runs/openlineagerun/{dag.id}/change/"))
+    events = text(admin_client_.get("/admin/runs/openlineageevent/", {"q": run_uuid("etl-load-0")}))
     assert events.count(run_uuid("etl-load-0")) >= 3
     assert (
         admin_client_.get(
-            f"/admin/runs/lineageevent/{LineageRun.objects.get(run_uuid=run_uuid('etl-load-0')).last_event_id}/change/"
+            f"/admin/runs/openlineageevent/{OpenLineageRun.objects.get(run_uuid=run_uuid('etl-load-0')).last_event_id}/change/"
         ).status_code
         == 200
     )
 
 
 def test_an_openlineage_runs_page_shows_the_events_after_its_end(admin_client_, api):
-    from runs.models import LineageRun
+    from runs.models import OpenLineageRun
     from tests.openlineage_events import airflow_rerun, run_uuid
 
     for body in airflow_rerun():
         assert api.post("/api/v1/lineage?sync=true", body, format="json").status_code == 201
-    task = LineageRun.objects.get(run_uuid=run_uuid("rerun-task"))
-    page = text(admin_client_.get(f"/admin/runs/lineagerun/{task.id}/change/"))
+    task = OpenLineageRun.objects.get(run_uuid=run_uuid("rerun-task"))
+    page = text(admin_client_.get(f"/admin/runs/openlineagerun/{task.id}/change/"))
     assert re.search(r'<a href="[^"]*outcome__exact=after\+end[^"]*">2 events after the end</a>', page)
     assert "<li>events after the end 2</li>" in text(
         admin_client_.get(f"/admin/runs/run/{task.run_id}/change/")
     )
-    listed = text(admin_client_.get(f"/admin/runs/lineageevent/?q={task.run_uuid}&outcome__exact=after+end"))
+    listed = text(
+        admin_client_.get(f"/admin/runs/openlineageevent/?q={task.run_uuid}&outcome__exact=after+end")
+    )
     assert re.findall(r'class="field-outcome">([^<]+)<', listed) == ["After End", "After End"]
 
 

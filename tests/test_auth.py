@@ -323,7 +323,7 @@ def test_create_api_token_warns_that_a_token_without_write_cannot_take_events(se
     response = reader.post("/api/v1/lineage", never_ends()[0], format="json")
     assert response.status_code == 403
     assert response.json() == {"detail": "This token does not have the write scope."}
-    assert not Write.objects.filter(kind=Write.Kind.LINEAGE).exists()
+    assert not Write.objects.filter(kind=Write.Kind.OPENLINEAGE).exists()
 
 
 def test_create_api_token_run_again_reports_the_scopes_the_token_keeps(capsys):

@@ -19,7 +19,7 @@ from django.test import override_settings
 
 from components.models import Component
 from ingest.queue import backlog_commit
-from runs.models import LineageEvent, LineageRun, Run, Write
+from runs.models import OpenLineageEvent, OpenLineageRun, Run, Write
 from runs.openlineage import component_name, pointer_name
 from tests.openlineage_events import (
     AIRFLOW,
@@ -111,7 +111,7 @@ def test_a_run_is_committed_in_its_terminal_events_place_in_acceptance_order(api
     events = airflow_dag()
     send_all(api, events, sync=False)
     extract = ol_run(api, "etl-extract-0")
-    terminal = LineageEvent.objects.get(run_uuid=run_uuid("etl-extract-0"), event_type="COMPLETE")
+    terminal = OpenLineageEvent.objects.get(run_uuid=run_uuid("etl-extract-0"), event_type="COMPLETE")
     assert extract["run"] == terminal.id
     assert extract["events"] == 3 and extract["first_event_id"] < extract["run"] == extract["last_event_id"]
 
@@ -190,13 +190,13 @@ def test_a_source_code_facet_wins_over_the_sql_facet_whichever_event_carries_it(
 def test_the_same_event_twice_changes_nothing_the_second_time(api):
     events = airflow_dag()
     send_all(api, events, sync=True)
-    before = (Run.objects.count(), list(LineageRun.objects.order_by("id").values()))
+    before = (Run.objects.count(), list(OpenLineageRun.objects.order_by("id").values()))
     for body in (events[3], events[0], events[-1]):  # a COMPLETE, a START, the DAG's COMPLETE
         response = send(api, copy.deepcopy(body), sync=True)
         assert response.status_code == 201
         assert response.json()["outcome"] == "duplicate"
-    assert (Run.objects.count(), list(LineageRun.objects.order_by("id").values())) == before
-    assert LineageEvent.objects.filter(outcome="duplicate").count() == 3
+    assert (Run.objects.count(), list(OpenLineageRun.objects.order_by("id").values())) == before
+    assert OpenLineageEvent.objects.filter(outcome="duplicate").count() == 3
 
 
 def test_an_airflow_retry_with_a_new_run_id_is_a_new_run(api):
@@ -214,7 +214,7 @@ def test_complete_before_start_keeps_the_complete_and_records_the_late_start(api
     assert run["start_timestamp"] == run["end_timestamp"] == at(10)
     body = api.get(f"/api/v1/runs/{run['run']}/").json()
     assert body["start_timestamp"] == at(10)
-    assert LineageEvent.objects.get(event_type="START").outcome == "after end"
+    assert OpenLineageEvent.objects.get(event_type="START").outcome == "after end"
 
 
 def test_a_late_event_never_reopens_a_run_or_moves_its_timestamps(api):
@@ -239,7 +239,8 @@ def test_a_late_event_never_reopens_a_run_or_moves_its_timestamps(api):
     )
     assert Run.objects.count() == 1
     assert (
-        sorted(LineageEvent.objects.values_list("outcome", flat=True)) == ["after end"] * 3 + ["applied"] * 2
+        sorted(OpenLineageEvent.objects.values_list("outcome", flat=True))
+        == ["after end"] * 3 + ["applied"] * 2
     )
 
 
@@ -351,8 +352,8 @@ def test_job_and_dataset_events_are_recorded_and_a_job_event_updates_its_compone
     assert send(api, dataset_event, sync=True).json()["outcome"] == "recorded"
     component = api.get("/api/v1/components/airflow:etl.extract/").json()
     assert (component["description"], component["owner"]) == ("Extracts the orders.", "team:data, ana")
-    assert list(LineageEvent.objects.order_by("id").values_list("kind", flat=True)) == ["job", "dataset"]
-    assert LineageEvent.objects.get(kind="dataset").body == dataset_event
+    assert list(OpenLineageEvent.objects.order_by("id").values_list("kind", flat=True)) == ["job", "dataset"]
+    assert OpenLineageEvent.objects.get(kind="dataset").body == dataset_event
 
 
 def test_the_ownership_facet_of_run_events_sets_the_owner_in_acceptance_order(api):
@@ -363,7 +364,7 @@ def test_the_ownership_facet_of_run_events_sets_the_owner_in_acceptance_order(ap
     # START (ana), JobEvent (team:bi), COMPLETE (ana, bo), a second run (cy, cy), then a
     # COMPLETE after the end of the first run: recorded, and its owner is not taken.
     assert owners == ["ana", "team:bi", "ana, bo", "cy", "cy", "cy"]
-    assert LineageEvent.objects.order_by("-id").first().outcome == "after end"
+    assert OpenLineageEvent.objects.order_by("-id").first().outcome == "after end"
 
 
 def test_an_owner_from_a_run_event_queued_before_a_patch_does_not_undo_it(api):
@@ -448,7 +449,7 @@ def test_a_bad_all_parameter_is_a_400_naming_it(api, value):
 def test_every_event_is_kept_as_received(api):
     events = spark_job()
     send_all(api, events, sync=False)
-    assert [e.body for e in LineageEvent.objects.order_by("id")] == events
+    assert [e.body for e in OpenLineageEvent.objects.order_by("id")] == events
 
 
 def test_job_names_map_to_distinct_component_names():
@@ -580,7 +581,7 @@ def test_a_batch_with_one_bad_event_records_the_others(api):
         "events_after_end": 1,  # complete_before_start's START, after its COMPLETE
     }
     backlog_commit(through_id=Write.objects.order_by("-id").values_list("id", flat=True).first())
-    assert sorted(LineageRun.objects.values_list("state", flat=True)) == ["COMPLETE", "RUNNING"]
+    assert sorted(OpenLineageRun.objects.values_list("state", flat=True)) == ["COMPLETE", "RUNNING"]
 
 
 def test_a_good_batch_is_a_success_and_sync_commits_it(api):
@@ -614,7 +615,7 @@ def batch(api, events: list[dict], *, sync: bool = False) -> dict:
 
 
 def after_end_outcomes() -> int:
-    return LineageEvent.objects.filter(outcome="after end").count()
+    return OpenLineageEvent.objects.filter(outcome="after end").count()
 
 
 def test_a_rerun_with_the_same_run_ids_is_counted_after_the_end_by_the_batch_and_its_runs(api):
@@ -674,7 +675,7 @@ def test_without_sync_an_end_still_queued_is_not_counted_but_the_run_counts_it(a
 
 
 def test_the_batch_count_takes_one_query_or_two_when_a_run_has_ended(api, django_assert_num_queries):
-    from ingest.lineage import events_after_end_count
+    from ingest.openlineage import events_after_end_count
     from runs.openlineage import read_event
 
     def count(events: list[dict]) -> int:
@@ -727,7 +728,7 @@ def all_scenarios() -> list[dict]:
 
 def lineage_snapshot(api) -> dict[str, Any]:
     """What a user reads, with run ids replaced by their OpenLineage runIds."""
-    uuid_of = dict(LineageRun.objects.filter(run__isnull=False).values_list("run_id", "run_uuid"))
+    uuid_of = dict(OpenLineageRun.objects.filter(run__isnull=False).values_list("run_id", "run_uuid"))
     uuid_of.update(
         {i: f"native-{i}" for i in Run.objects.exclude(id__in=list(uuid_of)).values_list("id", flat=True)}
     )
@@ -781,7 +782,7 @@ def lineage_snapshot(api) -> dict[str, Any]:
         (ol_view(r) for r in api.get("/api/v1/lineage/runs/", {"limit": 1000}).json()["results"]),
         key=lambda r: r["run_id"],
     )
-    outcomes = list(LineageEvent.objects.order_by("id").values_list("outcome", flat=True))
+    outcomes = list(OpenLineageEvent.objects.order_by("id").values_list("outcome", flat=True))
     components = {
         c["name"]: {k: v for k, v in c.items() if k != "created_at"}
         for c in api.get("/api/v1/components/", {"limit": 1000, "all": "true"}).json()["results"]
@@ -800,7 +801,7 @@ def lineage_snapshot(api) -> dict[str, Any]:
 
 
 def reset() -> None:
-    tables = [*TABLES, LineageEvent._meta.db_table, LineageRun._meta.db_table]
+    tables = [*TABLES, OpenLineageEvent._meta.db_table, OpenLineageRun._meta.db_table]
     with connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {', '.join(tables)} CASCADE")
 

@@ -15,7 +15,7 @@ from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, R
 from openlineage.client.facet_v2 import error_message_run, parent_run
 
 from ingest.queue import backlog_commit
-from runs.models import LineageEvent, Write
+from runs.models import OpenLineageEvent, Write
 from tests.live import serves, wait_until
 from tests.test_openlineage import all_scenarios, lineage_snapshot, reset, send, send_all
 from tests.test_serving import _post_raw, gunicorn  # noqa: F401 - the fixture
@@ -87,7 +87,7 @@ def test_the_openlineage_python_client_sends_runs_that_trace(gunicorn, api, how)
     client.emit(
         RunEvent(eventType=RunState.FAIL, eventTime=now.isoformat(), run=failed, job=job, producer=PRODUCER)
     )
-    assert Write.objects.filter(kind="lineage", status="queued").count() == 3
+    assert Write.objects.filter(kind="openlineage", status="queued").count() == 3
     committed_all()
 
     trace = api.get("/api/v1/trace/", {"output_id": "s3://models/churn.pkl"}).json()
@@ -150,7 +150,7 @@ def test_workers_commit_every_producers_events_as_sync_does(api, cluster):
         what="the workers to commit every event",
     )
     by_workers = lineage_snapshot(api)
-    assert LineageEvent.objects.count() == len(events)
+    assert OpenLineageEvent.objects.count() == len(events)
     reset()
     send_all(api, events, sync=True)
     assert lineage_snapshot(api) == by_workers

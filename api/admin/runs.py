@@ -16,8 +16,8 @@ from ingest.retry import writes_retry_failed
 from runs.models import (
     Edit,
     IOPointer,
-    LineageEvent,
-    LineageRun,
+    OpenLineageEvent,
+    OpenLineageRun,
     Run,
     RunDependency,
     RunInput,
@@ -230,20 +230,22 @@ class RunAdmin(NoAddNoDeleteAdmin):
 
     @admin.display(description="OpenLineage")
     def openlineage_run(self, run: Run) -> str:
-        ol = LineageRun.objects.filter(run_id=run.id).first()
-        return lineage_summary(ol) if ol is not None else "- (logged natively)"
+        ol = OpenLineageRun.objects.filter(run_id=run.id).first()
+        return openlineage_summary(ol) if ol is not None else "- (logged natively)"
 
 
-def lineage_summary(ol: LineageRun) -> str:
+def openlineage_summary(ol: OpenLineageRun) -> str:
     """An OpenLineage run's runId, state, parent and producer, with links."""
-    url = reverse("admin:runs_lineagerun_change", args=[ol.id])
+    url = reverse("admin:runs_openlineagerun_change", args=[ol.id])
     parent: str = "-"
     if ol.parent_run_uuid:
-        parent_run = LineageRun.objects.filter(run_uuid=ol.parent_run_uuid).first()
+        parent_run = OpenLineageRun.objects.filter(run_uuid=ol.parent_run_uuid).first()
         label = f"{ol.parent_job} {ol.parent_run_uuid}"
         parent = (
             format_html(
-                '<a href="{}">{}</a>', reverse("admin:runs_lineagerun_change", args=[parent_run.id]), label
+                '<a href="{}">{}</a>',
+                reverse("admin:runs_openlineagerun_change", args=[parent_run.id]),
+                label,
             )
             if parent_run is not None
             else label
@@ -265,8 +267,8 @@ def lineage_summary(ol: LineageRun) -> str:
 OpenFilter = yes_no_filter("open", "end_timestamp__isnull")
 
 
-@admin.register(LineageRun)
-class LineageRunAdmin(NoAddNoDeleteAdmin):
+@admin.register(OpenLineageRun)
+class OpenLineageRunAdmin(NoAddNoDeleteAdmin):
     """OpenLineage runs: the open ones (no terminal event yet) and the ended, with their run."""
 
     list_display = [
@@ -308,55 +310,55 @@ class LineageRunAdmin(NoAddNoDeleteAdmin):
     readonly_fields = [f for f in fields if isinstance(f, str)]
 
     def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[LineageRun], search_term: str
-    ) -> tuple[QuerySet[LineageRun], bool]:
+        self, request: HttpRequest, queryset: QuerySet[OpenLineageRun], search_term: str
+    ) -> tuple[QuerySet[OpenLineageRun], bool]:
         term = search_term.strip()
         if not term:
             return queryset, False
         return queryset.filter(Q(run_uuid=term) | Q(parent_run_uuid=term) | Q(job=term)), False
 
     @admin.display(description="open", boolean=True)
-    def open_marker(self, ol: LineageRun) -> bool:
+    def open_marker(self, ol: OpenLineageRun) -> bool:
         return ol.is_open
 
     @admin.display(description="run")
-    def mltrace_run(self, ol: LineageRun) -> str:
+    def mltrace_run(self, ol: OpenLineageRun) -> str:
         return run_link(ol.run_id) if ol.run_id is not None else "- (open: no run yet)"
 
     @admin.display(description="parent")
-    def parent(self, ol: LineageRun) -> str:
+    def parent(self, ol: OpenLineageRun) -> str:
         if not ol.parent_run_uuid:
             return "-"
-        url = reverse("admin:runs_lineagerun_changelist") + "?" + urlencode({"q": ol.parent_run_uuid})
+        url = reverse("admin:runs_openlineagerun_changelist") + "?" + urlencode({"q": ol.parent_run_uuid})
         return format_html('{} <a href="{}">{}</a>', ol.parent_job, url, ol.parent_run_uuid)
 
     @admin.display(description="children")
-    def children(self, ol: LineageRun) -> str:
-        count = LineageRun.objects.filter(parent_run_uuid=ol.run_uuid).count()
+    def children(self, ol: OpenLineageRun) -> str:
+        count = OpenLineageRun.objects.filter(parent_run_uuid=ol.run_uuid).count()
         if not count:
             return "-"
-        url = reverse("admin:runs_lineagerun_changelist") + "?" + urlencode({"q": ol.run_uuid})
+        url = reverse("admin:runs_openlineagerun_changelist") + "?" + urlencode({"q": ol.run_uuid})
         return format_html('<a href="{}">{} runs</a>', url, count)
 
     @admin.display(description="inputs")
-    def inputs_pretty(self, ol: LineageRun) -> str:
+    def inputs_pretty(self, ol: OpenLineageRun) -> str:
         return _json_or_why_not(lambda: ol.inputs)
 
     @admin.display(description="outputs (a FAIL or ABORT run's mltrace run has none)")
-    def outputs_pretty(self, ol: LineageRun) -> str:
+    def outputs_pretty(self, ol: OpenLineageRun) -> str:
         return _json_or_why_not(lambda: ol.outputs)
 
     @admin.display(description="events received")
-    def events_link(self, ol: LineageRun) -> str:
-        url = reverse("admin:runs_lineageevent_changelist") + "?" + urlencode({"q": ol.run_uuid})
+    def events_link(self, ol: OpenLineageRun) -> str:
+        url = reverse("admin:runs_openlineageevent_changelist") + "?" + urlencode({"q": ol.run_uuid})
         return format_html('<a href="{}">{} events</a>', url, ol.events)
 
     @admin.display(description="events after the end")
-    def after_end_link(self, ol: LineageRun) -> str:
+    def after_end_link(self, ol: OpenLineageRun) -> str:
         if not ol.events_after_end:
             return "0"
-        query = urlencode({"q": ol.run_uuid, "outcome__exact": LineageEvent.Outcome.AFTER_END})
-        url = reverse("admin:runs_lineageevent_changelist") + "?" + query
+        query = urlencode({"q": ol.run_uuid, "outcome__exact": OpenLineageEvent.Outcome.AFTER_END})
+        url = reverse("admin:runs_openlineageevent_changelist") + "?" + query
         return format_html(
             '<a href="{}">{} events after the end</a> (recorded; they changed nothing: a second '
             "terminal event, a late START, or a rerun that sent the same runId)",
@@ -368,8 +370,8 @@ class LineageRunAdmin(NoAddNoDeleteAdmin):
         return False
 
 
-@admin.register(LineageEvent)
-class LineageEventAdmin(NoAddNoDeleteAdmin):
+@admin.register(OpenLineageEvent)
+class OpenLineageEventAdmin(NoAddNoDeleteAdmin):
     """Every OpenLineage event as received, and what it did: read-only."""
 
     list_display = ["id", "kind", "event_type", "event_time", "run_uuid", "job", "outcome", "received_at"]
@@ -392,17 +394,17 @@ class LineageEventAdmin(NoAddNoDeleteAdmin):
     ]
     readonly_fields = [f for f in fields if isinstance(f, str)]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[LineageEvent]:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OpenLineageEvent]:
         return super().get_queryset(request).defer("body")
 
     def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[LineageEvent], search_term: str
-    ) -> tuple[QuerySet[LineageEvent], bool]:
+        self, request: HttpRequest, queryset: QuerySet[OpenLineageEvent], search_term: str
+    ) -> tuple[QuerySet[OpenLineageEvent], bool]:
         term = search_term.strip()
         return (queryset.filter(run_uuid=term), False) if term else (queryset, False)
 
     @admin.display(description="event, as received")
-    def body_pretty(self, event: LineageEvent) -> str:
+    def body_pretty(self, event: OpenLineageEvent) -> str:
         return _json_or_why_not(lambda: event.body)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:

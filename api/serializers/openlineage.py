@@ -10,7 +10,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from api.fields import StrictCharField
-from runs.models import LineageEvent, LineageRun, Write
+from runs.models import OpenLineageEvent, OpenLineageRun, Write
 from runs.openlineage import EVENT_TIME_PATTERN, EVENT_TYPE_PATTERN, EVENT_TYPES, RUN_ID_MAX_LENGTH
 
 TEXT = {"type": "string", "minLength": 1}
@@ -92,12 +92,12 @@ EVENT_SCHEMA = {
 }
 
 
-class LineageJobSerializer(serializers.Serializer):
+class OpenLineageJobSerializer(serializers.Serializer):
     namespace = StrictCharField()
     name = StrictCharField()
 
 
-class LineageParentSerializer(serializers.Serializer):
+class OpenLineageParentSerializer(serializers.Serializer):
     run_id = StrictCharField(help_text="The parent's OpenLineage runId.")
     job = StrictCharField(help_text="The parent job's component name.")
     run = serializers.IntegerField(allow_null=True, help_text="The parent's mltrace run once it has ended.")
@@ -105,31 +105,31 @@ class LineageParentSerializer(serializers.Serializer):
 
 class RunOpenLineageSerializer(serializers.Serializer):
     run_id = StrictCharField(help_text="The OpenLineage runId, as sent.")
-    state = serializers.ChoiceField(choices=LineageRun.State.choices)
-    job = LineageJobSerializer()
+    state = serializers.ChoiceField(choices=OpenLineageRun.State.choices)
+    job = OpenLineageJobSerializer()
     producer = StrictCharField()
-    parent = LineageParentSerializer(allow_null=True)
+    parent = OpenLineageParentSerializer(allow_null=True)
 
 
-class LineagePointerSerializer(serializers.Serializer):
+class OpenLineagePointerSerializer(serializers.Serializer):
     name = StrictCharField()
     value = StrictCharField()
     pointer_type = StrictCharField()
 
 
-class LineageRunSerializer(serializers.Serializer):
+class OpenLineageRunSerializer(serializers.Serializer):
     run_id = StrictCharField(help_text="The OpenLineage runId, as sent.")
-    state = serializers.ChoiceField(choices=LineageRun.State.choices)
+    state = serializers.ChoiceField(choices=OpenLineageRun.State.choices)
     open = serializers.BooleanField(help_text="No COMPLETE, FAIL or ABORT yet: no mltrace run, no lineage.")
     component = StrictCharField()
-    job = LineageJobSerializer()
+    job = OpenLineageJobSerializer()
     run = serializers.IntegerField(allow_null=True, help_text="The mltrace run its terminal event made.")
     start_timestamp = serializers.DateTimeField()
     end_timestamp = serializers.DateTimeField(allow_null=True)
     producer = StrictCharField()
-    parent = LineageParentSerializer(allow_null=True)
-    inputs = LineagePointerSerializer(many=True)
-    outputs = LineagePointerSerializer(
+    parent = OpenLineageParentSerializer(allow_null=True)
+    inputs = OpenLineagePointerSerializer(many=True)
+    outputs = OpenLineagePointerSerializer(
         many=True, help_text="All it named; a FAIL or ABORT run's mltrace run has none (not produced)."
     )
     git_hash = StrictCharField()
@@ -144,15 +144,15 @@ class LineageRunSerializer(serializers.Serializer):
     last_event_id = serializers.IntegerField()
 
 
-class LineageRunPageSerializer(serializers.Serializer):
+class OpenLineageRunPageSerializer(serializers.Serializer):
     next = serializers.CharField(allow_null=True)
-    results = LineageRunSerializer(many=True)
+    results = OpenLineageRunSerializer(many=True)
 
 
-class LineageRunQuerySerializer(serializers.Serializer):
+class OpenLineageRunQuerySerializer(serializers.Serializer):
     run_id = serializers.CharField(required=False, min_length=1, max_length=255, help_text="One runId.")
     state = serializers.ChoiceField(
-        choices=[("open", "open"), *LineageRun.State.choices],
+        choices=[("open", "open"), *OpenLineageRun.State.choices],
         required=False,
         help_text="open: not ended yet.",
     )
@@ -162,16 +162,16 @@ class LineageRunQuerySerializer(serializers.Serializer):
     )
 
 
-class LineageAcceptedSerializer(serializers.Serializer):
+class OpenLineageAcceptedSerializer(serializers.Serializer):
     id = serializers.IntegerField(help_text="The accepted write's id: the event's place in acceptance order.")
     status = serializers.ChoiceField(choices=Write.Status.choices)
 
 
-class LineageCommittedSerializer(serializers.Serializer):
+class OpenLineageCommittedSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=Write.Status.choices)
-    outcome = serializers.ChoiceField(choices=LineageEvent.Outcome.choices)
-    run = LineageRunSerializer(allow_null=True, help_text="RunEvents: the run's state after it.")
+    outcome = serializers.ChoiceField(choices=OpenLineageEvent.Outcome.choices)
+    run = OpenLineageRunSerializer(allow_null=True, help_text="RunEvents: the run's state after it.")
 
 
 class FailedEventSerializer(serializers.Serializer):
@@ -188,7 +188,7 @@ class BatchSummarySerializer(serializers.Serializer):
     non_retriable = serializers.IntegerField()
 
 
-class LineageBatchResultSerializer(serializers.Serializer):
+class OpenLineageBatchResultSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=[("success", "success"), ("partial_success", "partial_success")])
     summary = BatchSummarySerializer()
     failed_events = FailedEventSerializer(many=True)

@@ -1,8 +1,8 @@
 """OpenLineage events in a commit batch: each event applied to its run, in acceptance order.
 
-`LineageBatch.plan` reads what the database holds about the batch's runIds, then walks the
-batch's writes in order. Each OpenLineage event (a "lineage" write) updates its
-LineageRun; the first terminal event (COMPLETE, FAIL, ABORT) of a run becomes a run write
+`OpenLineageBatch.plan` reads what the database holds about the batch's runIds, then walks the
+batch's writes in order. Each OpenLineage event (an "openlineage" write) updates its
+OpenLineageRun; the first terminal event (COMPLETE, FAIL, ABORT) of a run becomes a run write
 with that event's id, so the mltrace run takes the terminal event's place in acceptance
 order; a JobEvent becomes a component write, and so does a RunEvent applied to its run
 that carries an ownership facet, or names the first dataset of its job (which lists the
@@ -38,7 +38,7 @@ from django.db import connection
 from common.lookups import chunked, one_of
 from components.models import Component
 from ingest.sql import insert_rows, update_rows
-from runs.models import DEFAULT_STALENESS_THRESHOLD, LineageEvent, LineageRun, Write
+from runs.models import DEFAULT_STALENESS_THRESHOLD, OpenLineageEvent, OpenLineageRun, Write
 from runs.openlineage import Event, fingerprint, read_event
 
 logger = logging.getLogger(__name__)
@@ -111,12 +111,12 @@ def _union(pointers: list[dict[str, str]], more: list[dict[str, str]]) -> list[d
     return out
 
 
-class LineageBatch:
+class OpenLineageBatch:
     def __init__(self, writes: Sequence[Any]) -> None:
         self.writes = writes
-        self.events: list[LineageEvent] = []
-        self.runs: dict[str, LineageRun] = {}
-        self.new_runs: list[LineageRun] = []
+        self.events: list[OpenLineageEvent] = []
+        self.runs: dict[str, OpenLineageRun] = {}
+        self.new_runs: list[OpenLineageRun] = []
         self.dirty: set[str] = set()
         # The mltrace run id of each runId known to be committed: upstream dependencies.
         self.committed: dict[str, int] = {}
@@ -128,7 +128,7 @@ class LineageBatch:
         or a component write), in acceptance order."""
         read = [
             (w, read_event(w.payload["event"], max_datasets=settings.MLTRACE_MAX_POINTERS_PER_RUN))
-            if w.kind == Write.Kind.LINEAGE
+            if w.kind == Write.Kind.OPENLINEAGE
             else (w, None)
             for w in self.writes
         ]
@@ -147,13 +147,13 @@ class LineageBatch:
             outcome: str
             made: list[DerivedWrite]
             if digest in seen:
-                outcome, made = LineageEvent.Outcome.DUPLICATE, []
+                outcome, made = OpenLineageEvent.Outcome.DUPLICATE, []
             else:
                 seen.add(digest)
                 outcome, made = self._apply(write, event, existing)
             derived.extend(made)
             self.events.append(
-                LineageEvent(
+                OpenLineageEvent(
                     id=write.id,
                     kind=event.kind,
                     event_type=event.event_type,
@@ -176,7 +176,7 @@ class LineageBatch:
         by_id: dict[int, tuple[Any, bool]] = {}
         for write, result in zip(derived, results, strict=True):
             by_id[write.id] = result
-        return [by_id.get(write.id, (None, write.kind == Write.Kind.LINEAGE)) for write in self.writes]
+        return [by_id.get(write.id, (None, write.kind == Write.Kind.OPENLINEAGE)) for write in self.writes]
 
     def save(self) -> None:
         """Records the batch's events and the state of their runs (after BatchWriter's inserts).
@@ -186,7 +186,7 @@ class LineageBatch:
         """
         adapt, dump = connection.ops.adapt_datetimefield_value, json.dumps
         insert_rows(
-            LineageEvent._meta.db_table,
+            OpenLineageEvent._meta.db_table,
             EVENT_COLUMNS,
             [
                 (
@@ -206,7 +206,7 @@ class LineageBatch:
             ],
         )
         insert_rows(
-            LineageRun._meta.db_table,
+            OpenLineageRun._meta.db_table,
             RUN_COLUMNS,
             [
                 tuple(
@@ -223,9 +223,9 @@ class LineageBatch:
         new = {r.run_uuid for r in self.new_runs}
         changed = [self.runs[uuid] for uuid in sorted(self.dirty - new)]
         columns = ["run_id" if name == "run" else name for name in RUN_STATE_FIELDS]
-        fields = [LineageRun._meta.get_field(name) for name in ("id", *RUN_STATE_FIELDS)]
+        fields = [OpenLineageRun._meta.get_field(name) for name in ("id", *RUN_STATE_FIELDS)]
         update_rows(
-            LineageRun._meta.db_table,
+            OpenLineageRun._meta.db_table,
             "id",
             columns,
             [_cast_type(f) for f in fields],
@@ -246,20 +246,20 @@ class LineageBatch:
         seen: set[str] = set()
         for chunk in chunked(sorted(digests)):
             seen.update(
-                LineageEvent.objects.filter(fingerprint__in=chunk).values_list("fingerprint", flat=True)
+                OpenLineageEvent.objects.filter(fingerprint__in=chunk).values_list("fingerprint", flat=True)
             )
         return seen
 
     def _load_runs(self, events: list[tuple[Any, Event]]) -> None:
         uuids = {e.run_id for _, e in events if e.run_id}
         for chunk in chunked(sorted(uuids)):
-            for run in LineageRun.objects.filter(run_uuid__in=chunk):
+            for run in OpenLineageRun.objects.filter(run_uuid__in=chunk):
                 self.runs[run.run_uuid] = run
                 if run.run_id is not None:
                     self.committed[run.run_uuid] = run.run_id
         upstream = {u for _, e in events for u in e.upstream_run_ids} - uuids
         for chunk in chunked(sorted(upstream)):
-            rows = LineageRun.objects.filter(run_uuid__in=chunk, run__isnull=False).values_list(
+            rows = OpenLineageRun.objects.filter(run_uuid__in=chunk, run__isnull=False).values_list(
                 "run_uuid", "run_id"
             )
             self.committed.update(dict(rows))
@@ -279,21 +279,21 @@ class LineageBatch:
     def _apply(self, write: Any, event: Event, existing: set[str]) -> tuple[str, list[DerivedWrite]]:
         """The event's outcome and the writes it makes: component writes first, then its run's."""
         if event.kind == "dataset":
-            return LineageEvent.Outcome.RECORDED, []
+            return OpenLineageEvent.Outcome.RECORDED, []
         if event.kind == "job":
             existing.add(event.job)
-            return LineageEvent.Outcome.APPLIED, [self._component_write(write, event)]
+            return OpenLineageEvent.Outcome.APPLIED, [self._component_write(write, event)]
 
         run = self.runs.get(event.run_id)
         made: list[DerivedWrite] = []
         new_job = False
         if run is None:
-            run = LineageRun(
+            run = OpenLineageRun(
                 run_uuid=event.run_id,
                 job=event.job,
                 namespace=write.payload["event"]["job"]["namespace"],
                 name=write.payload["event"]["job"]["name"],
-                state=LineageRun.State.OTHER,
+                state=OpenLineageRun.State.OTHER,
                 start_timestamp=event.event_time,
                 first_event_id=write.id,
                 last_event_id=write.id,
@@ -303,13 +303,13 @@ class LineageBatch:
             new_job = event.job not in existing
             existing.add(event.job)
         elif run.job != event.job:
-            return LineageEvent.Outcome.OTHER_JOB, []
+            return OpenLineageEvent.Outcome.OTHER_JOB, []
         self.dirty.add(event.run_id)
         run.events += 1
         run.last_event_id = write.id
         if not run.is_open:
             run.events_after_end += 1
-            return LineageEvent.Outcome.AFTER_END, []
+            return OpenLineageEvent.Outcome.AFTER_END, []
 
         # The job's component exists from the run's first event (an open run has one; a
         # terminal first event's run write creates it), and a RunEvent's ownership facet sets
@@ -323,12 +323,12 @@ class LineageBatch:
         if event.event_type == "START":
             if not run.started:
                 run.start_timestamp, run.started = event.event_time, True
-            if run.state == LineageRun.State.OTHER:
-                run.state = LineageRun.State.START
+            if run.state == OpenLineageRun.State.OTHER:
+                run.state = OpenLineageRun.State.START
         elif not run.started:
             run.start_timestamp = min(run.start_timestamp, event.event_time)
         if event.event_type == "RUNNING":
-            run.state = LineageRun.State.RUNNING
+            run.state = OpenLineageRun.State.RUNNING
         run.inputs = _union(run.inputs, [d.spec() for d in event.inputs])
         run.outputs = _union(run.outputs, [d.spec() for d in event.outputs])
         run.producer = event.producer or run.producer
@@ -348,14 +348,14 @@ class LineageBatch:
             made.append(
                 DerivedWrite(write.id, Write.Kind.RUN, self._run_payload(run, write.id), write.accepted_at)
             )
-        return LineageEvent.Outcome.APPLIED, made
+        return OpenLineageEvent.Outcome.APPLIED, made
 
     def _component_write(self, write: Any, event: Event, *, listed: bool = False) -> DerivedWrite:
         payload = _component_payload(event.job)
         payload.update(description=event.description, owner=event.owner, listed=listed)
         return DerivedWrite(write.id, Write.Kind.COMPONENT, payload, write.accepted_at)
 
-    def _run_payload(self, run: LineageRun, write_id: int) -> dict[str, Any]:
+    def _run_payload(self, run: OpenLineageRun, write_id: int) -> dict[str, Any]:
         """The native run payload of an ended OpenLineage run."""
         assert run.end_timestamp is not None
         upstream = sorted(
@@ -370,7 +370,7 @@ class LineageBatch:
             "start_timestamp": run.start_timestamp.isoformat(),
             "end_timestamp": run.end_timestamp.isoformat(),
             "inputs": run.inputs,
-            "outputs": run.outputs if run.state == LineageRun.State.COMPLETE else [],
+            "outputs": run.outputs if run.state == OpenLineageRun.State.COMPLETE else [],
             "dependencies": [],
             "dependency_ids": upstream,
             "infer_dependencies": True,
@@ -401,7 +401,7 @@ def events_after_end_count(events: Sequence[tuple[Event, Any]]) -> int:
     would record "after end" if it committed them next, after what is committed now.
 
     For the batch endpoint's answer, given before its commit. It applies the commit's first
-    checks (`LineageBatch._apply`) to the committed OpenLineage runs and duplicates and to
+    checks (`OpenLineageBatch._apply`) to the committed OpenLineage runs and duplicates and to
     the events before each in the list: not a duplicate, its runId's run is of the same job
     and had ended, committed or by a terminal event earlier in the list. Events still queued
     are not read: their payloads are text only the commit parses.
@@ -415,7 +415,7 @@ def events_after_end_count(events: Sequence[tuple[Event, Any]]) -> int:
     runs = [(event, body) for event, body in events if event.kind == "run"]
     if not runs:
         return 0
-    rows = LineageRun.objects.filter(**one_of("run_uuid", sorted({e.run_id for e, _ in runs})))
+    rows = OpenLineageRun.objects.filter(**one_of("run_uuid", sorted({e.run_id for e, _ in runs})))
     state = {
         uuid: (job, end is not None)
         for uuid, job, end in rows.values_list("run_uuid", "job", "end_timestamp")
@@ -432,7 +432,7 @@ def events_after_end_count(events: Sequence[tuple[Event, Any]]) -> int:
         return 0
     digests = [fingerprint(body) for _, body in candidates]
     seen = set(
-        LineageEvent.objects.filter(**one_of("fingerprint", sorted(set(digests)))).values_list(
+        OpenLineageEvent.objects.filter(**one_of("fingerprint", sorted(set(digests)))).values_list(
             "fingerprint", flat=True
         )
     )

@@ -2,7 +2,7 @@
 
 An event is checked (runs/openlineage.read_event) and recorded as received, as a write in the
 accepted-write log like any other: a 202 once it is durable, or a 201 with ?sync=true once
-it is committed. The commit applies it to its run in acceptance order (ingest/lineage.py).
+it is committed. The commit applies it to its run in acceptance order (ingest/openlineage.py).
 """
 
 from __future__ import annotations
@@ -18,21 +18,21 @@ from rest_framework.views import APIView
 
 from api.pagination import LIMIT_PARAMETER, page_url, parse_limit
 from api.requests import ERRORS, SYNC_PARAMETER, KnownQueryParameters, parameters_of, wants_sync
-from api.serializers.lineage import (
+from api.serializers.openlineage import (
     EVENT_SCHEMA,
-    LineageAcceptedSerializer,
-    LineageBatchResultSerializer,
-    LineageCommittedSerializer,
-    LineageRunPageSerializer,
-    LineageRunQuerySerializer,
+    OpenLineageAcceptedSerializer,
+    OpenLineageBatchResultSerializer,
+    OpenLineageCommittedSerializer,
+    OpenLineageRunPageSerializer,
+    OpenLineageRunQuerySerializer,
 )
 from api.serializers.runs import NULL_CHARACTER, has_null_character, pointers_in
 from common.errors import InvalidInput
-from ingest.lineage import events_after_end_count
+from ingest.openlineage import events_after_end_count
 from ingest.submit import writes_submit
-from runs.models import LineageEvent, Write
+from runs.models import OpenLineageEvent, Write
 from runs.openlineage import Event, read_event
-from runs.selectors import lineage_run_get, lineage_runs_page
+from runs.selectors import openlineage_run_get, openlineage_runs_page
 
 NOT_AN_ARRAY = "Expected a JSON array of OpenLineage events."
 BATCH_SIZE = "A batch holds 1 to {limit} events; this one holds {count}."
@@ -52,18 +52,20 @@ def event_payload(event: Any) -> tuple[dict[str, Any], Event]:
 
 def _events_submit(request: Request, payloads: list[dict[str, Any]], *, sync: bool) -> list[int]:
     """Accepts (or with ?sync=true commits) the events' writes; their ids."""
-    return writes_submit(kind=Write.Kind.LINEAGE, payloads=payloads, sync=sync, user=request.user).write_ids
+    return writes_submit(
+        kind=Write.Kind.OPENLINEAGE, payloads=payloads, sync=sync, user=request.user
+    ).write_ids
 
 
-class LineageView(KnownQueryParameters, APIView):
+class OpenLineageView(KnownQueryParameters, APIView):
     query_parameters = {"post": frozenset({"sync"})}
 
     @extend_schema(
         request={"application/json": EVENT_SCHEMA},
         parameters=[SYNC_PARAMETER],
         responses={
-            202: OpenApiResponse(LineageAcceptedSerializer, "Recorded and queued."),
-            201: OpenApiResponse(LineageCommittedSerializer, "?sync=true: committed, with what it did."),
+            202: OpenApiResponse(OpenLineageAcceptedSerializer, "Recorded and queued."),
+            201: OpenApiResponse(OpenLineageCommittedSerializer, "?sync=true: committed, with what it did."),
             **ERRORS,
         },
         summary="Receive one OpenLineage event (RunEvent, DatasetEvent or JobEvent)",
@@ -75,17 +77,17 @@ class LineageView(KnownQueryParameters, APIView):
         (write_id,) = _events_submit(request, [payload], sync=sync)
         if not sync:
             return Response({"id": write_id, "status": Write.Status.QUEUED}, status=status.HTTP_202_ACCEPTED)
-        event = LineageEvent.objects.only("outcome", "run_uuid").get(id=write_id)
+        event = OpenLineageEvent.objects.only("outcome", "run_uuid").get(id=write_id)
         body = {
             "id": write_id,
             "status": Write.Status.COMMITTED,
             "outcome": event.outcome,
-            "run": lineage_run_get(event.run_uuid) if event.run_uuid else None,
+            "run": openlineage_run_get(event.run_uuid) if event.run_uuid else None,
         }
         return Response(body, status=status.HTTP_201_CREATED)
 
 
-class LineageBatchView(KnownQueryParameters, APIView):
+class OpenLineageBatchView(KnownQueryParameters, APIView):
     query_parameters = {"post": frozenset({"sync"})}
 
     @extend_schema(
@@ -102,7 +104,7 @@ class LineageBatchView(KnownQueryParameters, APIView):
         parameters=[SYNC_PARAMETER],
         responses={
             200: OpenApiResponse(
-                LineageBatchResultSerializer,
+                OpenLineageBatchResultSerializer,
                 "The good events were recorded (with ?sync=true, committed); the bad ones are listed, "
                 "each with its index and reason.",
             ),
@@ -137,8 +139,8 @@ class LineageBatchView(KnownQueryParameters, APIView):
         after_end = 0
         if payloads and sync:
             write_ids = _events_submit(request, payloads, sync=True)
-            after_end = LineageEvent.objects.filter(
-                id__in=write_ids, outcome=LineageEvent.Outcome.AFTER_END
+            after_end = OpenLineageEvent.objects.filter(
+                id__in=write_ids, outcome=OpenLineageEvent.Outcome.AFTER_END
             ).count()
         elif payloads:
             # Counted before the accept, so that a worker committing the batch meanwhile
@@ -160,20 +162,20 @@ class LineageBatchView(KnownQueryParameters, APIView):
         return Response(body, status=status.HTTP_200_OK)
 
 
-class LineageRunsView(KnownQueryParameters, APIView):
-    query_parameters = {"get": parameters_of(LineageRunQuerySerializer, extra=("limit",))}
+class OpenLineageRunsView(KnownQueryParameters, APIView):
+    query_parameters = {"get": parameters_of(OpenLineageRunQuerySerializer, extra=("limit",))}
 
     @extend_schema(
-        parameters=[LineageRunQuerySerializer, LIMIT_PARAMETER],
-        responses={200: LineageRunPageSerializer, **ERRORS},
+        parameters=[OpenLineageRunQuerySerializer, LIMIT_PARAMETER],
+        responses={200: OpenLineageRunPageSerializer, **ERRORS},
         summary="OpenLineage runs, open and ended, newest first",
         tags=["openlineage"],
     )
     def get(self, request: Request) -> Response:
-        query = LineageRunQuerySerializer(data=request.query_params)
+        query = OpenLineageRunQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        results, more = lineage_runs_page(
+        results, more = openlineage_runs_page(
             run_uuid=params.get("run_id"),
             state=params.get("state"),
             component=params.get("component"),
