@@ -22,7 +22,7 @@ class CachedTokenAuthentication(TokenAuthentication):
     """DRF's token authentication, remembering each token's user for a few seconds per process.
 
     An inference service logging every prediction sends the same token thousands of times a
-    second; looking it up each time was a third of an accept's time. A deleted (revoked)
+    second; looking it up each time would cost a third of an accept's time. A deleted (revoked)
     token, a changed grant or a deactivated user keeps working for at most
     MLTRACE_TOKEN_CACHE_SECONDS in each process. An expiry is checked on every request.
     """

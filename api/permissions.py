@@ -5,8 +5,9 @@ Every request needs a user. Then each request needs one scope:
 - write: accepting runs and components (POST of runs, batches, components, tags);
 - admin: flag and unflag, and PATCH of runs and components.
 A token has the scopes its TokenGrant lists; one without a grant, or with no scopes listed,
-has them all, as every token had before scopes. A session (the dashboard's login) has what
-the admin would let its user do: the same Django permission for the same thing.
+has them all: the tokens `make run` and `create_api_token` without --scope make. A session
+(the dashboard's login) has what the admin would let its user do: the same Django permission
+for the same thing.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
--- wrk: one inference run per POST /api/v1/runs/, two new ENDPOINT outputs each (issue 14).
+-- wrk: one inference run per POST /api/v1/runs/, two new ENDPOINT outputs each.
 -- TOKEN=... wrk -t2 -c32 -d20s -s bench/accept_run.lua --latency http://127.0.0.1:8801
 local token = os.getenv("TOKEN")
 local n = 0

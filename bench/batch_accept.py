@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Latency of one 1,000-run batch accept (issue 14's target 4): sequential posts, 0.3 s apart.
+"""Latency of one 1,000-run batch accept (target: 50 ms): sequential posts, 0.3 s apart.
 
 Inference runs of bench/payloads.py (10 ENDPOINT predictions each, about 840 KB a batch) to
 POST /api/v1/runs/batch/ of a server already running; `make bench` runs it too.

@@ -43,7 +43,7 @@ COMPONENT = "infer"
 MODEL = "model.pkl"
 # The server's top-level packages and its frameworks: the producer must import none of them.
 SERVER_PACKAGES = {"django", "rest_framework", "django_q", "mltrace_site", "runs", "components"}
-# What the issue asks of this scenario on the 2-core machine.
+# The targets of this scenario on the 2-core machine (BENCHMARKS.md, "Client overhead").
 TARGETS = {"p50_us": 50.0, "p99_us": 1000.0, "committed_runs_per_s": 2000.0}
 
 

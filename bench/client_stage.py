@@ -22,7 +22,7 @@ BASELINE_JSON = ROOT / "docs" / "benchmarks" / "mltrace-baseline.json"
 
 
 def mltrace_baseline(args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    """mltrace 0.17's log_component_run on an empty database: measured now by
+    """mltrace 0.17's log_component_run on an empty database: measured in this run by
     bench/mltrace_baseline.py if bench/.mltrace-venv is set up, else its last saved results."""
     venv = ROOT / "bench" / ".mltrace-venv"
     if (venv / "bin" / "python").exists() and (venv / ".installed").exists():

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Where a commit's time goes, in process (issue 14), beside the limit's COPY of the same runs.
+"""Where a commit's time goes, in process, beside the limit's COPY of the same runs.
 
 On a database of its own, dropped and migrated afresh:
 1. COPYs --seed-runs pipeline runs the limit's way (bench/limit.py), so the indexes start

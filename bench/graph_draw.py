@@ -1,4 +1,4 @@
-"""How long the Trace page takes to draw its graph in headless Chromium (issue 13's 2 s target).
+"""How long the Trace page takes to draw its graph in headless Chromium (target: 2 s).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/mltrace .venv/bin/python -m pytest \
         bench/graph_draw.py -p no:cacheprovider -s

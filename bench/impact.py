@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Downstream lineage at scale (issue 13): the impact of a model read by 100,000 inference
+"""Downstream lineage at scale: the impact of a model read by 100,000 inference
 runs on a database of a million runs, first page and full stream, beside the upstream trace
 of the same size.
 

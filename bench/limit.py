@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The limit (issue 14): COPY of the rows that N runs produce, into the server's own tables.
+"""The limit: COPY of the rows that N runs produce, into the server's own tables.
 
 What the commit of N pipeline runs (bench/payloads.py: etl, train, then inference runs with
 --predictions ENDPOINT outputs each) leaves in PostgreSQL, written the fastest way there is:

@@ -465,7 +465,7 @@ def openlineage_lines(by_name: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def sustained_section(result: dict[str, Any]) -> list[str]:
-    """report.md's part for the sustained stage: the targets of issue 14, each judged."""
+    """report.md's part for the sustained stage: its targets, each judged."""
     lim = result["limit"]
     limits = result.get("limits") or [lim]
     rate = result["rate"]

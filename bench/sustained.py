@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Sustained ingest (issue 14): writers post batches at a steady rate for minutes.
+"""Sustained ingest: writers post batches at a steady rate for minutes.
 
 Against a server already running (gunicorn and a qcluster on PostgreSQL and Redis), --writers
 threads post batches of --batch pipeline runs (bench/payloads.py: etl, train, then inference
@@ -34,7 +34,7 @@ import psycopg2
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import cpu_share, payloads  # noqa: E402
 
-# Commit lag the issue allows at p99, and how much the queue may grow over a run: what that
+# Commit lag the target allows at p99, and how much the queue may grow over a run: what that
 # lag holds at the rate (a queue deeper than rate x 2 s cannot keep the lag under 2 s).
 LAG_P99_TARGET_S = 2.0
 

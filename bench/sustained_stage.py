@@ -1,4 +1,4 @@
-"""The sustained stage of `make bench` (bench/run.py, issue 14): the limit (bench/limit.py),
+"""The sustained stage of `make bench` (bench/run.py): the limit (bench/limit.py),
 the ceiling (bench/ceiling/) and ours beside it under wrk, a 1,000-run batch's accept
 latency, the sustained run (bench/sustained.py) at each database size, and commit_scaling:
 a queued backlog committed by qclusters of 1, 2 and 3 workers."""

@@ -1,7 +1,7 @@
 """`field__any=[...]`: membership as one array parameter, `= ANY(%s)`, on PostgreSQL.
 
 `field__in=[...]` prepares and compiles each of its values: for the thousands of ids of a
-trace that was a third of the request's time. One array parameter costs the same for ten
+trace that is a third of the request's time. One array parameter costs the same for ten
 ids or ten thousand, and PostgreSQL plans it as an index probe per element like IN.
 """
 

@@ -97,8 +97,8 @@ class QueuedWrite:
 
     The payload (or, for a materialized run, its materialized form) is read as text and
     decoded when the commit first asks for it: a write that cannot be decoded (one nested
-    deeper than this process can recurse, accepted before MLTRACE_MAX_JSON_DEPTH was
-    enforced) then fails inside its own savepoint, and is marked failed, instead of failing
+    deeper than this process can recurse, accepted under a larger MLTRACE_MAX_JSON_DEPTH
+    or none) then fails inside its own savepoint, and is marked failed, instead of failing
     the query that reads its neighbours too.
     """
 
@@ -108,7 +108,7 @@ class QueuedWrite:
     accepted_at: dt.datetime
     materialized: bool = False
     # Bytes of JSON that the batch limit counts: the materialized form as stored, else the
-    # payload as accepted (as stored for writes accepted before that was recorded).
+    # payload as accepted (payload_bytes; where that is 0, not recorded, the payload as stored).
     size: int = 0
 
     @cached_property

@@ -343,12 +343,12 @@ def runs_in_windows(
 
     The row comparison, which PostgreSQL can only answer from run_component_start_idx, makes
     that the index it reads: with `component_id = ... AND start_timestamp BETWEEN ...` alone
-    it sometimes walked run_start_idx and filtered every run since the window's start by
+    it can walk run_start_idx and filter every run since the window's start by
     component (it cannot see the VALUES bounds), 28 ms a window at 95,000 runs, half a minute
     for a batch of 1,000 runs that share a dependency (docs/benchmarks/2026-12-01-scale-mltrace-
     client.md). The plain conditions bound the scan: PostgreSQL 15 starts a scan at `component_id =` rather than at the row
     comparison, and stops at a row comparison's upper bound only where component_id changes,
-    so a window of row comparisons alone read the component's runs from the window's start
+    so a window of row comparisons alone reads the component's runs from the window's start
     to its last run (at a million runs 70-90 index pages a window, 100-200 ms a batch, against
     3-10 pages and 11-20 ms so).
     """

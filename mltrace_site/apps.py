@@ -14,7 +14,7 @@ def configure_session(sender: Any, connection: Any, **kwargs: Any) -> None:
     It is named after its process, so pg_stat_activity and pg_locks tell which web process or
     worker holds what (`mltrace qcluster pid 123`). JIT compilation is off: every query here
     is short, and on a table whose statistics lag behind its growth the planner's inflated
-    cost estimates switched JIT on for 100 ms of compiling a 10 ms query.
+    cost estimates turn JIT on for 100 ms of compiling a 10 ms query.
     """
     if connection.vendor != "postgresql":
         return

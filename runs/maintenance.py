@@ -3,12 +3,12 @@
 Autovacuum analyzes a table once a tenth of it changed, checking every minute. A database
 that goes from empty to half a million runs in a minute (a backfill, a burst of predictions)
 is read for that minute with statistics taken when it was nearly empty, and the planner then
-scans whole tables where an index probe would do (history and trace went from milliseconds
-to seconds in the benchmark). Workers therefore analyze the run tables themselves when they
+scans whole tables where an index probe would do (in the benchmark, history and trace take
+seconds instead of milliseconds). Workers therefore analyze the run tables themselves when they
 have grown by half since the last analyze, between the batches of a backlog too: a backlog
-of 250,000 runs committed from an empty database, analyzed only once it was done, had its
+of 250,000 runs committed from an empty database and analyzed only at its end has its
 producers' lookup scan every output link (300-500 ms a batch by its end, the batch twice its
-time); analyzed between batches, its batches kept to 0.6-0.8 s throughout.
+time); analyzed between batches, its batches keep to 0.6-0.8 s throughout.
 """
 
 from __future__ import annotations

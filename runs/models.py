@@ -83,9 +83,9 @@ class Write(models.Model):
     # pointer reduced to its name. None: not materialized (or not a run, or committed).
     materialized = JSONTextField(null=True, blank=True)
     # The payload's size as accepted, in bytes of JSON: what a commit batch is bounded by (a
-    # commit's memory grows with it). 0 for writes accepted before it was recorded.
+    # commit's memory grows with it). 0: not recorded (the column's default for older rows).
     payload_bytes = models.BigIntegerField(default=0)
-    # Who sent it (None: written before users were recorded, or by a command).
+    # Who sent it (None: not recorded, the column's default for older rows, or a command).
     accepted_by = acting_user()
     error = models.TextField(blank=True, default="")
     accepted_at = models.DateTimeField()
@@ -142,7 +142,7 @@ class IOPointer(models.Model):
     key = models.CharField(max_length=64)
     # The lowest id of the writes that named it so far, whose type it has: writes are
     # materialized in any order, and a lower one that comes later gives it its type
-    # (ingest/pointers.py). 0: made before this was recorded, or by no write.
+    # (ingest/pointers.py). 0: not recorded (the column's default for older rows), or no write.
     first_write = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:

@@ -7,6 +7,7 @@ MLTRACE_SYNC           1: each write waits for its commit (?sync=true)
 MLTRACE_BUFFER_SIZE    writes held in memory before a write call waits (10,000)
 MLTRACE_BATCH_RUNS     runs per request (1,000, the server's default limit)
 MLTRACE_FLUSH_TIMEOUT  seconds the exit flush waits for the server (30)
+MLTRACE_READ_TIMEOUT   seconds a read keeps trying a server that does not answer (30)
 """
 
 from __future__ import annotations
