@@ -1,27 +1,27 @@
-"""The admin dashboard: Django's admin with the lineage pages mltrace's UI had.
+"""The admin dashboard's site: Django's admin with the lineage pages mltrace's UI had.
 
-Besides the model pages (components, runs, pointers, tags, accepted writes, django-q's tasks)
-the index links to Trace (an output's lineage), Review (flagged outputs and the runs behind
-them) and Recent (the newest runs). Every page answers in a bounded number of queries at a
-million runs: changelists count at most CAPPED_COUNT rows and never the whole table.
+Besides the model pages (api/admin/: components, runs, pointers, tags, accepted writes,
+django-q's tasks) the index links to Trace (an output's lineage), Review (flagged outputs and
+the runs behind them) and Recent (the newest runs), which live here with the helpers that
+build them. Every page answers in a bounded number of queries at a million runs.
+
+The site lives outside api/admin/ on purpose: Django imports it (AdminConfig.default_site)
+the first time anything touches admin.site, and api/admin/ registers its admins on admin.site
+as it is imported, so a site inside that package would be built twice and lose them.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.contrib import admin, messages
-from django.core.paginator import Paginator
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.functional import cached_property
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from common.errors import MltraceError
 
-CAPPED_COUNT = 10_000
 RECENT_PAGE = 50
 POINTERS_SHOWN = 20
 # Runs a Trace or Review page lists; the API streams whole traces of any size.
@@ -29,40 +29,6 @@ RUNS_SHOWN = 500
 # Runs drawn on each side of the Trace page's graph, nearest first; the rest are counted.
 GRAPH_RUNS_SHOWN = 500
 DIRECTIONS = ("upstream", "downstream", "both")
-
-
-class CappedCountPaginator(Paginator):
-    """Counts at most CAPPED_COUNT + 1 rows: COUNT over a LIMITed subquery, never the table.
-
-    Past the cap the changelist says "10,001 results" and pages up to there; filters and
-    search narrow a list long before anyone pages that far.
-    """
-
-    @cached_property
-    def count(self) -> int:
-        rows = cast(QuerySet, self.object_list)
-        return rows[: CAPPED_COUNT + 1].count()
-
-
-class LargeTableAdmin(admin.ModelAdmin):
-    paginator = CappedCountPaginator
-    show_full_result_count = False
-    # Facet counts ("Show counts") are one uncapped COUNT per filter option.
-    show_facets = admin.ShowFacets.NEVER
-    list_per_page = 50
-
-
-class NoAddNoDeleteAdmin(LargeTableAdmin):
-    """Rows the admin neither adds nor deletes: what accepted writes create (an admin insert
-    or delete would take no place in acceptance order, and a worker's batch could then undo it
-    or commit a run that depends on a row that is gone), and the record of edits.
-    """
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def trace_graph(
@@ -124,6 +90,7 @@ def trace_graph(
 
 
 def pointer_summary(pointers: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first POINTERS_SHOWN of a run's pointers, and how many more it has."""
     return {"shown": pointers[:POINTERS_SHOWN], "more": max(0, len(pointers) - POINTERS_SHOWN)}
 
 

@@ -1,3 +1,5 @@
+"""The admins of components (edited through the service, in acceptance order) and tags."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -8,38 +10,10 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from api.dashboard import LargeTableAdmin
+from api.admin.base import LargeTableAdmin
+from api.admin.filters import ListedFilter
 from components.models import Component, Tag
 from ingest.edits import component_update_in_order
-
-
-class ListedFilter(admin.SimpleListFilter):
-    """As GET /api/v1/components/: by default only the listed components, not the OpenLineage
-    jobs none of whose runs named a dataset (dbt-ol's job per SQL statement, say)."""
-
-    title = "listed"
-    parameter_name = "listed"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("all", "all, with jobs that named no dataset"), ("no", "only jobs that named no dataset")]
-
-    def choices(self, changelist: Any) -> Any:
-        yield {
-            "selected": self.value() is None,
-            "query_string": changelist.get_query_string(remove=[self.parameter_name]),
-            "display": "listed",
-        }
-        for lookup, title in self.lookup_choices:
-            yield {
-                "selected": self.value() == lookup,
-                "query_string": changelist.get_query_string({self.parameter_name: lookup}),
-                "display": title,
-            }
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Component]) -> QuerySet[Component]:
-        if self.value() == "all":
-            return queryset
-        return queryset.filter(listed=self.value() != "no")
 
 
 @admin.register(Component)
