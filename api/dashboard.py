@@ -116,6 +116,7 @@ class MltraceAdminSite(admin.AdminSite):
         """The lineage of an output drawn as a graph, upstream, downstream or both, with the
         indented lists below it (the fallback for traces too large to draw)."""
         from runs import lineage
+        from runs.selectors import run_body_pairs
 
         output_id = request.GET.get("output_id", "")
         direction = request.GET.get("direction", "upstream")
@@ -144,9 +145,9 @@ class MltraceAdminSite(admin.AdminSite):
         if plan is not None:
             nearest = sorted(plan.order, key=lambda run_id: (plan.depths[run_id], run_id))
             wanted = list(dict.fromkeys([*plan.order[:RUNS_SHOWN], *nearest[:GRAPH_RUNS_SHOWN]]))
-            bodies.update(lineage.run_bodies(wanted, known_dependencies=plan.edges))
+            bodies.update(run_body_pairs(wanted, known_dependencies=plan.edges))
         if downstream is not None:
-            bodies.update(lineage.run_bodies([i for i, _ in downstream[0].nodes if i not in bodies]))
+            bodies.update(run_body_pairs([i for i, _ in downstream[0].nodes if i not in bodies]))
         if plan is not None or downstream is not None:
             graph = trace_graph(output_id, plan, downstream, bodies)
         if downstream is not None:
@@ -198,15 +199,14 @@ class MltraceAdminSite(admin.AdminSite):
     def review_view(self, request: HttpRequest) -> HttpResponse:
         """Flagged outputs, and the runs in their traces ranked by how many they share."""
         from runs import lineage
+        from runs.selectors import run_body_pairs
 
         plan = lineage.review_plan()
         shown = plan.ranked[:RUNS_SHOWN]
         counts = dict(shown)
         review = {
             "flagged": plan.flagged,
-            "runs": [
-                {"run": run, "count": counts[i]} for i, run in lineage.run_bodies([i for i, _ in shown])
-            ],
+            "runs": [{"run": run, "count": counts[i]} for i, run in run_body_pairs([i for i, _ in shown])],
             "more": len(plan.ranked) - len(shown),
         }
         return self.page(request, "admin/mltrace/review.html", "Review flagged outputs", review=review)
@@ -214,13 +214,13 @@ class MltraceAdminSite(admin.AdminSite):
     def recent_view(self, request: HttpRequest) -> HttpResponse:
         """The newest runs across components, paging back with ?before=<run id>."""
         from runs.models import Run
-        from runs.selectors import run_page, runs_to_dicts
+        from runs.selectors import run_bodies, run_page
 
         before = None
         if request.GET.get("before", "").isdigit():
             before = Run.objects.filter(id=int(request.GET["before"])).first()
         page = run_page(before=before, limit=RECENT_PAGE)
-        runs = runs_to_dicts([run.id for run in page.runs])
+        runs = run_bodies([run.id for run in page.runs])
         for run in runs:
             run["outputs_summary"] = pointer_summary(run["outputs"])
         older = f"?before={page.runs[-1].id}" if page.has_more and page.runs else None

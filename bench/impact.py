@@ -128,8 +128,9 @@ def add_fan_out_and_chain(args, existing, commit_now, seed, payload) -> tuple[st
 
 
 def measure(args, model: str, report: str, total_runs: int) -> None:
+    from api.json_stream import trace_json
     from runs import lineage
-    from runs.selectors import runs_to_dicts
+    from runs.selectors import run_bodies
 
     print(f"database: {total_runs} runs", flush=True)
 
@@ -138,7 +139,7 @@ def measure(args, model: str, report: str, total_runs: int) -> None:
 
     def first_page():
         page = lineage.impact_page(seeds=seeds, from_pointers=True, depth=None, after=None, limit=1000)
-        return page, runs_to_dicts([run_id for run_id, _ in page.nodes])
+        return page, run_bodies([run_id for run_id, _ in page.nodes])
 
     for attempt in range(3):
         seconds, (page, bodies) = timed(f"impact first page (1,000 runs) #{attempt + 1}", first_page)
@@ -148,7 +149,7 @@ def measure(args, model: str, report: str, total_runs: int) -> None:
         after, listed = None, 0
         while True:
             page = lineage.impact_page(seeds=seeds, from_pointers=True, depth=None, after=after, limit=1000)
-            listed += len(runs_to_dicts([run_id for run_id, _ in page.nodes]))
+            listed += len(run_bodies([run_id for run_id, _ in page.nodes]))
             if page.next_cursor is None:
                 return listed
             after = page.next_cursor
@@ -158,7 +159,7 @@ def measure(args, model: str, report: str, total_runs: int) -> None:
 
     def trace_stream():
         plan = lineage.trace_plan(output_id=report)
-        return len(plan.order), sum(len(piece) for piece in lineage.trace_json(plan))
+        return len(plan.order), sum(len(piece) for piece in trace_json(plan))
 
     seconds, (traced, size) = timed("upstream trace of the chain's last output, streamed whole", trace_stream)
     results.update(trace_full_s=round(seconds, 2), trace_runs=traced, trace_bytes=size)

@@ -158,7 +158,7 @@ class RunFacts:
 
 @dataclass(frozen=True)
 class CommittedRun:
-    """A run that a commit inserted; read it back with selectors.runs_to_dicts."""
+    """A run that a commit inserted; read it back with selectors.run_bodies."""
 
     id: int
 

@@ -11,11 +11,11 @@ from django.utils import timezone
 from common.errors import NOT_A_RUN, RUN_NOT_FOUND, NotFound
 from common.timestamps import iso_utc
 from runs.models import Run, Write
-from runs.selectors import runs_to_dicts
+from runs.selectors import run_bodies
 
 
-def pending_write_to_dict(write: Write) -> dict[str, Any]:
-    """A run write that is not committed: queued, or failed with its error."""
+def pending_write_body(write: Write) -> dict[str, Any]:
+    """The body of a run write that is not committed: queued, or failed with its error."""
     body: dict[str, Any] = {"id": write.id, "status": write.status}
     if write.status == Write.Status.FAILED:
         body["error"] = write.error
@@ -32,7 +32,7 @@ def pending_write_to_dict(write: Write) -> dict[str, Any]:
 def run_get(*, run_id: int) -> dict[str, Any]:
     """A run by id: committed, or the queued or failed write that carries it. Raises NotFound."""
     if Run.objects.filter(id=run_id).exists():
-        return runs_to_dicts([run_id])[0]
+        return run_bodies([run_id])[0]
     write = Write.objects.filter(id=run_id).first()
     if write is None:
         raise NotFound(RUN_NOT_FOUND.format(id=run_id))
@@ -41,8 +41,8 @@ def run_get(*, run_id: int) -> dict[str, Any]:
         raise NotFound(NOT_A_RUN.format(id=run_id, kind=kind))
     if write.status == Write.Status.COMMITTED:
         # Committed by a worker between the two reads above: the run exists now.
-        return runs_to_dicts([run_id])[0]
-    return pending_write_to_dict(write)
+        return run_bodies([run_id])[0]
+    return pending_write_body(write)
 
 
 def queue_stats() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The API shape of a committed run, built from a row: cheap for traces of thousands of runs."""
+"""The bodies (API shapes) of committed runs and OpenLineage runs, built from rows: cheap for
+traces of thousands of runs."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ def _decoded(text: str | None) -> Any:
         return TOO_DEEP_TO_SHOW
 
 
-def run_to_dict(
+def run_body(
     row: tuple, *, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]], dependencies: list[int]
 ) -> dict[str, Any]:
-    """A committed run, from a row of selectors.RUN_FIELDS and its pointers as dicts."""
+    """A committed run's body, from a row of selectors.RUN_FIELDS and its pointers' bodies."""
     (
         run_id,
         component,
@@ -56,11 +57,11 @@ def run_to_dict(
         "code_snapshot": code,
         "test_results": _decoded(tests_text),
         "created_at": iso_utc(created),
-        "openlineage": openlineage_to_dict(*lineage),
+        "openlineage": openlineage_body(*lineage),
     }
 
 
-def openlineage_to_dict(
+def openlineage_body(
     run_uuid: str | None,
     state: str | None,
     namespace: str | None,
@@ -70,7 +71,8 @@ def openlineage_to_dict(
     parent_job: str | None,
     parent_run: int | None,
 ) -> dict[str, Any] | None:
-    """The OpenLineage run a committed run came from, or None for a run logged natively.
+    """A committed run's `openlineage` field: the OpenLineage run it came from, or None for a
+    run logged natively.
 
     parent: the run that contains it (an Airflow DAG run holding a task run): containment,
     not a data dependency; `run` is its mltrace run once it has ended, else None.
@@ -86,8 +88,8 @@ def openlineage_to_dict(
     }
 
 
-def openlineage_run_to_dict(run: Any, *, parent_run: int | None = None) -> dict[str, Any]:
-    """An OpenLineage run (a OpenLineageRun) as the API shows it, open or ended."""
+def openlineage_run_body(run: Any, *, parent_run: int | None = None) -> dict[str, Any]:
+    """An OpenLineage run's body (from an OpenLineageRun), open or ended."""
     return {
         "run_id": run.run_uuid,
         "state": run.state,

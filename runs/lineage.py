@@ -1,24 +1,27 @@
-"""Lineage reads: trace, web trace and review, as set-based queries.
+"""Lineage reads: trace, review and impact (downstream), as set-based queries.
 
 mltrace walks a trace one run at a time, a query per hop. Here one recursive CTE returns the
 dependency edges of everything upstream of a run, and the walk happens in memory, so the
 number of queries does not grow with the depth of the pipeline.
+
+These return plans (which runs, in which order, at which depth) and pages; the API writes
+them as JSON (api/json_stream.py, and api/web_trace.py for mltrace's tree).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 
 from common.errors import OUTPUT_NOT_FOUND, POINTER_NOT_FOUND, NotFound
-from common.lookups import chunked, one_of
+from common.lookups import chunked
 from runs.models import IOPointer, PointerType, Run, RunOutput, pointer_name_hash
-from runs.selectors import chunked_by_weight, run_bodies_within, runs_by_id, runs_to_dicts
+from runs.selectors import run_bodies_within
 from runs.sql import (
     downstream_count,
     downstream_edge_rows,
@@ -27,12 +30,6 @@ from runs.sql import (
     trace_membership_rows,
     upstream_edge_rows,
 )
-
-ICONS: dict[str, str] = {
-    PointerType.DATA: "database",
-    PointerType.MODEL: "function",
-    PointerType.ENDPOINT: "flow-end",
-}
 
 
 def trace_root(output_id: str) -> int:
@@ -135,165 +132,6 @@ def trace_plan(*, output_id: str, depth: int | None = None) -> TracePlan:
     return TracePlan(output_id, root, trace_order(root, edges, depths), depths, edges)
 
 
-def run_bodies(
-    ids: list[int], *, known_dependencies: dict[int, list[int]] | None = None
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(id, API body) of committed runs in the given order, CHUNK runs per batch of queries.
-
-    So a trace or review of a million runs never holds a million bodies, only their ids.
-    """
-    for chunk in body_chunks(ids, known_dependencies=known_dependencies):
-        yield from chunk
-
-
-def body_chunks(
-    ids: list[int], *, known_dependencies: dict[int, list[int]] | None = None
-) -> Iterator[list[tuple[int, dict[str, Any]]]]:
-    """run_bodies a chunk at a time, each of runs weighing MLTRACE_MAX_PAGE_BYTES at most
-    (their bodies can be larger: json_items sends them in pieces that are not)."""
-    for chunk in chunked_by_weight(ids, budget=settings.MLTRACE_MAX_PAGE_BYTES):
-        yield list(zip(chunk, runs_to_dicts(chunk, known_dependencies=known_dependencies), strict=True))
-
-
-def json_items(items: Iterator[list[Any]], *, budget: int | None = None) -> Iterator[str]:
-    """The JSON of list items, comma-separated, one json.dumps per chunk (not per item).
-
-    With a budget, a chunk whose JSON is longer goes out in pieces of at most that many bytes
-    (an item longer than that alone), its items dumped one by one: a chunk is cut by its runs'
-    weights, at least their size, and escapes or compressed test results can make it larger.
-    """
-    first = True
-    for chunk in items:
-        if not chunk:
-            continue
-        text = json.dumps(chunk)[1:-1]  # ASCII (ensure_ascii): a character is a byte
-        pieces = [text] if budget is None or len(text) <= budget else _pieces(chunk, budget - 2)
-        for piece in pieces:
-            yield ("" if first else ", ") + piece
-            first = False
-
-
-def _pieces(chunk: list[Any], budget: int) -> Iterator[str]:
-    piece: list[str] = []
-    length = 0
-    for item in chunk:
-        text = json.dumps(item)
-        if piece and length + 2 + len(text) > budget:
-            yield ", ".join(piece)
-            piece, length = [], 0
-        length += len(text) + (2 if piece else 0)
-        piece.append(text)
-    if piece:
-        yield ", ".join(piece)
-
-
-def buffered(pieces: Iterable[str], size: int = 64 * 1024) -> Iterator[str]:
-    """Joins small pieces of a streamed body into ~64 KB writes (one socket write each); a
-    piece that large goes out on its own, so no write is much larger than its largest piece."""
-    buffer: list[str] = []
-    length = 0
-    for piece in pieces:
-        if len(piece) >= size:
-            if buffer:
-                yield "".join(buffer)
-                buffer, length = [], 0
-            yield piece
-            continue
-        buffer.append(piece)
-        length += len(piece)
-        if length >= size:
-            yield "".join(buffer)
-            buffer, length = [], 0
-    if buffer:
-        yield "".join(buffer)
-
-
-def trace_json(plan: TracePlan) -> Iterator[str]:
-    """The trace of an output as JSON, written as it is built: run bodies a chunk at a time.
-
-    {"output_id", "root", "nodes": [{"depth", "run"}] in pre-order, "edges": [[run, dependency]]}.
-    """
-    yield f'{{"output_id": {json.dumps(plan.output_id)}, "root": {plan.root}, "nodes": ['
-    yield from json_items(
-        (
-            [{"depth": plan.depths[run_id], "run": body} for run_id, body in chunk]
-            for chunk in body_chunks(plan.order, known_dependencies=plan.edges)
-        ),
-        budget=settings.MLTRACE_MAX_PAGE_BYTES,
-    )
-    yield '], "edges": ['
-    yield from json_items(chunked(plan.edge_pairs()))
-    yield "]}"
-
-
-def outputs_by_run(run_ids: Iterable[int]) -> dict[int, list[IOPointer]]:
-    """The output pointers of these runs; links and pointers read apart, as runs_to_dicts does."""
-    links = list(
-        RunOutput.objects.filter(**one_of("run_id", list(run_ids))).values_list("run_id", "pointer_id")
-    )
-    pointers = IOPointer.objects.in_bulk([pointer_id for _, pointer_id in links])
-    outputs: dict[int, list[IOPointer]] = defaultdict(list)
-    for run_id, pointer_id in links:
-        outputs[run_id].append(pointers[pointer_id])
-    return outputs
-
-
-def web_trace(*, output_id: str, depth: int | None = None) -> list[dict[str, Any]]:
-    """mltrace's web_trace tree: a list with one nested node for the output's latest run.
-
-    Children: outputs sorted by name, then dependencies by ascending id. A run met again
-    through another path appears as a leaf with no children. A depth bound applies to each
-    run's shortest distance from the root, so the tree holds exactly the runs of the bounded trace.
-    """
-    root = trace_root(output_id)
-    edges, depths = bounded_edges(root, depth)
-    runs = runs_by_id(list(depths))
-    outputs = outputs_by_run(depths)
-
-    def node(run_id: int) -> dict[str, Any]:
-        run = runs[run_id]
-        return {
-            "id": f"componentrun_{run_id}",
-            "label": run.component.name,
-            "hasCaret": True,
-            "isExpanded": True,
-            "stale": run.stale,
-            "childNodes": [],
-        }
-
-    tree = node(root)
-    expanded: set[int] = set()
-    # (node body, run id); iterative so a 10,000-run chain cannot overflow.
-    stack: list[tuple[dict[str, Any], int]] = [(tree, root)]
-    while stack:
-        body, run_id = stack.pop()
-        if run_id in expanded:
-            continue
-        expanded.add(run_id)
-        parent = body["id"]
-        for pointer in sorted(outputs[run_id], key=lambda p: (p.name, p.value)):
-            child = {
-                "id": f"iopointer_{pointer.name}",
-                "label": pointer.name,
-                "hasCaret": False,
-                "parent": parent,
-            }
-            if pointer.pointer_type in ICONS:
-                child["icon"] = ICONS[pointer.pointer_type]
-            body["childNodes"].append(child)
-        if depth is not None and depths[run_id] >= depth:
-            continue
-        pending = []
-        for dep in edges.get(run_id, ()):
-            child = node(dep)
-            body["childNodes"].append(child)
-            pending.append((child, dep))
-        # Pre-order: the first dependency is expanded first; later meetings stay leaves.
-        for item in reversed(pending):
-            stack.append(item)
-    return [tree]
-
-
 @dataclass(frozen=True)
 class ReviewPlan:
     flagged: list[str]
@@ -323,20 +161,6 @@ def review_plan() -> ReviewPlan:
     return ReviewPlan(flagged, sorted(counts.items(), key=lambda item: (-item[1], -item[0])))
 
 
-def review_json(plan: ReviewPlan) -> Iterator[str]:
-    """The review as JSON, written as it is built: {"flagged", "runs": [{"run", "count"}]}."""
-    counts = dict(plan.ranked)
-    yield f'{{"flagged": {json.dumps(plan.flagged)}, "runs": ['
-    yield from json_items(
-        (
-            [{"run": body, "count": counts[run_id]} for run_id, body in chunk]
-            for chunk in body_chunks([i for i, _ in plan.ranked])
-        ),
-        budget=settings.MLTRACE_MAX_PAGE_BYTES,
-    )
-    yield "]}"
-
-
 def traces_membership(roots: list[tuple[int, int]]) -> dict[int, int]:
     """For (trace number, root run) pairs: each run upstream of any root, with how many traces
     hold it. One recursive query per CHUNK roots."""
@@ -345,37 +169,6 @@ def traces_membership(roots: list[tuple[int, int]]) -> dict[int, int]:
         for run_id, count in trace_membership_rows(chunk):
             counts[run_id] += count
     return counts
-
-
-def tree_to_json(nodes: list[dict[str, Any]]) -> str:
-    """JSON text of web_trace's nested nodes, written without recursion.
-
-    A chain of runs nests two levels per hop; json.dumps recurses per level and fails past
-    about a thousand, so the nesting is unrolled on an explicit stack.
-    """
-    out: list[str] = ["["]
-    stack: list[Any] = ["]"]
-    for index in reversed(range(len(nodes))):
-        stack.append(nodes[index])
-        if index:
-            stack.append(", ")
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-            continue
-        children = item.get("childNodes")
-        if not children:
-            out.append(json.dumps(item))
-            continue
-        head = json.dumps({key: value for key, value in item.items() if key != "childNodes"})
-        out.append(head[:-1] + ', "childNodes": [')
-        stack.append("]}")
-        for index in reversed(range(len(children))):
-            stack.append(children[index])
-            if index:
-                stack.append(", ")
-    return "".join(out)
 
 
 # --- downstream: what an output, or a run, touched ---------------------------------------

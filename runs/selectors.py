@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, TextField
 from django.db.models.functions import Cast
 
 from common.db import StoredSize, TextBytes
 from common.lookups import chunked, one_of
 from components.models import Component
-from runs.bodies import openlineage_run_to_dict, run_to_dict
+from runs.bodies import openlineage_run_body, run_body
 from runs.models import IOPointer, OpenLineageRun, Run, RunDependency, RunInput, RunOutput
 
 RUN_FIELDS = (
@@ -28,7 +29,7 @@ RUN_FIELDS = (
     "git_hash",
     "git_tags",
     "code_snapshot",
-    # As text, decoded by run_to_dict: a value stored before MLTRACE_MAX_JSON_DEPTH, too deep
+    # As text, decoded by run_body: a value stored before MLTRACE_MAX_JSON_DEPTH, too deep
     # for this process to decode, then spoils its own body, not every list it is in.
     Cast("test_results", TextField()),
     "created_at",
@@ -46,10 +47,10 @@ RUN_FIELDS = (
 )
 
 
-def runs_to_dicts(
+def run_bodies(
     ids: Sequence[int], *, known_dependencies: dict[int, list[int]] | None = None
 ) -> list[dict[str, Any]]:
-    """The API shape of the committed runs with these ids, in this order, five queries per 5,000 (CHUNK).
+    """The bodies of the committed runs with these ids, in this order, five queries per 5,000 (CHUNK).
 
     known_dependencies: every run's dependencies, ascending, when the caller has them
     already (a trace walked them), which saves their query.
@@ -96,7 +97,7 @@ def runs_to_dicts(
         return [pointers[pointer_id] for _, pointer_id in sorted(links[side][run_id])]
 
     return [
-        run_to_dict(
+        run_body(
             rows[run_id],
             inputs=listed("inputs", run_id),
             outputs=listed("outputs", run_id),
@@ -118,7 +119,7 @@ def run_body_weights(ids: Sequence[int]) -> dict[int, int]:
     its test results as stored (jsonb, maybe compressed: the one part that can weigh less here).
 
     At least, so that the runs cut by weight hold every run that can fit; whoever sends them
-    measures them as sent (run_bodies_within, lineage.json_items).
+    measures them as sent (run_bodies_within, api/json_stream.py's json_items).
     """
 
     def pointers(model: type[RunInput] | type[RunOutput]) -> Subquery:
@@ -173,13 +174,34 @@ def run_bodies_within(
     Only the runs whose weights (at least their size) fit are built: a page of runs of
     200 KB each builds about `budget` bytes of them, not `limit` runs.
     """
-    bodies = runs_to_dicts(next(chunked_by_weight(ids, budget=budget), []))
+    bodies = run_bodies(next(chunked_by_weight(ids, budget=budget), []))
     total = 0
     for count, body in enumerate(bodies):
         total += size(body)
         if count and total > budget:
             return bodies[:count]
     return bodies
+
+
+def run_body_chunks(
+    ids: Sequence[int], *, known_dependencies: dict[int, list[int]] | None = None
+) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    """(id, body) of committed runs in the given order, a chunk of runs weighing
+    MLTRACE_MAX_PAGE_BYTES at most at a time (their bodies can be larger: api/json_stream.py's
+    json_items sends them in pieces that are not).
+
+    So a trace or review of a million runs never holds a million bodies, only their ids.
+    """
+    for chunk in chunked_by_weight(ids, budget=settings.MLTRACE_MAX_PAGE_BYTES):
+        yield list(zip(chunk, run_bodies(chunk, known_dependencies=known_dependencies), strict=True))
+
+
+def run_body_pairs(
+    ids: Sequence[int], *, known_dependencies: dict[int, list[int]] | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(id, body) of committed runs in the given order, built as run_body_chunks builds them."""
+    for chunk in run_body_chunks(ids, known_dependencies=known_dependencies):
+        yield from chunk
 
 
 def runs_by_id(ids: Sequence[int]) -> dict[int, Run]:
@@ -190,6 +212,18 @@ def runs_by_id(ids: Sequence[int]) -> dict[int, Run]:
     for chunk in chunked(ids):
         found.update({run.id: run for run in runs.filter(**one_of("id", chunk))})
     return found
+
+
+def outputs_by_run(run_ids: Iterable[int]) -> dict[int, list[IOPointer]]:
+    """The output pointers of these runs; links and pointers read apart, as run_bodies does."""
+    links = list(
+        RunOutput.objects.filter(**one_of("run_id", list(run_ids))).values_list("run_id", "pointer_id")
+    )
+    pointers = IOPointer.objects.in_bulk([pointer_id for _, pointer_id in links])
+    outputs: dict[int, list[IOPointer]] = defaultdict(list)
+    for run_id, pointer_id in links:
+        outputs[run_id].append(pointers[pointer_id])
+    return outputs
 
 
 @dataclass(frozen=True)
@@ -264,7 +298,7 @@ def openlineage_runs_page(
             "run_uuid", "run_id"
         )
     )
-    bodies = [openlineage_run_to_dict(r, parent_run=parent_runs.get(r.parent_run_uuid)) for r in page[:limit]]
+    bodies = [openlineage_run_body(r, parent_run=parent_runs.get(r.parent_run_uuid)) for r in page[:limit]]
     return bodies, len(page) > limit
 
 

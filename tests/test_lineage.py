@@ -317,8 +317,8 @@ def test_a_review_of_100_flagged_outputs_takes_a_constant_number_of_queries(
 
 @pytest.mark.parametrize("count", [0, 1, 5, 12])
 def test_streamed_lists_join_their_chunks_into_one_json_list(count):
+    from api.json_stream import json_items
     from common.lookups import chunked
-    from runs.lineage import json_items
 
     text = "[" + "".join(json_items(chunked(({"n": i} for i in range(count)), 5))) + "]"
 

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from api.json_stream import buffered, review_json, trace_json
 from api.pagination import LARGEST_ID, LIMIT_PARAMETER, page_url, parse_limit, rendered_bytes
 from api.parsers import json_body
 from api.requests import (
@@ -57,12 +58,13 @@ from api.serializers.runs import (
     WebTraceNodeSerializer,
     run_payload,
 )
+from api.web_trace import tree_json, web_trace
 from common.errors import RUN_NOT_COMMITTED, RUN_NOT_FOUND, Conflict, DependencyUnresolved, NotFound
 from ingest.selectors import queue_stats, run_get, run_write_pending
 from ingest.submit import writes_submit
 from runs import lineage
 from runs.models import PointerType, Run, Write
-from runs.selectors import run_bodies_within, run_page, runs_to_dicts
+from runs.selectors import run_bodies, run_bodies_within, run_page
 from runs.services import pointers_flag, pointers_flag_downstream, pointers_unflag_all, run_notes_update
 
 RUN_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The run's id (its write's id).")
@@ -136,7 +138,7 @@ def submit_runs(request: Request, payloads: list[dict[str, Any]], *, batch: bool
             raise serializers.ValidationError({"runs": {str(exc.index): exc.body()}}) from None
         raise
     if sync:
-        bodies = runs_to_dicts(recorded.write_ids)
+        bodies = run_bodies(recorded.write_ids)
         code: int = status.HTTP_201_CREATED
     else:
         bodies = [{"id": write_id, "status": Write.Status.QUEUED} for write_id in recorded.write_ids]
@@ -363,13 +365,11 @@ class TraceView(KnownQueryParameters, APIView):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         if params["format"] == "tree":
-            tree = lineage.web_trace(output_id=params["output_id"], depth=params.get("depth"))
-            return HttpResponse(lineage.tree_to_json(tree), content_type="application/json")
+            tree = web_trace(output_id=params["output_id"], depth=params.get("depth"))
+            return HttpResponse(tree_json(tree), content_type="application/json")
         plan = lineage.trace_plan(output_id=params["output_id"], depth=params.get("depth"))
         # Streamed: a trace may hold any number of runs; their bodies go out a chunk at a time.
-        return StreamingHttpResponse(
-            lineage.buffered(lineage.trace_json(plan)), content_type="application/json"
-        )
+        return StreamingHttpResponse(buffered(trace_json(plan)), content_type="application/json")
 
 
 class FlagView(KnownQueryParameters, APIView):
@@ -413,7 +413,7 @@ class ReviewView(KnownQueryParameters, APIView):
     @extend_schema(responses={200: ReviewSerializer, **ERRORS}, summary="Review flagged outputs")
     def get(self, request: Request) -> StreamingHttpResponse:
         return StreamingHttpResponse(
-            lineage.buffered(lineage.review_json(lineage.review_plan())), content_type="application/json"
+            buffered(review_json(lineage.review_plan())), content_type="application/json"
         )
 
 
