@@ -128,7 +128,7 @@ class ComponentAcceptedSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=WRITE_STATUSES)
 
 
-def component_to_dict(component: Any) -> dict[str, Any]:
+def component_body(component: Any) -> dict[str, Any]:
     """A component with its tags prefetched (component_list orders them by name)."""
     return {
         "name": component.name,

@@ -29,7 +29,7 @@ from api.serializers.components import (
     ComponentTagsSerializer,
     ComponentUpdateSerializer,
     TagPageSerializer,
-    component_to_dict,
+    component_body,
 )
 from api.serializers.runs import HistoryQuerySerializer, RunPageSerializer
 from api.views.runs import run_page_response
@@ -67,7 +67,7 @@ class ComponentViewSet(KnownQueryParameters, viewsets.ViewSet):
         filters.is_valid(raise_exception=True)
         paginator = LimitCursorPagination()
         page = paginator.paginate_queryset(component_list(**filters.validated_data), request, view=self) or []
-        return paginator.get_paginated_response([component_to_dict(c) for c in page])
+        return paginator.get_paginated_response([component_body(c) for c in page])
 
     @extend_schema(
         request=ComponentCreateSerializer,
@@ -98,13 +98,13 @@ class ComponentViewSet(KnownQueryParameters, viewsets.ViewSet):
         )
         if sync:
             code = status.HTTP_201_CREATED if recorded.created else status.HTTP_200_OK
-            return respond(recorded, code, component_to_dict(component_get(name=payload["name"])))
+            return respond(recorded, code, component_body(component_get(name=payload["name"])))
         body = {"id": recorded.write_ids[0], "name": payload["name"], "status": Write.Status.QUEUED}
         return respond(recorded, status.HTTP_202_ACCEPTED, body)
 
     @extend_schema(parameters=[COMPONENT_NAME], responses={200: ComponentSerializer, **ERRORS})
     def retrieve(self, request: Request, name: str) -> Response:
-        return Response(component_to_dict(component_get(name=name)))
+        return Response(component_body(component_get(name=name)))
 
     @extend_schema(
         parameters=[COMPONENT_NAME],
@@ -116,7 +116,7 @@ class ComponentViewSet(KnownQueryParameters, viewsets.ViewSet):
         serializer = ComponentUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         component_update_in_order(name=name, user=request.user, **serializer.validated_data)
-        return Response(component_to_dict(component_get(name=name)))
+        return Response(component_body(component_get(name=name)))
 
     @extend_schema(
         parameters=[COMPONENT_NAME],
@@ -132,7 +132,7 @@ class ComponentViewSet(KnownQueryParameters, viewsets.ViewSet):
         with transaction.atomic():
             component_tags_add(component=component_get(name=name), tags=tags)
             edit_record(user=request.user, action=Edit.Action.COMPONENT, target=name, detail={"tags": tags})
-        return Response(component_to_dict(component_get(name=name)))
+        return Response(component_body(component_get(name=name)))
 
     @extend_schema(
         parameters=[
