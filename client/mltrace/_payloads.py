@@ -1,4 +1,4 @@
-"""Entities to the server's JSON, checked at the call; the server's JSON back to entities.
+"""mltrace's entities to the server's JSON, checked at the call (_answers.py is the way back).
 
 Everything the server would refuse that can be seen in the write itself is refused here, at
 the call, with a ValueError: a write buffered for later must not be refused later, when
@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from mltrace.db.models import PointerTypeEnum, infer_pointer_type
+from mltrace.db.models import infer_pointer_type
 from mltrace.entities.component_run import ComponentRun
 from mltrace.entities.io_pointer import IOPointer
 
@@ -185,51 +185,3 @@ def component_payload(name: Any, description: Any, owner: Any, tags: Any) -> dic
     if tags:
         payload["tags"] = [_check_text("A tag", tag, maximum=TAG_MAX, allow_empty=False) for tag in tags]
     return payload
-
-
-# --- the server's JSON back to mltrace's entities --------------------------------------------
-
-
-def parse_timestamp(text: str | None) -> datetime | None:
-    """The server's UTC timestamps as naive UTC datetimes, as mltrace returned them."""
-    if not text:
-        return None
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    ts = datetime.fromisoformat(text)
-    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
-
-
-def pointer_dict(body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": body["name"],
-        "value": body["value"],
-        "pointer_type": PointerTypeEnum(body["pointer_type"]),
-        "flag": body["flag"],
-    }
-
-
-def pointer_object(body: dict[str, Any]) -> IOPointer:
-    return IOPointer(body["name"], body["value"], PointerTypeEnum(body["pointer_type"]), body["flag"])
-
-
-def component_run(
-    body: dict[str, Any], dependency_names: list[str], *, pointers_as_objects: bool
-) -> ComponentRun:
-    """A committed run of the API as mltrace's ComponentRun."""
-    convert = pointer_object if pointers_as_objects else pointer_dict
-    return ComponentRun(
-        component_name=body["component"],
-        notes=body["notes"],
-        start_timestamp=parse_timestamp(body["start_timestamp"]),
-        end_timestamp=parse_timestamp(body["end_timestamp"]),
-        inputs=[convert(pointer) for pointer in body["inputs"]],
-        outputs=[convert(pointer) for pointer in body["outputs"]],
-        git_hash=body["git_hash"] or None,
-        git_tags=body["git_tags"] or None,
-        code_snapshot=body["code_snapshot"] or None,
-        id=body["id"],
-        stale=list(body["stale"]),
-        dependencies=dependency_names,
-        test_results=body.get("test_results"),
-    )

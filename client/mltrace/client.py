@@ -4,7 +4,8 @@ Writes (`create_component`, `log_component_run`, `register`, `Component.run`) ar
 copied at the call and sent by a background thread (see _sender.py): the call costs
 microseconds. Reads first wait until this process's writes are committed, so a read sees
 every write made before it, as with mltrace. Flags, notes and tags answer mltrace's return
-values and errors, so they wait for the server too.
+values and errors, so they wait for the server too. The requests whose answer a call returns,
+and those answers as mltrace's entities, are in _answers.py; save() and load() in _files.py.
 """
 
 from __future__ import annotations
@@ -13,21 +14,19 @@ import functools
 import json
 import logging
 import os
-import random
-import string
-import time
 import uuid
 import warnings
 from datetime import datetime
 from typing import Any, Callable
 from urllib.parse import parse_qs, quote, urlsplit
 
-from mltrace import _capture, _git, _state
+from mltrace import _answers, _capture, _git, _state
 from mltrace._config import normalize_url, url_with_host
+from mltrace._files import load as load  # mltrace.client.load, as in mltrace 0.17
+from mltrace._files import save as save  # mltrace.client.save, as in mltrace 0.17
 from mltrace._payloads import (
     completeness_message,
     component_payload,
-    component_run,
     run_payload,
     timestamp_text,
     value_text,
@@ -36,11 +35,9 @@ from mltrace._sender import COMPONENT, RUN
 from mltrace.entities.base_component import Component
 from mltrace.entities.component_run import ComponentRun
 from mltrace.entities.io_pointer import IOPointer
-from mltrace.errors import NotSupported, ServerError, ServerUnreachable
+from mltrace.errors import NotSupported
 
 logger = logging.getLogger("mltrace")
-
-PAGE_LIMIT = 1000
 
 _db_uri: str | None = os.environ.get("DB_URI") or None
 _warned_db_uri = False
@@ -48,8 +45,6 @@ _warned_db_uri = False
 # its component on every call in mltrace; the same write again changes nothing, so it is
 # not sent again.
 _sent_components: dict[tuple[str, str], str] = {}
-# Run id -> component name: dependencies are read as ids and shown as component names.
-_component_of_run: dict[int, str] = {}
 
 
 # --------------------- Server and database configuration ------------------ #
@@ -93,7 +88,7 @@ def get_db_uri() -> str | None:
 
 def set_sync(sync: bool = True) -> None:
     """True: each write waits until the server has committed it (?sync=true), as in mltrace."""
-    _wait_for_own_writes(committed=False)
+    _answers.wait_for_own_writes(committed=False)
     _state.settings.sync = bool(sync)
 
 
@@ -118,51 +113,6 @@ def clean_db():
     )
 
 
-# ----------------------- Load and save functions ---------------------- #
-
-
-def load(pathname: str):
-    """Loads the joblib file at pathname; inside a decorated call, it becomes an input."""
-    obj = _joblib().load(pathname)
-    capture = _capture.current_capture()
-    if capture is not None:
-        # The value as read: later changes to the object are not what the file held.
-        capture.loaded[pathname] = value_text(obj)
-    return obj
-
-
-def save(obj, pathname: str | None = None, var_name: str = "") -> str:
-    """Saves obj as a joblib file (under $SAVE_DIR or ~/.mltrace when no pathname is given);
-    inside a decorated call, it becomes an output. Returns the path."""
-    capture = _capture.current_capture()
-    if pathname is None:
-        identifier = "".join(random.choice(string.ascii_lowercase) for _ in range(5))
-        pathname = f"{var_name}_{identifier}{time.strftime('%Y%m%d%H%M%S')}.mlt"
-        if capture is not None:
-            pathname = os.path.join(capture.component_name.lower().replace(" ", "_"), pathname)
-        pathname = os.path.join(
-            os.environ.get("SAVE_DIR", os.path.join(os.path.expanduser("~"), ".mltrace")), pathname
-        )
-    directory = os.path.dirname(pathname)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    _joblib().dump(obj, pathname)
-    if capture is not None:
-        capture.saved[pathname] = value_text(obj)
-    return pathname
-
-
-def _joblib():
-    try:
-        import joblib
-    except ImportError:
-        raise ImportError(
-            "mltrace.save() and mltrace.load() write joblib files: pip install joblib "
-            "(or mltrace-client[joblib])."
-        ) from None
-    return joblib
-
-
 # ----------------------- Creation functions ---------------------------- #
 
 
@@ -182,9 +132,9 @@ def tag_component(component_name: str, tags: list[str]):
     payload = component_payload(component_name, "", "", tags)
     path = f"/api/v1/components/{_quote(component_name)}/"
     if not payload.get("tags"):
-        _read(path, missing=f'Component with name "{component_name}" not found.')
+        _answers.read(path, missing=f'Component with name "{component_name}" not found.')
         return
-    _write_now(
+    _answers.write_now(
         "POST",
         path + "tags/",
         {"tags": payload["tags"]},
@@ -286,7 +236,7 @@ def add_notes_to_component_run(component_run_id: int | str, notes: str) -> str:
     if not isinstance(notes, str):
         raise TypeError("notes field must be of type str")
     run_id = _run_id(component_run_id, missing=f'ComponentRun with ID "{component_run_id}" not found.')
-    body = _write_now(
+    body = _answers.write_now(
         "PATCH",
         f"/api/v1/runs/{run_id}/",
         {"notes": notes},
@@ -297,7 +247,7 @@ def add_notes_to_component_run(component_run_id: int | str, notes: str) -> str:
 
 def flag_output_id(output_id: str) -> bool:
     """Flags every pointer named output_id. Raises RuntimeError if there is none."""
-    _write_now(
+    _answers.write_now(
         "POST",
         "/api/v1/flag/",
         {"output_id": output_id},
@@ -308,7 +258,7 @@ def flag_output_id(output_id: str) -> bool:
 
 def unflag_output_id(output_id: str) -> bool:
     """Unflags every pointer named output_id. Raises RuntimeError if there is none."""
-    _write_now(
+    _answers.write_now(
         "POST",
         "/api/v1/unflag/",
         {"output_id": output_id},
@@ -319,7 +269,7 @@ def unflag_output_id(output_id: str) -> bool:
 
 def unflag_all():
     """Unflags every pointer."""
-    _write_now("POST", "/api/v1/unflag/", {"all": True})
+    _answers.write_now("POST", "/api/v1/unflag/", {"all": True})
 
 
 # ----------------- Basic retrieval functions ------------------- #
@@ -342,36 +292,36 @@ def get_history(
     if date_upper != datetime.max:
         params["date_upper"] = _bound(date_upper)
     try:
-        bodies = _pages(f"/api/v1/components/{_quote(component_name)}/history/", params, limit)
-    except _Missing:
+        bodies = _answers.pages(f"/api/v1/components/{_quote(component_name)}/history/", params, limit)
+    except _answers.Missing:
         return []
-    return _component_runs(bodies, pointers_as_objects=False)
+    return _answers.component_runs(bodies, pointers_as_objects=False)
 
 
 def get_component_information(component_name: str) -> Component:
     """The component's name, description, owner and tags. Raises RuntimeError if unknown."""
-    body = _read(
+    body = _answers.read(
         f"/api/v1/components/{_quote(component_name)}/",
         missing=f"Component with name {component_name} not found.",
     )
-    return _component(body)
+    return _answers.component(body)
 
 
 def get_component_run_information(component_run_id: int | str) -> ComponentRun:
     """One committed run. Raises RuntimeError if there is none with this id."""
     missing = f"Component run with id {component_run_id} not found."
     run_id = _run_id(component_run_id, missing=missing)
-    body = _read(f"/api/v1/runs/{run_id}/", missing=missing)
+    body = _answers.read(f"/api/v1/runs/{run_id}/", missing=missing)
     if body["status"] != "committed":
         detail = f": {body['error']}" if body.get("error") else ""
         raise RuntimeError(f"Component run with id {run_id} is {body['status']}, not committed{detail}.")
-    return _component_runs([body], pointers_as_objects=False)[0]
+    return _answers.component_runs([body], pointers_as_objects=False)[0]
 
 
 def get_components(tag="", owner="") -> list[Component]:
     """Every component with this tag and/or owner. Raises RuntimeError when none matches."""
     params = {"tag": tag or None, "owner": owner or None}
-    components = [_component(body) for body in _pages("/api/v1/components/", params, None)]
+    components = [_answers.component(body) for body in _answers.pages("/api/v1/components/", params, None)]
     if not components:
         raise RuntimeError("Search yielded no components.")
     return components
@@ -380,7 +330,7 @@ def get_components(tag="", owner="") -> list[Component]:
 def get_recent_run_ids(limit: int = 5, last_run_id=None) -> list[int]:
     """Ids of the newest committed runs by start time; after last_run_id when given."""
     params = {"before": int(last_run_id) if last_run_id else None}
-    return [body["id"] for body in _pages("/api/v1/runs/", params, limit)]
+    return [body["id"] for body in _answers.pages("/api/v1/runs/", params, limit)]
 
 
 def get_io_pointer(io_pointer_id: str, io_pointer_val: Any = None, create=True):
@@ -400,7 +350,7 @@ def get_io_pointer(io_pointer_id: str, io_pointer_val: Any = None, create=True):
 
 def get_all_tags() -> list[str]:
     """Every tag name."""
-    return list(_pages("/api/v1/tags/", {}, None))
+    return list(_answers.pages("/api/v1/tags/", {}, None))
 
 
 # --------------- Complex retrieval functions ------------------ #
@@ -411,10 +361,10 @@ def backtrace(output_pointer: str):
     produced output_pointer, each run once (at its shortest depth), depth-first."""
     if not isinstance(output_pointer, str):
         raise RuntimeError("Please specify an output id of string type.")
-    body = _read(
+    body = _answers.read(
         "/api/v1/trace/", {"output_id": output_pointer}, missing=f"ID {output_pointer} does not exist."
     )
-    runs = _component_runs([node["run"] for node in body["nodes"]], pointers_as_objects=True)
+    runs = _answers.component_runs([node["run"] for node in body["nodes"]], pointers_as_objects=True)
     return [(node["depth"], run) for node, run in zip(body["nodes"], runs)]
 
 
@@ -423,10 +373,10 @@ def impact(output_id: str, depth: int | None = None):
     nearest first. The runs that read output_id are at depth 1, the runs that depend on those
     at 2, and so on, each run once at its shortest depth; with depth, at most that many hops.
 
-    Not in mltrace 0.17 (its issue #219 asked for it): an addition of this client.
+    Not in mltrace 0.17 (its issue #219 asks for it): an addition of this client.
     """
     nodes, _ = impact_nodes(output_id, depth)
-    runs = _component_runs([node["run"] for node in nodes], pointers_as_objects=True)
+    runs = _answers.component_runs([node["run"] for node in nodes], pointers_as_objects=True)
     return [(node["depth"], run) for node, run in zip(nodes, runs)]
 
 
@@ -435,13 +385,13 @@ def impact_nodes(output_id: str, depth: int | None = None) -> tuple[list[dict], 
     edges ([run id, dependency id]). Raises RuntimeError for an unknown output id."""
     if not isinstance(output_id, str):
         raise RuntimeError("Please specify an output id of string type.")
-    params: dict[str, Any] = {"output_id": output_id, "limit": PAGE_LIMIT}
+    params: dict[str, Any] = {"output_id": output_id, "limit": _answers.PAGE_LIMIT}
     if depth is not None:
         params["depth"] = int(depth)
     nodes: list[dict] = []
     edges: list[list[int]] = []
     while True:
-        body = _read("/api/v1/impact/", params, missing=f"ID {output_id} does not exist.")
+        body = _answers.read("/api/v1/impact/", params, missing=f"ID {output_id} does not exist.")
         nodes += body["nodes"]
         edges += body["edges"]
         if not body["next"]:
@@ -451,7 +401,7 @@ def impact_nodes(output_id: str, depth: int | None = None) -> tuple[list[dict], 
 
 def web_trace(output_id: str):
     """The trace of an output as mltrace's UI tree: [node], nodes of runs and their outputs."""
-    return _read(
+    return _answers.read(
         "/api/v1/trace/",
         {"output_id": output_id, "format": "tree"},
         missing=f"ID {output_id} does not exist.",
@@ -461,16 +411,12 @@ def web_trace(output_id: str):
 def review_flagged_outputs():
     """(flagged output names, [(ComponentRun, count)]): the runs behind flagged outputs, the
     runs shared by more of them first (then newer first)."""
-    body = _read("/api/v1/review/")
-    runs = _component_runs([item["run"] for item in body["runs"]], pointers_as_objects=True)
+    body = _answers.read("/api/v1/review/")
+    runs = _answers.component_runs([item["run"] for item in body["runs"]], pointers_as_objects=True)
     return list(body["flagged"]), [(run, item["count"]) for run, item in zip(runs, body["runs"])]
 
 
-# --------------- The server's answers ------------------ #
-
-
-class _Missing(Exception):
-    """A 404 from a read."""
+# --------------- The callers' arguments as the server takes them ------------------ #
 
 
 def _quote(name: str) -> str:
@@ -494,137 +440,3 @@ def _bound(value: datetime | str) -> str:
         except ValueError:
             return value
     return timestamp_text(value)
-
-
-def _wait_for_own_writes(*, committed: bool = True) -> None:
-    """Waits until this process's writes are accepted (and committed), for as long as the
-    server answers. Raises ServerUnreachable once it has not answered for the read timeout."""
-    current = _state.current_sender()
-    if current is None:
-        return
-    give_up = _state.settings.read_give_up_seconds
-    unreachable_since = None
-    while True:
-        try:
-            done = current.flush(timeout=1.0) if committed else current.wait_sent(timeout=1.0)
-            stuck = current.outage_since is not None
-        except ServerUnreachable:
-            done, stuck = False, True
-        if done or current._in_sending_thread():
-            return
-        now = time.monotonic()
-        if not stuck:
-            unreachable_since = None
-        elif unreachable_since is None:
-            unreachable_since = min(now, current.outage_since or now)
-        elif now - unreachable_since > give_up:
-            raise ServerUnreachable(
-                f"cannot reach the mltrace server at {current.transport.url}: {current.pending()} "
-                f"writes of this process wait to be sent"
-            )
-
-
-def _read(path: str, params: dict | None = None, *, missing: str | None = None) -> Any:
-    """GET after this process's writes are committed; a 404 is RuntimeError(missing)."""
-    _wait_for_own_writes()
-    try:
-        return _state.sender().transport.get_json(
-            path, params, give_up_after=_state.settings.read_give_up_seconds
-        )
-    except ServerError as exc:
-        if exc.status == 404 and missing is not None:
-            raise RuntimeError(missing) from None
-        if exc.status == 404:
-            raise _Missing() from None
-        raise
-
-
-def _pages(path: str, params: dict, limit: int | None) -> list:
-    """The results of a paged list, following `next` until `limit` (None: all of them)."""
-    _wait_for_own_writes()
-    transport = _state.sender().transport
-    results: list = []
-    params = {key: value for key, value in params.items() if value is not None}
-    while limit is None or len(results) < limit:
-        wanted = PAGE_LIMIT if limit is None else min(PAGE_LIMIT, limit - len(results))
-        try:
-            page = transport.get_json(
-                path, {**params, "limit": wanted}, give_up_after=_state.settings.read_give_up_seconds
-            )
-        except ServerError as exc:
-            if exc.status == 404:
-                raise _Missing() from None
-            raise
-        results += page["results"]
-        if not page.get("next"):
-            break
-        # The next page's link, against this client's base URL (a proxy may rewrite hosts).
-        link = urlsplit(page["next"])
-        path, params = link.path, dict(pair.split("=", 1) for pair in link.query.split("&") if "=" in pair)
-        params = {key: _unquote(value) for key, value in params.items() if key != "limit"}
-        prefix = urlsplit(transport.url).path
-        if prefix and path.startswith(prefix):
-            path = path[len(prefix) :]
-    return results if limit is None else results[:limit]
-
-
-def _unquote(value: str) -> str:
-    from urllib.parse import unquote_plus
-
-    return unquote_plus(value)
-
-
-def _write_now(method: str, path: str, body: dict, *, missing: str | None = None) -> Any:
-    """A write whose answer mltrace returned: after this process's writes are committed."""
-    _wait_for_own_writes()
-    transport = _state.sender().transport
-    response = transport.request(
-        method,
-        path,
-        body=json.dumps(body, ensure_ascii=False).encode(),
-        give_up_after=_state.settings.read_give_up_seconds,
-    )
-    if response.status == 404 and missing is not None:
-        raise RuntimeError(missing)
-    if response.status == 400:
-        raise ValueError(f"the mltrace server refused this: {response.error_text()}")
-    if response.status == 409:
-        raise RuntimeError(response.error_text())
-    if response.status >= 300:
-        from mltrace._http import error_for
-
-        raise error_for(transport.url, response)
-    return response.json()
-
-
-def _component(body: dict) -> Component:
-    return Component(
-        name=body["name"], description=body["description"], owner=body["owner"], tags=list(body["tags"])
-    )
-
-
-def _component_runs(bodies: list[dict], *, pointers_as_objects: bool) -> list[ComponentRun]:
-    """ComponentRuns, their dependencies named by component as mltrace named them."""
-    for body in bodies:
-        _component_of_run[body["id"]] = body["component"]
-    unknown = sorted({dep for body in bodies for dep in body["dependencies"] if dep not in _component_of_run})
-    transport = _state.sender().transport
-    for run_id in unknown:
-        try:
-            dep = transport.get_json(
-                f"/api/v1/runs/{run_id}/", give_up_after=_state.settings.read_give_up_seconds
-            )
-        except ServerError as exc:
-            if exc.status != 404:
-                raise
-            continue
-        if dep.get("component"):
-            _component_of_run[run_id] = dep["component"]
-    return [
-        component_run(
-            body,
-            [_component_of_run.get(dep, f"run {dep}") for dep in body["dependencies"]],
-            pointers_as_objects=pointers_as_objects,
-        )
-        for body in bodies
-    ]

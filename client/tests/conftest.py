@@ -31,13 +31,13 @@ def server():
 def fresh(server, monkeypatch, tmp_path):
     """An empty server, a client configured for it, files saved under tmp_path."""
     import mltrace
-    from mltrace import _state, client
+    from mltrace import _answers, _state, client
 
     if server.web is None:
         server.start_web()
     server.reset()
     client._sent_components.clear()
-    client._component_of_run.clear()
+    _answers._component_of_run.clear()
     _state.settings.sync = False
     _state.settings.error_callback = None
     _state.settings.buffer_size = 10_000

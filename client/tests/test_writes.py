@@ -14,6 +14,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
+from server import free_port, wait_until
 
 import mltrace
 from mltrace import ComponentRun, _state
@@ -43,13 +44,20 @@ def committed_outputs(server, component: str) -> list[str]:
 
 
 def test_a_write_returns_while_the_server_is_down_and_lands_when_it_is_back(server):
-    server.stop_web()
-    started = time.perf_counter()
-    for i in range(100):
-        mltrace.log_component_run(a_run("etl", i, outputs=[f"out_{i}.csv"]))
-    elapsed = time.perf_counter() - started
+    def hundred_calls():
+        for i in range(100):
+            mltrace.log_component_run(a_run("etl", i, outputs=[f"out_{i}.csv"]))
 
-    assert elapsed < 1.0  # 100 calls, no server: nothing waited for it
+    server.stop_web()
+    calls = threading.Thread(target=hundred_calls)
+    calls.start()
+    # The server stays down until they have returned: a call that waited for it would never
+    # return. (The 60 s bound only turns such a hang into a failure; only a stall reaches it.)
+    calls.join(60)
+
+    assert not calls.is_alive()
+    sender = _state.sender()
+    assert (sender.pending(), sender.accepted) == (100, 0)  # every write made, none sent yet
     assert committed_outputs(server, "etl") == []
     server.start_web()
     assert mltrace.flush(timeout=60) is True
@@ -111,27 +119,37 @@ def test_a_full_buffer_blocks_the_caller_with_a_warning_and_drops_nothing(server
     server.stop_web()
     for i in range(5):
         mltrace.log_component_run(a_run("etl", i, outputs=[f"out_{i}.csv"]))
-    sixth = threading.Thread(target=mltrace.log_component_run, args=(a_run("etl", 5, outputs=["out_5.csv"]),))
+    accepted_when_the_sixth_returned = []
+
+    def sixth_call():
+        mltrace.log_component_run(a_run("etl", 5, outputs=["out_5.csv"]))
+        accepted_when_the_sixth_returned.append(_state.sender().accepted)
+
+    sixth = threading.Thread(target=sixth_call)
 
     with caplog.at_level(logging.WARNING, logger="mltrace"):
         sixth.start()
-        sixth.join(1.5)
+        # The warning is logged as the call starts to wait for room.
+        wait_until(lambda: "the write buffer is full (5 writes)" in caplog.text, what="the warning")
         assert sixth.is_alive()  # waiting for room
-        assert "the write buffer is full (5 writes)" in caplog.text
         server.start_web()
         sixth.join(30)
 
     assert not sixth.is_alive()
+    # It returned only once the server had accepted some of the five: it waited for room.
+    assert accepted_when_the_sixth_returned[0] >= 1
     assert mltrace.flush(timeout=30) is True
     assert committed_outputs(server, "etl") == [f"out_{i}.csv" for i in range(6)]
 
 
-def test_503_while_the_server_has_no_database_is_waited_out(server):
+def test_503_while_the_server_has_no_database_is_waited_out(server, caplog):
     server.cut_database()
     try:
-        for i in range(20):
-            mltrace.log_component_run(a_run("etl", i, outputs=[f"out_{i}.csv"]))
-        time.sleep(2)  # the server answers 503 with Retry-After; the sender waits and retries
+        with caplog.at_level(logging.DEBUG, logger="mltrace"):
+            for i in range(20):
+                mltrace.log_component_run(a_run("etl", i, outputs=[f"out_{i}.csv"]))
+            # The server answers 503 with Retry-After; the sender waits and retries.
+            wait_until(lambda: "(HTTP 503" in caplog.text, what="the sender to retry after a 503")
         assert mltrace.flush(timeout=0.5) is False
     finally:
         server.restore_database()
@@ -139,21 +157,29 @@ def test_503_while_the_server_has_no_database_is_waited_out(server):
     assert committed_outputs(server, "etl") == [f"out_{i}.csv" for i in range(20)]
 
 
-def test_nothing_lost_or_doubled_when_the_server_stops_for_10_s_in_a_stream_of_20000(server):
+def test_nothing_lost_or_doubled_when_the_server_is_killed_in_a_stream_of_20000(server):
     total = 20_000
+    killed = threading.Event()
 
     def stream():
         for i in range(total):
+            if i == total // 2:
+                killed.wait()  # the second half is written while the server is down
             mltrace.log_component_run(a_run("infer", i, inputs=["model.pkl"], outputs=[f"pred_{i}"]))
 
-    writer = threading.Thread(target=stream)
+    writer = threading.Thread(target=stream, daemon=True)  # a failed wait leaves it waiting
     writer.start()
     sender = _state.sender()
-    deadline = time.monotonic() + 60
-    while sender.accepted < 5000 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: sender.accepted >= 5000, timeout=60, interval=0.01, what="5000 writes accepted")
     server.kill_web()  # requests in flight die with it; their answers are lost
-    time.sleep(10)
+    killed.set()
+    # The outage as the stream meets it: the sender retries the dead server, and the writer
+    # has made every write the buffer has room for (or all of them).
+    wait_until(lambda: sender.outage_since is not None, what="the sender to retry the dead server")
+    wait_until(
+        lambda: not writer.is_alive() or sender.in_flight + len(sender.buffer) >= _state.settings.buffer_size,
+        what="the writer to fill the buffer",
+    )
     server.start_web()
     writer.join(120)
     assert mltrace.flush(timeout=120) is True
@@ -229,8 +255,6 @@ def test_the_exit_flush_sends_and_commits_what_is_buffered(server):
 
 
 def test_the_exit_flush_gives_up_after_its_timeout_with_one_warning(server):
-    from server import free_port
-
     started = time.monotonic()
     result = run_script(
         server,
@@ -244,16 +268,19 @@ def test_the_exit_flush_gives_up_after_its_timeout_with_one_warning(server):
     )
 
     assert result.returncode == 0
-    assert time.monotonic() - started < 10
+    # About 1 s of flush and the start-up; the default timeout (30 s) would fail this, and so
+    # would a stall of over 15 s, nothing less.
+    assert time.monotonic() - started < 20
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("mltrace: 3 writes were not sent to the server at http://127.0.0.1:")
     assert lines[0].endswith("before exit (MLTRACE_FLUSH_TIMEOUT is 1 s); they are lost")
 
 
-def _child_logs(url: str, token: str) -> None:  # noqa: ARG001
+def _child_logs(written) -> None:
     for i in range(20):
         mltrace.log_component_run(a_run("child", i, outputs=[f"child_{i}"]))
+    written.set()
     # No flush: the child's exit sends its own writes.
 
 
@@ -262,9 +289,11 @@ def test_a_forked_child_sends_its_own_writes_and_never_its_parents(server):
     for i in range(50):
         mltrace.log_component_run(a_run("parent", i, outputs=[f"parent_{i}"]))
     context = multiprocessing.get_context("fork")
-    child = context.Process(target=_child_logs, args=(server.url, server.token))
+    written = context.Event()
+    child = context.Process(target=_child_logs, args=(written,))
     child.start()  # the parent's 50 writes are in its buffer as it forks
-    time.sleep(1)
+    # The child's 20 writes are in its own buffer before the server is back.
+    assert written.wait(60)
     server.start_web()
     child.join(60)
 
@@ -292,11 +321,10 @@ def test_a_body_the_server_finds_too_large_is_halved_until_the_one_too_large_sta
 
 
 def test_set_server_moves_writes_stuck_on_a_dead_server_to_the_new_one(server):
-    from server import free_port
-
     mltrace.set_server(f"http://127.0.0.1:{free_port()}")
     mltrace.log_component_run(a_run("etl", 0, outputs=["a.csv"]))
-    time.sleep(0.5)  # the sender is retrying the dead one
+    sender = _state.sender()
+    wait_until(lambda: sender.outage_since is not None, what="the sender to retry the dead server")
 
     mltrace.set_server(server.url)
 
@@ -341,7 +369,9 @@ def test_a_read_gives_up_on_a_server_that_stays_down(server):
         started = time.monotonic()
         with pytest.raises(mltrace.ServerUnreachable, match="1 writes of this process wait to be sent"):
             mltrace.backtrace("a.csv")
-        assert time.monotonic() - started < 15
+        # About 2 s (the give-up, counted from the first failed try); the default give-up (30 s)
+        # would fail this, and so would a stall of over 15 s, nothing less.
+        assert time.monotonic() - started < 20
     finally:
         _state.settings.read_give_up_seconds = 30.0
     server.start_web()
@@ -365,8 +395,6 @@ def test_pool_workers_send_their_writes_when_the_pool_terminates_them(server):
 
 
 def test_the_exit_flush_runs_once_with_multiprocessing_imported(server):
-    from server import free_port
-
     result = run_script(
         server,
         """

@@ -66,7 +66,7 @@ class Component(Base):
         (test_results). A failing before test stops the call and nothing is logged; a
         failing after test raises once the run is logged, as in mltrace.
         """
-        from mltrace import _capture, client
+        from mltrace import _capture, _files, client
 
         inv_user_kwargs = {v: k for k, v in user_kwargs.items()}
         declared = _capture.Declared(
@@ -101,7 +101,7 @@ class Component(Base):
                 if not user_kwargs.get("skip_before"):
                     results["before"] = self.beforeRun(**{**rename(dict(zip(arg_names, args))), **kwargs})
                 value, local_vars = _capture.call_and_capture(
-                    run, func, args, kwargs, declared, save=client.save
+                    run, func, args, kwargs, declared, save=_files.save
                 )
                 failure = None
                 if not user_kwargs.get("skip_after"):
