@@ -8,8 +8,12 @@ from typing import Any
 
 from rest_framework.test import APIClient
 
+from components.models import Component
+from runs.models import IOPointer, Run, Write
+
 BASE_TIME = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 _clock = itertools.count()
+SYNC = "/api/v1/runs/?sync=true"  # a run, committed before the answer
 
 
 def moment(seconds: float = 0) -> str:
@@ -48,3 +52,13 @@ def create_component(api: APIClient, name: str, **fields: Any) -> dict[str, Any]
     response = api.post("/api/v1/components/?sync=true", {"name": name, **fields}, format="json")
     assert response.status_code in (200, 201), response.content
     return response.json()
+
+
+def nothing_written() -> bool:
+    """No run, write, pointer or component: what a refused write must leave."""
+    return not (
+        Run.objects.exists()
+        or Write.objects.exists()
+        or IOPointer.objects.exists()
+        or Component.objects.exists()
+    )

@@ -8,7 +8,7 @@ from api.exceptions import MISSING_SLASH
 from api.serializers.components import COMPONENT_NAME_SLASH
 from components.models import Component, Tag
 from runs.models import Write
-from tests.factories import create_component, log_run
+from tests.factories import create_component, log_run, moment
 
 pytestmark = pytest.mark.django_db
 
@@ -273,3 +273,34 @@ def test_history_bounds_are_dates_or_iso_date_times_and_nothing_else(api, bound,
         assert list(response.json()) == ["date_lower"]
     else:
         assert len(response.json()["results"]) == 1
+
+
+def test_history_is_newest_start_first_with_limit_and_inclusive_bounds(api):
+    runs = [log_run(api, "etl", start=f"2024-01-0{day}T00:00:00Z")["id"] for day in (3, 1, 2, 5, 4)]
+    by_day = dict(zip((3, 1, 2, 5, 4), runs, strict=True))
+    url = "/api/v1/components/etl/history/"
+
+    default = api.get(url).json()
+    limited = api.get(url, {"limit": 2}).json()
+    bounded = api.get(url, {"date_lower": "2024-01-02", "date_upper": "2024-01-04T00:00:00Z"}).json()
+
+    assert [r["id"] for r in default["results"]] == [by_day[d] for d in (5, 4, 3, 2, 1)]
+    assert [r["id"] for r in limited["results"]] == [by_day[5], by_day[4]]
+    assert [r["id"] for r in api.get(limited["next"]).json()["results"]] == [by_day[3], by_day[2]]
+    assert [r["id"] for r in bounded["results"]] == [by_day[4], by_day[3], by_day[2]]
+
+
+def test_history_defaults_to_10_runs_like_mltrace(api):
+    for i in range(12):
+        log_run(api, "etl", start=moment(i))
+
+    assert len(api.get("/api/v1/components/etl/history/").json()["results"]) == 10
+
+
+def test_a_bad_history_date_is_400(api):
+    log_run(api, "etl")
+
+    response = api.get("/api/v1/components/etl/history/", {"date_lower": "yesterday"})
+
+    assert response.status_code == 400
+    assert "date_lower" in response.json()

@@ -17,7 +17,7 @@ from openlineage.client.facet_v2 import error_message_run, parent_run
 from ingest.queue import backlog_commit
 from runs.models import OpenLineageEvent, Write
 from tests.live import serves, wait_until
-from tests.test_openlineage import all_scenarios, lineage_snapshot, reset, send, send_all
+from tests.openlineage_api import all_scenarios, lineage_snapshot, reset, send, send_all
 from tests.test_serving import _post_raw, gunicorn  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.live
