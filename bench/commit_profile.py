@@ -143,7 +143,7 @@ def queue_runs(*, batches: int, batch: int, predictions: int) -> None:
     from django.db.models import Max
     from django.utils import timezone
 
-    from api.serializers.runs import RunCreateSerializer, run_payload
+    from api.serializers.runs import RunCreateSerializer, run_write_payload
     from ingest.accept import writes_accept
     from runs.models import Run, Write
 
@@ -151,7 +151,7 @@ def queue_runs(*, batches: int, batch: int, predictions: int) -> None:
     stream = payloads.pipeline(start=last + dt.timedelta(days=1), predictions=predictions)
     validator = RunCreateSerializer()
     for _ in range(batches):
-        runs = [run_payload(validator.run_validation(p)) for p in itertools.islice(stream, batch)]
+        runs = [run_write_payload(validator.run_validation(p)) for p in itertools.islice(stream, batch)]
         writes_accept(kind=Write.Kind.RUN, payloads=runs)
 
 

@@ -27,14 +27,16 @@ sys.path.insert(0, str(ROOT))
 
 
 def payload(component: str, moment: dt.datetime, inputs: list, outputs: list) -> dict:
-    from api.serializers.runs import RunCreateSerializer, run_payload
+    from api.serializers.runs import RunCreateSerializer, run_write_payload
 
     body = {
         "component": component,
         "start_timestamp": moment.isoformat(),
         "end_timestamp": moment.isoformat(),
     }
-    return run_payload(RunCreateSerializer().run_validation({**body, "inputs": inputs, "outputs": outputs}))
+    return run_write_payload(
+        RunCreateSerializer().run_validation({**body, "inputs": inputs, "outputs": outputs})
+    )
 
 
 def timed(label: str, work) -> tuple[float, object]:

@@ -74,7 +74,7 @@ def queue_runs(runs: int, workload: str, batch: int = 1000) -> None:
     import django
 
     django.setup()
-    from api.serializers.runs import RunCreateSerializer, run_payload
+    from api.serializers.runs import RunCreateSerializer, run_write_payload
     from bench.payloads import pipeline
     from ingest.accept import writes_accept
     from runs.models import Write
@@ -87,7 +87,7 @@ def queue_runs(runs: int, workload: str, batch: int = 1000) -> None:
     done, began = 0, time.perf_counter()
     while done < runs:
         size = min(batch, runs - done)
-        payloads = [run_payload(validator.run_validation(p)) for p in itertools.islice(stream, size)]
+        payloads = [run_write_payload(validator.run_validation(p)) for p in itertools.islice(stream, size)]
         writes_accept(kind=Write.Kind.RUN, payloads=payloads)
         done += size
     print(f"queued {runs} {workload} runs in {time.perf_counter() - began:.1f} s", flush=True)

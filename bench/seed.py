@@ -32,7 +32,7 @@ def seed(
     """Seeds `runs` runs: committed now (as the workers commit them), or queued with --queue."""
     from django.utils import timezone
 
-    from api.serializers.runs import RunCreateSerializer, run_payload
+    from api.serializers.runs import RunCreateSerializer, run_write_payload
     from ingest.accept import writes_accept
     from runs.models import Write
 
@@ -46,7 +46,7 @@ def seed(
     while done < runs:
         size = min(batch, runs - done)
         # The payloads the API would store: validated and normalized the same way.
-        payloads = [run_payload(validator.run_validation(p)) for p in itertools.islice(stream, size)]
+        payloads = [run_write_payload(validator.run_validation(p)) for p in itertools.islice(stream, size)]
         if queue:
             # The accept door, as the batch endpoint uses it; the workers commit them.
             writes_accept(kind=Write.Kind.RUN, payloads=payloads)

@@ -346,7 +346,9 @@ class OpenLineageBatch:
             run.run_id = write.id
             self.committed[run.run_uuid] = write.id
             made.append(
-                DerivedWrite(write.id, Write.Kind.RUN, self._run_payload(run, write.id), write.accepted_at)
+                DerivedWrite(
+                    write.id, Write.Kind.RUN, self._run_write_payload(run, write.id), write.accepted_at
+                )
             )
         return OpenLineageEvent.Outcome.APPLIED, made
 
@@ -355,7 +357,7 @@ class OpenLineageBatch:
         payload.update(description=event.description, owner=event.owner, listed=listed)
         return DerivedWrite(write.id, Write.Kind.COMPONENT, payload, write.accepted_at)
 
-    def _run_payload(self, run: OpenLineageRun, write_id: int) -> dict[str, Any]:
+    def _run_write_payload(self, run: OpenLineageRun, write_id: int) -> dict[str, Any]:
         """The native run payload of an ended OpenLineage run."""
         assert run.end_timestamp is not None
         upstream = sorted(

@@ -21,6 +21,29 @@ class PointerType(models.TextChoices):
     UNKNOWN = "UNKNOWN"
 
 
+# mltrace's extensions of data and model files, as docs/API.md states them; the client
+# (client/mltrace/db/models.py) keeps its own copy, and tests/test_pointer_types.py checks
+# that the two agree.
+DATA_EXTENSIONS = frozenset(("csv", "pq", "parquet", "txt", "md", "rtf", "tsv", "xml", "pdf", "mlt"))
+MODEL_EXTENSIONS = frozenset(("h5", "hdf5", "joblib", "pkl", "pickle", "ckpt", "mlmodel"))
+
+
+def infer_pointer_type(name: str) -> PointerType:
+    """mltrace's type for a pointer name: DATA or MODEL by a word in it, else by its extension."""
+    lowered = name.lower()
+    # Case-insensitive; a name that matches no rule is UNKNOWN, and ENDPOINT is only ever given.
+    if "data" in lowered:
+        return PointerType.DATA
+    if "model" in lowered:
+        return PointerType.MODEL
+    extension = lowered.rsplit(".", 1)[-1]
+    if extension in DATA_EXTENSIONS:
+        return PointerType.DATA
+    if extension in MODEL_EXTENSIONS:
+        return PointerType.MODEL
+    return PointerType.UNKNOWN
+
+
 def pointer_name_hash(name: str) -> int:
     """A signed 64-bit digest of a pointer name, indexed in place of the name itself.
 

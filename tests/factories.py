@@ -1,4 +1,4 @@
-"""Payloads and shortcuts for the API tests."""
+"""Request bodies and shortcuts for the API tests."""
 
 from __future__ import annotations
 
@@ -25,25 +25,26 @@ def next_moment() -> dt.datetime:
     return BASE_TIME + dt.timedelta(seconds=next(_clock))
 
 
-def run_payload(
+def run_request_body(
     component: str, *, inputs: list[Any] = (), outputs: list[Any] = (), **fields: Any
 ) -> dict[str, Any]:
+    """The JSON body of POST /api/v1/runs/ for one run; start defaults to next_moment(), end to start."""
     start = fields.pop("start", None) or next_moment()
     end = fields.pop("end", None) or start
-    payload = {
+    body = {
         "component": component,
         "start_timestamp": start.isoformat() if isinstance(start, dt.datetime) else start,
         "end_timestamp": end.isoformat() if isinstance(end, dt.datetime) else end,
         "inputs": list(inputs),
         "outputs": list(outputs),
     }
-    payload.update(fields)
-    return payload
+    body.update(fields)
+    return body
 
 
 def log_run(api: APIClient, component: str, **kwargs: Any) -> dict[str, Any]:
     """Logs a run synchronously and returns its body; fails the test on anything but 201."""
-    response = api.post("/api/v1/runs/?sync=true", run_payload(component, **kwargs), format="json")
+    response = api.post("/api/v1/runs/?sync=true", run_request_body(component, **kwargs), format="json")
     assert response.status_code == 201, response.content
     return response.json()
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 from bench.seed import seed
 from components.models import Component
 from runs.models import IOPointer, Run, Write
-from tests.factories import log_run, moment, run_payload
+from tests.factories import log_run, moment, run_request_body
 
 pytestmark = pytest.mark.django_db
 DAY = 24 * 3600
@@ -370,7 +370,7 @@ def _store_too_deep(table: str, column: str, row_id: int, prefix: str = "", suff
 
 
 def test_a_value_too_deep_to_decode_leaves_the_lists_and_pages_answering(admin_client_, pipeline, api):
-    queued = api.post("/api/v1/runs/", run_payload("etl"), format="json").json()["id"]
+    queued = api.post("/api/v1/runs/", run_request_body("etl"), format="json").json()["id"]
     _store_too_deep("runs_write", "payload", queued, '{"component": "etl", "test_results": ', "}")
     _store_too_deep("runs_run", "test_results", pipeline["train"]["id"])
 

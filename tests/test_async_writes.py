@@ -19,7 +19,7 @@ from common.errors import IDEMPOTENCY_KEY_REUSED
 from components.models import Component
 from ingest.locks import ACCEPT_LOCK_KEY
 from runs.models import IdempotencyKey, Run, Write
-from tests.factories import run_payload
+from tests.factories import run_request_body
 from tests.live import wait_until
 
 
@@ -43,7 +43,7 @@ def committed(api, run_id: int, timeout: float = 30) -> dict:
 
 @pytest.mark.django_db
 def test_a_run_is_accepted_with_202_and_shows_as_queued(api):
-    response = api.post("/api/v1/runs/", run_payload("etl", outputs=["clean.csv"]), format="json")
+    response = api.post("/api/v1/runs/", run_request_body("etl", outputs=["clean.csv"]), format="json")
 
     assert response.status_code == 202
     body = response.json()
@@ -76,7 +76,7 @@ def test_the_queue_endpoint_counts_pending_and_failed_writes(api):
         "oldest_pending_id": None,
         "oldest_pending_age_seconds": None,
     }
-    ids = [api.post("/api/v1/runs/", run_payload("etl"), format="json").json()["id"] for _ in range(3)]
+    ids = [api.post("/api/v1/runs/", run_request_body("etl"), format="json").json()["id"] for _ in range(3)]
     Write.objects.filter(id=ids[0]).update(status="failed", error="boom")
 
     body = api.get("/api/v1/queue/").json()
@@ -90,8 +90,8 @@ def test_the_queue_endpoint_counts_pending_and_failed_writes(api):
 
 @pytest.mark.django_db
 def test_ids_are_one_sequence_across_sync_and_async_writes(api):
-    a = api.post("/api/v1/runs/", run_payload("etl"), format="json").json()["id"]
-    b = api.post("/api/v1/runs/?sync=true", run_payload("etl"), format="json").json()["id"]
+    a = api.post("/api/v1/runs/", run_request_body("etl"), format="json").json()["id"]
+    b = api.post("/api/v1/runs/?sync=true", run_request_body("etl"), format="json").json()["id"]
     c = api.post("/api/v1/components/", {"name": "x"}, format="json").json()["id"]
 
     assert a < b < c
@@ -102,7 +102,9 @@ def test_ids_are_one_sequence_across_sync_and_async_writes(api):
 def test_bad_input_never_reaches_the_queue(api, live_db, web_broker):
     responses = [
         api.post("/api/v1/runs/", {"component": "etl"}, format="json"),
-        api.post("/api/v1/runs/batch/", {"runs": [run_payload("ok"), {"component": "x"}]}, format="json"),
+        api.post(
+            "/api/v1/runs/batch/", {"runs": [run_request_body("ok"), {"component": "x"}]}, format="json"
+        ),
         api.post("/api/v1/components/", {"name": "a/b"}, format="json"),
         api.post("/api/v1/runs/", b"{", content_type="application/json"),
     ]
@@ -114,7 +116,9 @@ def test_bad_input_never_reaches_the_queue(api, live_db, web_broker):
 
 
 def test_an_accepted_write_is_enqueued_after_its_transaction_commits(api, live_db, web_broker):
-    response = api.post("/api/v1/runs/batch/", {"runs": [run_payload("a"), run_payload("b")]}, format="json")
+    response = api.post(
+        "/api/v1/runs/batch/", {"runs": [run_request_body("a"), run_request_body("b")]}, format="json"
+    )
 
     assert response.status_code == 202
     assert [r["status"] for r in response.json()["runs"]] == ["queued", "queued"]
@@ -133,13 +137,13 @@ def test_writes_accepted_while_a_commit_task_is_pending_are_committed_by_it(
     # The flag's life must outlast the three accepts below, on a busy machine too.
     settings.MLTRACE_COMMIT_DELAY_MS = 5000
     redis = web_broker.connection
-    first = api.post("/api/v1/runs/", run_payload("a"), format="json").json()["id"]
+    first = api.post("/api/v1/runs/", run_request_body("a"), format="json").json()["id"]
     sets_before = redis.info("commandstats")["cmdstat_set"]["calls"]
     # The first accept's task starts and waits for its flag to expire: accepts go on meanwhile.
     task = threading.Thread(target=commit_task, args=(first,))
     started = time.monotonic()
     task.start()
-    later = [api.post("/api/v1/runs/", run_payload(c), format="json").json()["id"] for c in "bcd"]
+    later = [api.post("/api/v1/runs/", run_request_body(c), format="json").json()["id"] for c in "bcd"]
     assert task.is_alive()
 
     # No task for them, nor a question to Redis: this process saw the flag up.
@@ -159,19 +163,19 @@ def test_a_write_accepted_once_the_flag_has_expired_gets_a_task_of_its_own(
     from tests.live import wait_until
 
     settings.MLTRACE_COMMIT_DELAY_MS = 100
-    api.post("/api/v1/runs/", run_payload("a"), format="json")
+    api.post("/api/v1/runs/", run_request_body("a"), format="json")
     assert web_broker.queue_size() == 1
     # The flag is gone from Redis: its life has passed here too.
     flag = f"mltrace:{web_broker.list_key}:commit-pending"
     wait_until(lambda: not web_broker.connection.exists(flag), timeout=30, what="the flag to expire")
 
-    api.post("/api/v1/runs/", run_payload("b"), format="json")
+    api.post("/api/v1/runs/", run_request_body("b"), format="json")
     assert web_broker.queue_size() == 2
 
 
 @pytest.mark.django_db
 def test_a_retried_write_with_the_same_idempotency_key_gets_the_first_answer(api):
-    payload = run_payload("etl", outputs=["clean.csv"])
+    payload = run_request_body("etl", outputs=["clean.csv"])
 
     first = api.post("/api/v1/runs/", payload, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     again = api.post("/api/v1/runs/", payload, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
@@ -185,9 +189,9 @@ def test_a_retried_write_with_the_same_idempotency_key_gets_the_first_answer(api
 
 @pytest.mark.django_db
 def test_the_same_idempotency_key_with_another_body_is_409(api):
-    api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    api.post("/api/v1/runs/", run_request_body("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
 
-    response = api.post("/api/v1/runs/", run_payload("train"), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    response = api.post("/api/v1/runs/", run_request_body("train"), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
 
     assert response.status_code == 409
     assert response.json() == {"detail": IDEMPOTENCY_KEY_REUSED}
@@ -196,7 +200,7 @@ def test_the_same_idempotency_key_with_another_body_is_409(api):
 
 @pytest.mark.django_db
 def test_idempotency_keys_replay_sync_writes_and_batches(api):
-    batch = {"runs": [run_payload("a"), run_payload("b")]}
+    batch = {"runs": [run_request_body("a"), run_request_body("b")]}
     first = api.post("/api/v1/runs/batch/?sync=true", batch, format="json", HTTP_IDEMPOTENCY_KEY="b-1")
     again = api.post("/api/v1/runs/batch/?sync=true", batch, format="json", HTTP_IDEMPOTENCY_KEY="b-1")
     component = {"name": "etl", "tags": ["x"]}
@@ -212,12 +216,12 @@ def test_idempotency_keys_replay_sync_writes_and_batches(api):
 
 @pytest.mark.django_db
 def test_an_expired_idempotency_key_is_forgotten_and_may_be_used_afresh(api, settings):
-    first = api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    first = api.post("/api/v1/runs/", run_request_body("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     IdempotencyKey.objects.update(
         created_at=timezone.now() - dt.timedelta(hours=settings.MLTRACE_IDEMPOTENCY_TTL_HOURS, seconds=1)
     )
 
-    again = api.post("/api/v1/runs/", run_payload("train"), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    again = api.post("/api/v1/runs/", run_request_body("train"), format="json", HTTP_IDEMPOTENCY_KEY="k-1")
 
     assert again.status_code == 202
     assert again.json()["id"] > first.json()["id"]
@@ -230,8 +234,8 @@ def test_an_expired_idempotency_key_is_forgotten_and_may_be_used_afresh(api, set
 def test_the_purge_forgets_expired_idempotency_keys_only(api, settings):
     from ingest.tasks import purge_task
 
-    api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="old")
-    api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="new")
+    api.post("/api/v1/runs/", run_request_body("etl"), format="json", HTTP_IDEMPOTENCY_KEY="old")
+    api.post("/api/v1/runs/", run_request_body("etl"), format="json", HTTP_IDEMPOTENCY_KEY="new")
     IdempotencyKey.objects.filter(key="old").update(
         created_at=timezone.now() - dt.timedelta(hours=settings.MLTRACE_IDEMPOTENCY_TTL_HOURS + 1)
     )
@@ -266,8 +270,8 @@ def test_idempotency_keys_belong_to_their_user(api, django_user_model):
         HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=django_user_model.objects.create(username='bob')).key}"
     )
 
-    a = api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="same")
-    b = other.post("/api/v1/runs/", run_payload("train"), format="json", HTTP_IDEMPOTENCY_KEY="same")
+    a = api.post("/api/v1/runs/", run_request_body("etl"), format="json", HTTP_IDEMPOTENCY_KEY="same")
+    b = other.post("/api/v1/runs/", run_request_body("train"), format="json", HTTP_IDEMPOTENCY_KEY="same")
 
     assert (a.status_code, b.status_code) == (202, 202)
     assert a.json()["id"] != b.json()["id"]
@@ -276,7 +280,7 @@ def test_idempotency_keys_belong_to_their_user(api, django_user_model):
 @pytest.mark.django_db
 def test_a_refused_write_does_not_use_up_its_idempotency_key(api):
     bad = api.post("/api/v1/runs/", {"component": "etl"}, format="json", HTTP_IDEMPOTENCY_KEY="k")
-    good = api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k")
+    good = api.post("/api/v1/runs/", run_request_body("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k")
 
     assert (bad.status_code, good.status_code) == (400, 202)
     # Only the accepted write's key is kept, with the write it recorded.
@@ -286,7 +290,7 @@ def test_a_refused_write_does_not_use_up_its_idempotency_key(api):
 @pytest.mark.django_db
 @pytest.mark.parametrize("key", ["", "x" * 256, "ключ"])
 def test_a_malformed_idempotency_key_is_400(api, key):
-    response = api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY=key)
+    response = api.post("/api/v1/runs/", run_request_body("etl"), format="json", HTTP_IDEMPOTENCY_KEY=key)
 
     assert response.status_code == 400
     assert "Idempotency-Key" in response.json()
@@ -300,7 +304,7 @@ def test_a_write_that_cannot_be_recorded_is_503_with_retry_after_and_leaves_noth
     try:
         holder.cursor().execute("SELECT pg_advisory_lock(%s)", [ACCEPT_LOCK_KEY])
         response = api.post(
-            "/api/v1/runs/batch/", {"runs": [run_payload("a"), run_payload("b")]}, format="json"
+            "/api/v1/runs/batch/", {"runs": [run_request_body("a"), run_request_body("b")]}, format="json"
         )
     finally:
         holder.close()
@@ -310,12 +314,12 @@ def test_a_write_that_cannot_be_recorded_is_503_with_retry_after_and_leaves_noth
     # Another session held the lock: the database is there, and busy.
     assert response.json() == {"detail": DATABASE_BUSY}
     assert not Write.objects.exists()
-    assert api.post("/api/v1/runs/", run_payload("a"), format="json").status_code == 202
+    assert api.post("/api/v1/runs/", run_request_body("a"), format="json").status_code == 202
 
 
 @pytest.mark.django_db
 def test_a_failed_write_keeps_its_payload_and_error_and_retry_failed_requeues_it(api, capsys):
-    accepted = api.post("/api/v1/runs/", run_payload("etl", outputs=["clean.csv"]), format="json").json()
+    accepted = api.post("/api/v1/runs/", run_request_body("etl", outputs=["clean.csv"]), format="json").json()
     write = Write.objects.get(id=accepted["id"])
     # A payload the committer cannot read (as one written by an older version might be).
     broken = dict(write.payload)
@@ -346,7 +350,7 @@ def test_a_failed_write_keeps_its_payload_and_error_and_retry_failed_requeues_it
 @pytest.mark.django_db
 def test_one_failing_write_does_not_hold_back_the_others(api):
     ids = [
-        api.post("/api/v1/runs/", run_payload("etl", outputs=[f"o{i}"]), format="json").json()["id"]
+        api.post("/api/v1/runs/", run_request_body("etl", outputs=[f"o{i}"]), format="json").json()["id"]
         for i in range(3)
     ]
     Write.objects.filter(id=ids[1]).update(payload={"garbage": True})
@@ -371,11 +375,11 @@ def _poison(write_id: int, levels: int = 990) -> None:
 
 @pytest.mark.django_db
 def test_a_poison_write_is_marked_failed_and_sync_writes_and_patches_go_on(api):
-    first = api.post("/api/v1/runs/", run_payload("etl", outputs=["a"]), format="json").json()["id"]
-    poison = api.post("/api/v1/runs/", run_payload("etl", outputs=["b"]), format="json").json()["id"]
+    first = api.post("/api/v1/runs/", run_request_body("etl", outputs=["a"]), format="json").json()["id"]
+    poison = api.post("/api/v1/runs/", run_request_body("etl", outputs=["b"]), format="json").json()["id"]
     _poison(poison)
 
-    sync = api.post("/api/v1/runs/?sync=true", run_payload("train", inputs=["a"]), format="json")
+    sync = api.post("/api/v1/runs/?sync=true", run_request_body("train", inputs=["a"]), format="json")
     patch = api.patch("/api/v1/components/etl/", {"owner": "bob"}, format="json")
 
     assert sync.status_code == 201, sync.content
@@ -389,7 +393,7 @@ def test_a_poison_write_is_marked_failed_and_sync_writes_and_patches_go_on(api):
 @pytest.mark.django_db
 def test_a_poison_write_in_a_batch_fails_alone(api):
     ids = [
-        api.post("/api/v1/runs/", run_payload("etl", outputs=[f"o{i}"]), format="json").json()["id"]
+        api.post("/api/v1/runs/", run_request_body("etl", outputs=[f"o{i}"]), format="json").json()["id"]
         for i in range(3)
     ]
     _poison(ids[1])
@@ -408,7 +412,7 @@ def test_a_commit_batch_holds_at_most_commit_batch_bytes_of_payload(api, setting
     settings.MLTRACE_COMMIT_BATCH_BYTES = cap
     ids = [
         api.post(
-            "/api/v1/runs/", run_payload("etl", inputs=[f"o{i - 1}"], outputs=[f"o{i}"]), format="json"
+            "/api/v1/runs/", run_request_body("etl", inputs=[f"o{i - 1}"], outputs=[f"o{i}"]), format="json"
         ).json()["id"]
         for i in range(3)
     ]
@@ -429,7 +433,7 @@ def test_a_commit_batch_is_bounded_by_the_json_bytes_accepted(api, settings, key
     writes up to MLTRACE_COMMIT_BATCH_BYTES of it, in order, however well the payload
     compresses on disk."""
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
-    runs = [run_payload("etl", outputs=[f"{i}-{n}.csv" for n in range(300)]) for i in range(6)]
+    runs = [run_request_body("etl", outputs=[f"{i}-{n}.csv" for n in range(300)]) for i in range(6)]
     body = api.post("/api/v1/runs/batch/", {"runs": runs}, format="json", **headers).json()
     ids = [run["id"] for run in body["runs"]]
     sizes = dict(Write.objects.values_list("id", "payload_bytes"))
@@ -451,7 +455,7 @@ def test_a_backlog_runs_its_between_batches_step_after_every_batch(api, settings
     backlog is not planned with the statistics of the tables it started from."""
     settings.MLTRACE_COMMIT_BATCH = 2
     ids = [
-        api.post("/api/v1/runs/", run_payload("etl", outputs=[f"o{i}"]), format="json").json()["id"]
+        api.post("/api/v1/runs/", run_request_body("etl", outputs=[f"o{i}"]), format="json").json()["id"]
         for i in range(5)
     ]
     committed_so_far = []
@@ -469,10 +473,12 @@ def test_a_backlog_runs_its_between_batches_step_after_every_batch(api, settings
 @pytest.mark.django_db
 def test_a_batch_over_the_pointer_limit_is_refused_before_validation(api, settings):
     settings.MLTRACE_MAX_BATCH_POINTERS = 10
-    runs = [run_payload("etl", inputs=["a", "b"], outputs=["c", "d"]) for _ in range(3)]
+    runs = [run_request_body("etl", inputs=["a", "b"], outputs=["c", "d"]) for _ in range(3)]
 
     response = api.post("/api/v1/runs/batch/", {"runs": runs}, format="json")
-    at_the_limit = api.post("/api/v1/runs/batch/", {"runs": runs[:2] + [run_payload("etl")]}, format="json")
+    at_the_limit = api.post(
+        "/api/v1/runs/batch/", {"runs": runs[:2] + [run_request_body("etl")]}, format="json"
+    )
 
     assert response.status_code == 400
     assert response.json() == {
@@ -492,10 +498,14 @@ def test_explicit_dependencies_cost_the_same_queries_for_2_names_or_200(api):
     from ingest.tasks import commit_task
 
     names = [f"step{i}" for i in range(200)]
-    api.post("/api/v1/runs/batch/?sync=true", {"runs": [run_payload(name) for name in names]}, format="json")
+    api.post(
+        "/api/v1/runs/batch/?sync=true", {"runs": [run_request_body(name) for name in names]}, format="json"
+    )
     counts = {}
     for wanted in (names[:2], names):
-        last = api.post("/api/v1/runs/", run_payload("join", dependencies=wanted), format="json").json()["id"]
+        last = api.post("/api/v1/runs/", run_request_body("join", dependencies=wanted), format="json").json()[
+            "id"
+        ]
         with CaptureQueriesContext(connection) as queries:
             commit_task(last)
         counts[len(wanted)] = len(queries)
@@ -511,7 +521,7 @@ def test_an_overdue_write_is_swept_unless_commits_are_moving(api, settings):
 
     broker = shared_broker()
     settings.MLTRACE_SWEEP_AFTER_SECONDS = 0
-    first = api.post("/api/v1/runs/", run_payload("etl"), format="json").json()["id"]
+    first = api.post("/api/v1/runs/", run_request_body("etl"), format="json").json()["id"]
     before = broker.queue_size()
 
     # A cluster that just started: an overdue write is swept.
@@ -532,7 +542,7 @@ def test_no_sweep_is_enqueued_while_a_long_commit_holds_the_commit_lock(api, liv
 
     broker = shared_broker()
     settings.MLTRACE_SWEEP_AFTER_SECONDS = 0
-    first = api.post("/api/v1/runs/", run_payload("etl"), format="json").json()["id"]
+    first = api.post("/api/v1/runs/", run_request_body("etl"), format="json").json()["id"]
     before = broker.queue_size()
     # Another session commits, for longer than the sweep waits: the oldest write stays put.
     committer = other_session(live_db)
@@ -552,8 +562,10 @@ def test_no_sweep_is_enqueued_while_a_long_commit_holds_the_commit_lock(api, liv
 
 @pytest.mark.django_db
 def test_an_async_run_with_an_unknown_explicit_dependency_lists_it_unresolved(api):
-    accepted = api.post("/api/v1/runs/", run_payload("train", dependencies=["etl", "nothing"]), format="json")
-    api.post("/api/v1/runs/?sync=true", run_payload("other"), format="json")  # commits the queue first
+    accepted = api.post(
+        "/api/v1/runs/", run_request_body("train", dependencies=["etl", "nothing"]), format="json"
+    )
+    api.post("/api/v1/runs/?sync=true", run_request_body("other"), format="json")  # commits the queue first
 
     run = api.get(f"/api/v1/runs/{accepted.json()['id']}/").json()
 
@@ -564,8 +576,10 @@ def test_an_async_run_with_an_unknown_explicit_dependency_lists_it_unresolved(ap
 
 
 def test_a_worker_commits_an_accepted_write_and_logs_it(api, cluster):
-    producer = api.post("/api/v1/runs/", run_payload("etl", outputs=["clean.csv"]), format="json").json()
-    consumer = api.post("/api/v1/runs/", run_payload("train", inputs=["clean.csv"]), format="json").json()
+    producer = api.post("/api/v1/runs/", run_request_body("etl", outputs=["clean.csv"]), format="json").json()
+    consumer = api.post(
+        "/api/v1/runs/", run_request_body("train", inputs=["clean.csv"]), format="json"
+    ).json()
 
     run = committed(api, consumer["id"])
 
@@ -580,7 +594,7 @@ def test_a_worker_commits_an_accepted_write_and_logs_it(api, cluster):
 
 
 def test_the_batch_endpoint_accepts_1000_runs_in_one_request(api, cluster):
-    runs = [run_payload("infer", inputs=["model.pkl"], outputs=[f"pred_{i}"]) for i in range(1000)]
+    runs = [run_request_body("infer", inputs=["model.pkl"], outputs=[f"pred_{i}"]) for i in range(1000)]
 
     response = api.post("/api/v1/runs/batch/", {"runs": runs}, format="json")
 

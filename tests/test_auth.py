@@ -138,12 +138,12 @@ SCOPED = [
 
 
 def _body(body):
-    from tests.factories import run_payload
+    from tests.factories import run_request_body
 
     if body == "run":
-        return run_payload("etl")
+        return run_request_body("etl")
     if body == "batch":
-        return {"runs": [run_payload("etl")]}
+        return {"runs": [run_request_body("etl")]}
     return body
 
 
@@ -234,15 +234,17 @@ def test_a_session_has_the_admin_s_permissions_in_the_api(seeded, django_user_mo
 
 def test_every_write_flag_and_edit_records_its_user(api, user, capsys):
     from runs.models import Edit
-    from tests.factories import run_payload
+    from tests.factories import run_request_body
 
-    queued = api.post("/api/v1/runs/", run_payload("etl", outputs=["clean.csv"]), format="json").json()["id"]
-    synced = api.post("/api/v1/runs/?sync=true", run_payload("etl", outputs=["b.csv"]), format="json").json()[
+    queued = api.post("/api/v1/runs/", run_request_body("etl", outputs=["clean.csv"]), format="json").json()[
         "id"
     ]
-    keyed = api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k").json()[
-        "id"
-    ]
+    synced = api.post(
+        "/api/v1/runs/?sync=true", run_request_body("etl", outputs=["b.csv"]), format="json"
+    ).json()["id"]
+    keyed = api.post(
+        "/api/v1/runs/", run_request_body("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k"
+    ).json()["id"]
     api.post("/api/v1/flag/", {"output_id": "b.csv"}, format="json")
     api.post("/api/v1/unflag/", {"all": True}, format="json")
     api.patch(f"/api/v1/runs/{synced}/", {"notes": "checked"}, format="json")

@@ -17,7 +17,7 @@ from django.db import connection
 
 from common.jsontext import json_decode
 from runs.models import IOPointer
-from tests.factories import log_run, run_payload
+from tests.factories import log_run, run_request_body
 
 # What COPY's text format escapes, and its end-of-data marker on a line of its own.
 AWKWARD = "tab\there, newline\nthere, CR\r\nback\\slash, \\N, \\t\n\\.\nend"
@@ -35,12 +35,12 @@ def path(request):
 def test_a_committed_batch_stores_its_text_exactly_and_its_pointers_once(api, path):
     first = api.post(
         "/api/v1/runs/?sync=true",
-        run_payload("etl", outputs=[{"name": "shared", "pointer_type": "DATA"}]),
+        run_request_body("etl", outputs=[{"name": "shared", "pointer_type": "DATA"}]),
         format="json",
     )
     assert first.status_code == 201, first.content
     runs = [
-        run_payload(
+        run_request_body(
             "train",
             inputs=[{"name": "shared", "pointer_type": "MODEL"}],
             outputs=[AWKWARD, "b", "a"],
@@ -49,7 +49,7 @@ def test_a_committed_batch_stores_its_text_exactly_and_its_pointers_once(api, pa
             git_tags=[AWKWARD],
             test_results={AWKWARD: [AWKWARD, None]},
         ),
-        run_payload("infer", inputs=["a"], outputs=["c", "b"]),
+        run_request_body("infer", inputs=["a"], outputs=["c", "b"]),
     ]
 
     response = api.post("/api/v1/runs/batch/?sync=true", {"runs": runs}, format="json")
@@ -81,7 +81,9 @@ def test_the_pointer_stage_is_empty_after_every_commit(api):
     worker's stage would grow with every batch it commits."""
     sizes = []
     for n in range(3):
-        runs = [run_payload("infer", outputs=[f"prediction-{n}-{i}" for i in range(200)]) for _ in range(5)]
+        runs = [
+            run_request_body("infer", outputs=[f"prediction-{n}-{i}" for i in range(200)]) for _ in range(5)
+        ]
         response = api.post("/api/v1/runs/batch/?sync=true", {"runs": runs}, format="json")
         assert response.status_code == 201, response.content
         with connection.cursor() as cursor:

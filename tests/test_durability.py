@@ -22,7 +22,7 @@ from components.models import Component
 from ingest.locks import COMMIT_LOCK_KEY
 from runs.models import Run, RunInput, RunOutput, Write
 from tests.conftest import database_url
-from tests.factories import run_payload
+from tests.factories import run_request_body
 from tests.live import ROOT, Cluster, TcpProxy, free_port, http, serves, wait_until
 
 pytestmark = pytest.mark.live
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.live
 
 def post_batch(api, size: int, *, outputs: int = 5, component: str = "infer") -> list[int]:
     runs = [
-        run_payload(
+        run_request_body(
             component,
             inputs=["model.pkl"],
             outputs=[f"pred_{time.monotonic_ns()}_{i}_{j}" for j in range(outputs)],
@@ -245,15 +245,17 @@ def test_the_web_process_answers_503_while_the_database_is_unreachable(live_db, 
     try:
         wait_until(lambda: serves(f"{url}/healthz"), timeout=30, what="gunicorn to serve")
         assert (
-            http("POST", f"{url}/api/v1/runs/", json_body=run_payload("etl"), headers=headers).status_code
+            http(
+                "POST", f"{url}/api/v1/runs/", json_body=run_request_body("etl"), headers=headers
+            ).status_code
             == 202
         )
 
         proxy.cut()
-        refused = http("POST", f"{url}/api/v1/runs/", json_body=run_payload("etl"), headers=headers)
+        refused = http("POST", f"{url}/api/v1/runs/", json_body=run_request_body("etl"), headers=headers)
         not_ready = http("GET", f"{url}/readyz")
         proxy.restore()
-        recovered = http("POST", f"{url}/api/v1/runs/", json_body=run_payload("etl"), headers=headers)
+        recovered = http("POST", f"{url}/api/v1/runs/", json_body=run_request_body("etl"), headers=headers)
     finally:
         server.terminate()
         server.wait(10)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.factories import run_payload
+from tests.factories import run_request_body
 from tests.live import ROOT, free_port, http, serves, wait_until
 
 pytestmark = pytest.mark.live
@@ -43,13 +43,13 @@ def test_serve_answers_commits_with_the_orm_broker_and_stops_on_ctrl_c(tmp_path)
         producer = http(
             "POST",
             f"{url}/api/v1/runs/",
-            json_body=run_payload("etl", outputs=["clean.csv"]),
+            json_body=run_request_body("etl", outputs=["clean.csv"]),
             headers=headers,
         )
         consumer = http(
             "POST",
             f"{url}/api/v1/runs/batch/",
-            json_body={"runs": [run_payload("train", inputs=["clean.csv"], outputs=["model.pkl"])]},
+            json_body={"runs": [run_request_body("train", inputs=["clean.csv"], outputs=["model.pkl"])]},
             headers=headers,
         )
         assert (producer.status_code, consumer.status_code) == (202, 202)

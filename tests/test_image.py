@@ -30,7 +30,7 @@ from django.conf import settings
 
 from tests import venvs
 from tests.conftest import database_url
-from tests.factories import run_payload
+from tests.factories import run_request_body
 from tests.live import ROOT, PrivateRedis, free_port, http, serves, wait_until
 from tests.test_deployment import interpolate
 
@@ -182,7 +182,7 @@ def test_the_image_serves_accepts_and_its_worker_commits(image_python, image_dat
         assert ready.status_code == 200 and ready.json()["status"] == "ok", ready.body
 
         headers = {"Authorization": f"Token {token}"}
-        run = run_payload("image", inputs=["raw.csv"], outputs=["clean.csv"])
+        run = run_request_body("image", inputs=["raw.csv"], outputs=["clean.csv"])
         accepted = http("POST", f"{url}/api/v1/runs/", json_body=run, headers=headers)
         assert accepted.status_code == 202, accepted.body
         run_url = f"{url}/api/v1/runs/{accepted.json()['id']}/"

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.factories import log_run, moment, run_payload
+from tests.factories import log_run, moment, run_request_body
 
 pytestmark = pytest.mark.django_db
 
@@ -157,7 +157,7 @@ def test_the_first_page_costs_the_same_queries_whatever_the_fan_out_and_the_dept
     log_run(api, "train", inputs=["big.csv"], outputs=["big_model.pkl"])
     for n in range(10):  # 10,000 inference runs read the model
         runs = [
-            run_payload(
+            run_request_body(
                 "infer", inputs=["big_model.pkl"], outputs=[f"p_{n}_{i}"], start=moment(10_000 + n * 1000 + i)
             )
             for i in range(1000)

@@ -17,7 +17,7 @@ from ingest.batch import queued_writes
 from ingest.materialize import materialize, materialize_next
 from ingest.queue import backlog_commit
 from runs.models import IOPointer, RunInput, RunOutput, Write
-from tests.factories import create_component, log_run, run_payload
+from tests.factories import create_component, log_run, run_request_body
 from tests.live import wait_until
 
 
@@ -31,7 +31,7 @@ def accept(api, payload) -> int:
 def test_a_materialized_run_reads_as_queued_everywhere_until_it_is_resolved(api):
     train = log_run(api, "train", outputs=[{"name": "model.pkl", "pointer_type": "MODEL"}])
     create_component(api, "infer")
-    run_id = accept(api, run_payload("infer", inputs=["model.pkl"], outputs=["pred_x"]))
+    run_id = accept(api, run_request_body("infer", inputs=["model.pkl"], outputs=["pred_x"]))
 
     assert materialize_next(through_id=run_id) == 1
     assert Write.objects.get(id=run_id).materialized is not None
@@ -69,8 +69,8 @@ def test_a_materialized_run_reads_as_queued_everywhere_until_it_is_resolved(api)
 
 @pytest.mark.django_db(transaction=True)
 def test_a_pointer_keeps_its_first_mentions_type_when_a_later_write_is_materialized_first(api):
-    first = accept(api, run_payload("etl", outputs=[{"name": "shared", "pointer_type": "DATA"}]))
-    second = accept(api, run_payload("etl", outputs=[{"name": "shared", "pointer_type": "MODEL"}]))
+    first = accept(api, run_request_body("etl", outputs=[{"name": "shared", "pointer_type": "DATA"}]))
+    second = accept(api, run_request_body("etl", outputs=[{"name": "shared", "pointer_type": "MODEL"}]))
 
     with transaction.atomic():
         materialize(queued_writes(Write.objects.filter(id=second)))
@@ -89,8 +89,8 @@ def test_a_pointer_keeps_its_first_mentions_type_when_a_later_write_is_materiali
 @pytest.mark.django_db(transaction=True)
 def test_a_write_that_fails_after_materializing_leaves_nothing_and_can_be_retried(api):
     log_run(api, "train", outputs=["model.pkl"])
-    bad = accept(api, run_payload("infer", inputs=["model.pkl"], outputs=["only_mine"]))
-    good = accept(api, run_payload("infer", inputs=["model.pkl"], outputs=["pred_y"]))
+    bad = accept(api, run_request_body("infer", inputs=["model.pkl"], outputs=["only_mine"]))
+    good = accept(api, run_request_body("infer", inputs=["model.pkl"], outputs=["pred_y"]))
     materialize_next(through_id=good)
     form = Write.objects.get(id=bad).materialized
     Write.objects.filter(id=bad).update(materialized={**form, "start_timestamp": "not a time"})
@@ -117,7 +117,7 @@ def test_a_write_that_fails_after_materializing_leaves_nothing_and_can_be_retrie
 
 def test_materializers_claim_apart_and_the_resolver_stops_at_a_claimed_write(api, live_db, settings):
     settings.MLTRACE_COMMIT_BATCH = 2
-    ids = [accept(api, run_payload("etl", outputs=[f"p{n}"])) for n in range(4)]
+    ids = [accept(api, run_request_body("etl", outputs=[f"p{n}"])) for n in range(4)]
     claimed = threading.Event()
     release = threading.Event()
     held: list[int] = []
@@ -166,7 +166,9 @@ def test_a_backlog_behind_one_task_is_materialized_by_every_worker(
     settings.MLTRACE_COMMIT_DELAY_MS = 10_000
     accepted = []
     for n in range(3):
-        runs = [run_payload("infer", inputs=["model.pkl"], outputs=[f"pred_{n}_{i}"]) for i in range(1000)]
+        runs = [
+            run_request_body("infer", inputs=["model.pkl"], outputs=[f"pred_{n}_{i}"]) for i in range(1000)
+        ]
         response = api.post("/api/v1/runs/batch/", {"runs": runs}, format="json")
         assert response.status_code == 202, response.content
         accepted += [r["id"] for r in response.json()["runs"]]

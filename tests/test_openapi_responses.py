@@ -15,7 +15,7 @@ from django.http import HttpResponse
 from openapi_core import OpenAPI
 from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIResponse
 
-from tests.factories import run_payload
+from tests.factories import run_request_body
 
 pytestmark = pytest.mark.django_db
 
@@ -47,8 +47,10 @@ def conforms(openapi: OpenAPI, response) -> None:
 
 
 def test_run_answers_match_the_schema(api, openapi):
-    committed = api.post("/api/v1/runs/?sync=true", run_payload("etl", outputs=["clean.csv"]), format="json")
-    accepted = api.post("/api/v1/runs/", run_payload("train", inputs=["clean.csv"]), format="json")
+    committed = api.post(
+        "/api/v1/runs/?sync=true", run_request_body("etl", outputs=["clean.csv"]), format="json"
+    )
+    accepted = api.post("/api/v1/runs/", run_request_body("train", inputs=["clean.csv"]), format="json")
     answers = [
         committed,
         accepted,
@@ -57,8 +59,10 @@ def test_run_answers_match_the_schema(api, openapi):
         api.get("/api/v1/runs/"),
         api.get("/api/v1/runs/?component=etl&limit=1"),
         api.patch(f"/api/v1/runs/{committed.json()['id']}/", {"notes": "checked"}, format="json"),
-        api.post("/api/v1/runs/batch/", {"runs": [run_payload("a"), run_payload("b")]}, format="json"),
-        api.post("/api/v1/runs/batch/?sync=true", {"runs": [run_payload("c")]}, format="json"),
+        api.post(
+            "/api/v1/runs/batch/", {"runs": [run_request_body("a"), run_request_body("b")]}, format="json"
+        ),
+        api.post("/api/v1/runs/batch/?sync=true", {"runs": [run_request_body("c")]}, format="json"),
     ]
     assert [a.status_code for a in answers] == [201, 202, 200, 200, 200, 200, 200, 202, 201]
     for answer in answers:
@@ -84,10 +88,10 @@ def test_component_answers_match_the_schema(api, openapi):
 
 
 def test_lineage_answers_match_the_schema(api, openapi):
-    api.post("/api/v1/runs/?sync=true", run_payload("etl", outputs=["clean.csv"]), format="json")
+    api.post("/api/v1/runs/?sync=true", run_request_body("etl", outputs=["clean.csv"]), format="json")
     api.post(
         "/api/v1/runs/?sync=true",
-        run_payload("train", inputs=["clean.csv"], outputs=["model.pkl"]),
+        run_request_body("train", inputs=["clean.csv"], outputs=["model.pkl"]),
         format="json",
     )
     answers = [
@@ -106,10 +110,10 @@ def test_lineage_answers_match_the_schema(api, openapi):
 
 
 def test_error_answers_match_the_schema(api, anon, openapi, settings):
-    api.post("/api/v1/runs/", run_payload("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k")
-    queued = api.post("/api/v1/runs/", run_payload("etl"), format="json").json()["id"]
+    api.post("/api/v1/runs/", run_request_body("etl"), format="json", HTTP_IDEMPOTENCY_KEY="k")
+    queued = api.post("/api/v1/runs/", run_request_body("etl"), format="json").json()["id"]
     settings.MLTRACE_MAX_BODY_BYTES = 100
-    too_large = api.post("/api/v1/runs/", run_payload("etl", notes="x" * 200), format="json")
+    too_large = api.post("/api/v1/runs/", run_request_body("etl", notes="x" * 200), format="json")
     settings.MLTRACE_MAX_BODY_BYTES = 10 * 1024 * 1024
     answers = [
         api.post("/api/v1/runs/", {"component": "etl"}, format="json"),  # 400, field errors
@@ -117,7 +121,7 @@ def test_error_answers_match_the_schema(api, anon, openapi, settings):
         anon.get("/api/v1/runs/"),  # 401
         api.get("/api/v1/runs/999/"),  # 404
         api.get("/api/v1/trace/?output_id=nothing"),  # 404
-        api.post("/api/v1/runs/", run_payload("train"), format="json", HTTP_IDEMPOTENCY_KEY="k"),  # 409
+        api.post("/api/v1/runs/", run_request_body("train"), format="json", HTTP_IDEMPOTENCY_KEY="k"),  # 409
         api.patch(f"/api/v1/runs/{queued}/", {"notes": "x"}, format="json"),  # 409: not committed yet
         too_large,  # 413
         api.post("/api/v1/runs/", "component=etl", content_type="text/plain"),  # 415

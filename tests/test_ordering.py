@@ -21,11 +21,10 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from api.serializers.runs import infer_pointer_type
 from components.models import Component
 from ingest import batch as batch_module
 from ingest.tasks import commit_task
-from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write
+from runs.models import IOPointer, Run, RunDependency, RunInput, RunOutput, Write, infer_pointer_type
 
 pytestmark = pytest.mark.live
 

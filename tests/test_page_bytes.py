@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.factories import log_run, moment, run_payload
+from tests.factories import log_run, moment, run_request_body
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def heavy_chain(api, count: int = 120) -> list[int]:
     ids: list[int] = []
     for first in range(0, count, 40):
         runs = [
-            run_payload(
+            run_request_body(
                 "etl",
                 start=moment(i),
                 code_snapshot=CODE_SNAPSHOT,

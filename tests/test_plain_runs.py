@@ -23,7 +23,7 @@ from api.serializers.plain_runs import (
     plain_run_from_json,
     plain_run_payload,
 )
-from api.serializers.runs import RunBatchSerializer, RunCreateSerializer, run_payload
+from api.serializers.runs import RunBatchSerializer, RunCreateSerializer, run_write_payload
 from bench import payloads as pipeline_payloads
 
 pytestmark = pytest.mark.django_db
@@ -31,14 +31,14 @@ pytestmark = pytest.mark.django_db
 
 def drf_payload(data):
     try:
-        return run_payload(validated(RunCreateSerializer, data))
+        return run_write_payload(validated(RunCreateSerializer, data))
     except serializers.ValidationError:
         return None
 
 
 def drf_batch(data):
     try:
-        return [run_payload(run) for run in validated(RunBatchSerializer, data)["runs"]]
+        return [run_write_payload(run) for run in validated(RunBatchSerializer, data)["runs"]]
     except serializers.ValidationError:
         return None
 

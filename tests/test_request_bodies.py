@@ -13,7 +13,7 @@ import pytest
 from api.parsers import LONE_SURROGATE, NOT_UTF8, TOO_DEEP
 from api.serializers.runs import TOO_DEEP_FIELD
 from runs.models import Run, Write
-from tests.factories import SYNC, nothing_written, run_payload
+from tests.factories import SYNC, nothing_written, run_request_body
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +49,7 @@ def test_a_json_body_that_is_not_an_object_is_400(api):
 )
 def test_a_lone_surrogate_anywhere_in_the_body_is_400_never_500(api, url, change):
     # json.dumps escapes it as \ud800, as a client's encoder would: valid JSON, no UTF-8 text.
-    body = json.dumps({**run_payload("etl"), **change})
+    body = json.dumps({**run_request_body("etl"), **change})
 
     response = api.post(url, body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="k1")
 
@@ -63,7 +63,7 @@ def test_a_lone_surrogate_anywhere_in_the_body_is_400_never_500(api, url, change
 def test_a_number_too_large_for_a_float_is_400_never_500(api, url, number):
     # Python's json reads 1e400 as infinity, which no encoder can write back as JSON: it was
     # stored as Infinity and PostgreSQL refused it, a 500.
-    run = json.dumps(run_payload("etl"))[:-1] + f', "test_results": {{"loss": {number}}}}}'
+    run = json.dumps(run_request_body("etl"))[:-1] + f', "test_results": {{"loss": {number}}}}}'
     body = f'{{"runs": [{run}]}}' if url.endswith("batch/") else run
 
     response = api.post(url, body, content_type="application/json")
@@ -77,7 +77,7 @@ def test_a_number_too_large_for_a_float_is_400_never_500(api, url, number):
 
 def test_deeply_nested_test_results_are_refused_or_stored_never_500(api):
     nested = "[" * 900 + "]" * 900
-    body = json.dumps(run_payload("etl"))[:-1] + f', "test_results": {nested}}}'
+    body = json.dumps(run_request_body("etl"))[:-1] + f', "test_results": {nested}}}'
 
     response = api.post(SYNC, body, content_type="application/json")
 
@@ -105,7 +105,7 @@ def nested(levels: int) -> object:
 
 
 def post_run(api, url, batch, headers, payload, **kwargs):
-    body = {"runs": [run_payload("etl"), payload]} if batch else payload
+    body = {"runs": [run_request_body("etl"), payload]} if batch else payload
     return api.post(
         url, json.dumps(body), content_type=kwargs.pop("content_type", "application/json"), **headers
     )
@@ -113,7 +113,7 @@ def post_run(api, url, batch, headers, payload, **kwargs):
 
 @pytest.mark.parametrize("url,batch,headers", DOORS)
 def test_test_results_nested_past_the_bound_is_a_400_on_every_door(api, url, batch, headers):
-    response = post_run(api, url, batch, headers, run_payload("etl", test_results=nested(65)))
+    response = post_run(api, url, batch, headers, run_request_body("etl", test_results=nested(65)))
 
     assert response.status_code == 400, response.content
     error = [TOO_DEEP_FIELD.format(limit=64)]
@@ -123,7 +123,7 @@ def test_test_results_nested_past_the_bound_is_a_400_on_every_door(api, url, bat
 
 @pytest.mark.parametrize("url,batch,headers", DOORS)
 def test_test_results_nested_at_the_bound_is_stored_as_sent(api, url, batch, headers, settings):
-    response = post_run(api, url, batch, headers, run_payload("etl", test_results=nested(64)))
+    response = post_run(api, url, batch, headers, run_request_body("etl", test_results=nested(64)))
 
     assert response.status_code in (201, 202), response.content
     if "sync" in url:
@@ -135,7 +135,7 @@ def test_test_results_nested_at_the_bound_is_stored_as_sent(api, url, batch, hea
 @pytest.mark.parametrize("url,batch,headers", DOORS)
 def test_a_body_nested_past_the_envelope_s_bound_is_refused_before_validation(api, url, batch, headers):
     # 930 levels passed the old guard, then failed every later sync write and PATCH.
-    response = post_run(api, url, batch, headers, {**run_payload("etl"), "unknown": nested(930)})
+    response = post_run(api, url, batch, headers, {**run_request_body("etl"), "unknown": nested(930)})
 
     assert response.status_code == 400
     assert response.json() == {"detail": TOO_DEEP.format(limit=80)}
@@ -146,7 +146,7 @@ def test_a_body_nested_past_the_envelope_s_bound_is_refused_before_validation(ap
 @pytest.mark.parametrize("charset", ["utf-16", "utf-32", "latin-1"])
 def test_a_body_in_another_charset_is_415_on_every_door(api, url, batch, headers, charset):
     # In UTF-16 or UTF-32 a lone surrogate's escape is bytes the UTF-8 check would not see.
-    payload = run_payload("etl", test_results={"x": "\udfff"})
+    payload = run_request_body("etl", test_results={"x": "\udfff"})
     body = json.dumps({"runs": [payload]} if batch else payload).encode(charset)
 
     response = api.post(url, body, content_type=f"application/json; charset={charset}", **headers)
@@ -158,7 +158,7 @@ def test_a_body_in_another_charset_is_415_on_every_door(api, url, batch, headers
 
 @pytest.mark.parametrize("charset", ["utf-8", "UTF-8", "utf8"])
 def test_utf8_may_be_named(api, charset):
-    body = json.dumps(run_payload("etl", outputs=["é.csv"])).encode()
+    body = json.dumps(run_request_body("etl", outputs=["é.csv"])).encode()
 
     response = api.post(SYNC, body, content_type=f"application/json; charset={charset}")
 
@@ -168,7 +168,7 @@ def test_utf8_may_be_named(api, charset):
 
 def test_a_body_over_the_limit_is_413(api, settings):
     settings.MLTRACE_MAX_BODY_BYTES = 1000
-    payload = run_payload("etl", notes="x" * 2000)
+    payload = run_request_body("etl", notes="x" * 2000)
 
     response = api.post(SYNC, payload, format="json")
 

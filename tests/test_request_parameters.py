@@ -8,7 +8,7 @@ import pytest
 
 from components.models import Component
 from runs.models import Run
-from tests.factories import SYNC, log_run, nothing_written, run_payload
+from tests.factories import SYNC, log_run, nothing_written, run_request_body
 
 pytestmark = pytest.mark.django_db
 
@@ -16,18 +16,22 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize(
     "url,body,errors",
     [
-        (SYNC, {**run_payload("etl"), "ouputs": ["clean.csv"]}, {"ouputs": ["Unknown field."]}),
+        (SYNC, {**run_request_body("etl"), "ouputs": ["clean.csv"]}, {"ouputs": ["Unknown field."]}),
         (
             "/api/v1/runs/",
-            {**run_payload("etl", outputs=[{"name": "a", "flag": True}])},
+            {**run_request_body("etl", outputs=[{"name": "a", "flag": True}])},
             {"outputs": {"0": {"flag": ["Unknown field."]}}},
         ),
         (
             "/api/v1/runs/batch/",
-            {"runs": [run_payload("etl"), {**run_payload("etl"), "stale": []}]},
+            {"runs": [run_request_body("etl"), {**run_request_body("etl"), "stale": []}]},
             {"runs": {"1": {"stale": ["Unknown field."]}}},
         ),
-        ("/api/v1/runs/batch/", {"runs": [run_payload("etl")], "sync": True}, {"sync": ["Unknown field."]}),
+        (
+            "/api/v1/runs/batch/",
+            {"runs": [run_request_body("etl")], "sync": True},
+            {"sync": ["Unknown field."]},
+        ),
         ("/api/v1/components/", {"name": "etl", "onwer": "me"}, {"onwer": ["Unknown field."]}),
         ("/api/v1/flag/", {"output_id": "a", "downstrem": True}, {"downstrem": ["Unknown field."]}),
     ],
@@ -89,7 +93,7 @@ def test_the_query_parameters_a_list_takes_still_work(api):
 
 
 def test_an_unknown_query_parameter_on_a_write_is_a_400_and_nothing_is_written(api):
-    response = api.post("/api/v1/runs/?synch=true", run_payload("etl"), format="json")
+    response = api.post("/api/v1/runs/?synch=true", run_request_body("etl"), format="json")
 
     assert response.status_code == 400
     assert list(response.json()) == ["synch"]
@@ -98,7 +102,7 @@ def test_an_unknown_query_parameter_on_a_write_is_a_400_and_nothing_is_written(a
 
 @pytest.mark.parametrize("value", ["", "yes", "garbage", "2", "on"])
 def test_sync_is_true_false_1_or_0_and_nothing_else(api, value):
-    response = api.post(f"/api/v1/runs/?sync={value}", run_payload("etl"), format="json")
+    response = api.post(f"/api/v1/runs/?sync={value}", run_request_body("etl"), format="json")
 
     assert response.status_code == 400
     assert response.json() == {"sync": ["Must be true, false, 1 or 0."]}
@@ -109,4 +113,6 @@ def test_sync_is_true_false_1_or_0_and_nothing_else(api, value):
     "value,status", [("true", 201), ("TRUE", 201), ("1", 201), ("false", 202), ("0", 202)]
 )
 def test_sync_takes_true_false_1_and_0(api, value, status):
-    assert api.post(f"/api/v1/runs/?sync={value}", run_payload("etl"), format="json").status_code == status
+    assert (
+        api.post(f"/api/v1/runs/?sync={value}", run_request_body("etl"), format="json").status_code == status
+    )

@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from common.errors import DEPENDENCY_UNRESOLVED
-from tests.factories import nothing_written, run_payload
+from tests.factories import nothing_written, run_request_body
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_batch_commits_runs_in_list_order(api):
     payloads = [
-        run_payload("etl", outputs=["clean.csv"]),
-        run_payload("train", inputs=["clean.csv"], outputs=["model.pkl"]),
-        run_payload("infer", inputs=["model.pkl"], dependencies=["train"], outputs=["pred_1"]),
+        run_request_body("etl", outputs=["clean.csv"]),
+        run_request_body("train", inputs=["clean.csv"], outputs=["model.pkl"]),
+        run_request_body("infer", inputs=["model.pkl"], dependencies=["train"], outputs=["pred_1"]),
     ]
 
     response = api.post("/api/v1/runs/batch/?sync=true", {"runs": payloads}, format="json")
@@ -28,7 +28,7 @@ def test_a_batch_commits_runs_in_list_order(api):
 
 
 def test_a_batch_with_a_bad_run_names_its_index_and_accepts_none(api):
-    payloads = [run_payload("etl"), {"component": "x"}, run_payload("ok"), run_payload("a/b")]
+    payloads = [run_request_body("etl"), {"component": "x"}, run_request_body("ok"), run_request_body("a/b")]
 
     response = api.post("/api/v1/runs/batch/?sync=true", {"runs": payloads}, format="json")
 
@@ -41,7 +41,7 @@ def test_a_batch_with_a_bad_run_names_its_index_and_accepts_none(api):
 
 
 def test_a_sync_batch_with_an_unresolved_dependency_accepts_none(api):
-    payloads = [run_payload("etl"), run_payload("train", dependencies=["nothing"])]
+    payloads = [run_request_body("etl"), run_request_body("train", dependencies=["nothing"])]
 
     response = api.post("/api/v1/runs/batch/?sync=true", {"runs": payloads}, format="json")
 
@@ -52,7 +52,7 @@ def test_a_sync_batch_with_an_unresolved_dependency_accepts_none(api):
     assert nothing_written()
 
 
-@pytest.mark.parametrize("runs", [[], "x", None, [run_payload("a")] * 1001])
+@pytest.mark.parametrize("runs", [[], "x", None, [run_request_body("a")] * 1001])
 def test_a_batch_must_hold_1_to_1000_runs(api, runs):
     response = api.post("/api/v1/runs/batch/?sync=true", {"runs": runs}, format="json")
 

@@ -16,7 +16,7 @@ from api.serializers.runs import END_BEFORE_START, POINTER_SHAPE
 from common.errors import DEPENDENCY_UNRESOLVED
 from components.models import Component
 from runs.models import IOPointer, Run, RunDependency
-from tests.factories import SYNC, log_run, moment, nothing_written, run_payload
+from tests.factories import SYNC, log_run, moment, nothing_written, run_request_body
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ DAY = 24 * 60 * 60
 
 
 def test_it_commits_a_run_and_returns_it(api):
-    payload = run_payload(
+    payload = run_request_body(
         "train",
         start="2024-01-01T10:00:00",
         end="2024-01-01T11:00:00+01:00",
@@ -149,7 +149,9 @@ def test_explicit_dependencies_are_the_latest_run_of_each_component(api):
 
 
 def test_an_explicit_dependency_without_a_run_is_400_on_the_sync_path_and_writes_nothing(api):
-    response = api.post(SYNC, run_payload("train", outputs=["m.pkl"], dependencies=["etl"]), format="json")
+    response = api.post(
+        SYNC, run_request_body("train", outputs=["m.pkl"], dependencies=["etl"]), format="json"
+    )
 
     assert response.status_code == 400
     assert response.json() == {"dependencies": [DEPENDENCY_UNRESOLVED.format(name="etl")]}
@@ -275,7 +277,7 @@ def test_both_staleness_messages_come_in_dependency_order(api):
     ],
 )
 def test_bad_run_payloads_are_400_and_write_nothing(api, change, field):
-    payload = {**run_payload("etl"), **change}
+    payload = {**run_request_body("etl"), **change}
 
     response = api.post(SYNC, payload, format="json")
 
@@ -285,12 +287,12 @@ def test_bad_run_payloads_are_400_and_write_nothing(api, change, field):
 
 
 def test_end_before_start_says_why(api):
-    payload = run_payload("etl", start="2024-01-02T00:00:00Z", end="2024-01-01T00:00:00Z")
+    payload = run_request_body("etl", start="2024-01-02T00:00:00Z", end="2024-01-01T00:00:00Z")
 
     assert api.post(SYNC, payload, format="json").json() == {"end_timestamp": [END_BEFORE_START]}
 
 
 def test_a_pointer_of_the_wrong_shape_says_why(api):
-    response = api.post(SYNC, run_payload("etl", inputs=[5]), format="json")
+    response = api.post(SYNC, run_request_body("etl", inputs=[5]), format="json")
 
     assert response.json() == {"inputs": {"0": [POINTER_SHAPE]}}

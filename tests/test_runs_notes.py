@@ -6,7 +6,7 @@ import pytest
 
 from common.errors import RUN_NOT_COMMITTED
 from runs.models import Run, Write
-from tests.factories import log_run, run_payload
+from tests.factories import log_run, run_request_body
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def test_it_replaces_a_runs_notes(api):
 
 
 def test_the_notes_of_a_queued_run_are_409_until_it_is_committed(api):
-    queued = api.post("/api/v1/runs/", run_payload("etl"), format="json").json()
+    queued = api.post("/api/v1/runs/", run_request_body("etl"), format="json").json()
 
     response = api.patch(f"/api/v1/runs/{queued['id']}/", {"notes": "n"}, format="json")
 

@@ -23,7 +23,7 @@ from rest_framework.authtoken.models import Token
 
 from runs.models import Run, Write
 from tests.conftest import database_url
-from tests.factories import run_payload
+from tests.factories import run_request_body
 from tests.live import ROOT, free_port, http, serves, start_gunicorn, wait_until
 
 
@@ -103,7 +103,7 @@ def test_twenty_slow_clients_leave_healthz_and_accepts_answering_within_a_second
                 _timed(
                     "POST",
                     f"{gunicorn.url}/api/v1/runs/",
-                    json_body=run_payload("etl", outputs=["clean.csv"]),
+                    json_body=run_request_body("etl", outputs=["clean.csv"]),
                     headers=gunicorn.headers,
                 )
             )
@@ -175,7 +175,7 @@ def test_a_body_that_does_not_arrive_in_time_is_a_408_and_nothing_is_written(gun
 
 
 def test_a_chunked_body_is_read_whole(gunicorn):
-    body = json.dumps(run_payload("etl", inputs=["raw.csv"], outputs=["clean.csv"])).encode()
+    body = json.dumps(run_request_body("etl", inputs=["raw.csv"], outputs=["clean.csv"])).encode()
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:10], body[10:]))
     sock = _connect(gunicorn.port)
     sock.sendall(
@@ -200,13 +200,13 @@ def test_sync_writes_commit_under_the_gevent_workers(gunicorn):
     first = http(
         "POST",
         f"{gunicorn.url}/api/v1/runs/?sync=true",
-        json_body=run_payload("etl", inputs=["raw.csv"], outputs=["clean.csv"]),
+        json_body=run_request_body("etl", inputs=["raw.csv"], outputs=["clean.csv"]),
         headers=gunicorn.headers,
     )
     second = http(
         "POST",
         f"{gunicorn.url}/api/v1/runs/?sync=true",
-        json_body=run_payload("train", inputs=["clean.csv"], outputs=["model.pkl"]),
+        json_body=run_request_body("train", inputs=["clean.csv"], outputs=["model.pkl"]),
         headers=gunicorn.headers,
     )
     assert (first.status_code, second.status_code) == (201, 201)
@@ -227,7 +227,7 @@ def test_many_concurrent_requests_share_each_worker_s_few_database_connections(g
             http(
                 "POST",
                 f"{gunicorn.url}/api/v1/runs/",
-                json_body=run_payload("etl", outputs=["x.csv"]),
+                json_body=run_request_body("etl", outputs=["x.csv"]),
                 headers=gunicorn.headers,
             ).status_code
         )
@@ -333,7 +333,7 @@ def _post_raw(server: Gunicorn, path: str, body: bytes, *headers: str) -> tuple[
 def test_a_gzip_body_is_decompressed_and_accepted(gunicorn):
     import gzip
 
-    body = gzip.compress(json.dumps(run_payload("etl", outputs=["clean.csv"])).encode())
+    body = gzip.compress(json.dumps(run_request_body("etl", outputs=["clean.csv"])).encode())
 
     status, answer = _post_raw(gunicorn, "/api/v1/runs/?sync=true", body, "Content-Encoding: gzip")
 

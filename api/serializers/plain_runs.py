@@ -4,7 +4,7 @@ DRF's serializers cost about 0.4 ms for an inference run and 0.4 s of CPU for a 
 1,000, before anything is stored: per field, a run_validation, its empty-value checks, its
 validators and an error-collecting wrapper. Nearly every run an ML pipeline logs is plain:
 strings where strings go, a list where a list goes, ISO timestamps. For those, the functions
-here compute the same payload as RunCreateSerializer followed by run_payload, directly.
+here compute the same payload as RunCreateSerializer followed by run_write_payload, directly.
 
 The fastest path reads a JSON body straight into typed structures (msgspec, in C) before
 anything parses it as Python objects: plain_run_from_json and plain_batch_from_json. What it
@@ -33,9 +33,15 @@ from django.conf import settings
 from django.utils.dateparse import parse_datetime
 
 from api.parsers import json_depth
-from api.serializers.runs import RunCreateSerializer, has_null_character, infer_pointer_type, pointers_in
+from api.serializers.runs import RunCreateSerializer, has_null_character, pointers_in
 from components.models import COMPONENT_NAME_MAX_LENGTH
-from runs.models import DEFAULT_STALENESS_THRESHOLD, GIT_HASH_MAX_LENGTH, POINTER_NAME_MAX_LENGTH, PointerType
+from runs.models import (
+    DEFAULT_STALENESS_THRESHOLD,
+    GIT_HASH_MAX_LENGTH,
+    POINTER_NAME_MAX_LENGTH,
+    PointerType,
+    infer_pointer_type,
+)
 
 # What DRF's CharField refuses in any string: NUL and UTF-16 surrogates.
 _REFUSED_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
@@ -240,7 +246,7 @@ def _run(data: Any, clean: bool = False) -> dict[str, Any]:
 
 
 def plain_run_payload(data: Any) -> dict[str, Any] | None:
-    """The stored payload of a plain run (RunCreateSerializer, then run_payload); None: ask DRF."""
+    """The stored payload of a plain run (RunCreateSerializer, then run_write_payload); None: ask DRF."""
     try:
         return _run(data)
     except _NotPlain:

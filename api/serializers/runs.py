@@ -1,19 +1,18 @@
-"""Input and output shapes of the run, lineage and queue endpoints.
+"""What a client sends to write a run: a run, a batch of runs, a notes edit, a flag or unflag.
 
-Input serializers validate everything checkable from the payload alone and return the
-normalized payload that is stored with the accepted write and later committed. Output
-serializers document the shapes for the OpenAPI schema; the dicts themselves are built by
-the `*_to_dict` functions here, which stay cheap for traces of thousands of runs.
+Each serializer validates everything checkable from the request body alone; a 400 names
+the failing fields (and, in a batch, the failing indexes). `run_write_payload` turns a
+validated run into the payload its accepted write stores and the commit reads. The plain
+runs' faster path to that same payload is api/serializers/plain_runs.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.fields import empty
 
@@ -21,7 +20,6 @@ from api.fields import (
     UNKNOWN_FIELD,
     CaseInsensitiveChoiceField,
     InputSerializer,
-    QueryDateTimeField,
     StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
@@ -33,7 +31,7 @@ from runs.models import (
     GIT_HASH_MAX_LENGTH,
     POINTER_NAME_MAX_LENGTH,
     PointerType,
-    Write,
+    infer_pointer_type,
 )
 
 END_BEFORE_START = "end_timestamp must not be earlier than start_timestamp."
@@ -43,21 +41,6 @@ TOO_DEEP_FIELD = "Nested more than {limit} levels of arrays and objects."
 BATCH_TOO_MANY_POINTERS = (
     "A batch holds at most {limit} pointers (the inputs and outputs of all its runs); this one holds {count}."
 )
-
-
-def infer_pointer_type(name: str) -> str:
-    """mltrace's inference of a pointer's type from its name, case-insensitive."""
-    lowered = name.lower()
-    if "data" in lowered:
-        return PointerType.DATA
-    if "model" in lowered:
-        return PointerType.MODEL
-    extension = lowered.split(".")[-1]
-    if extension in ("csv", "pq", "parquet", "txt", "md", "rtf", "tsv", "xml", "pdf", "mlt"):
-        return PointerType.DATA
-    if extension in ("h5", "hdf5", "joblib", "pkl", "pickle", "ckpt", "mlmodel"):
-        return PointerType.MODEL
-    return PointerType.UNKNOWN
 
 
 def has_null_character(value: Any) -> bool:
@@ -188,8 +171,8 @@ class RunCreateSerializer(InputSerializer):
         return attrs
 
 
-def run_payload(validated: dict[str, Any]) -> dict[str, Any]:
-    """The JSON-storable payload of a validated run: timestamps as UTC ISO strings."""
+def run_write_payload(validated: dict[str, Any]) -> dict[str, Any]:
+    """The payload a run's accepted write stores: the validated run, timestamps as UTC ISO strings."""
     payload = dict(validated)
     for key in ("start_timestamp", "end_timestamp"):
         payload[key] = validated[key].astimezone(dt.UTC).isoformat()
@@ -248,87 +231,8 @@ class RunUpdateSerializer(InputSerializer):
     notes = StrictCharField(allow_blank=True)
 
 
-class PointerSerializer(serializers.Serializer):
-    name = StrictCharField()
-    value = StrictCharField()
-    pointer_type = serializers.ChoiceField(choices=PointerType.choices)
-    flag = serializers.BooleanField()
-
-
-class RunSerializer(serializers.Serializer):
-    """A run. A queued write shows only id and status; a failed one adds its error."""
-
-    id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=Write.Status.choices)
-    error = StrictCharField(allow_null=True)
-    component = StrictCharField()
-    start_timestamp = serializers.DateTimeField()
-    end_timestamp = serializers.DateTimeField()
-    inputs = PointerSerializer(many=True)
-    outputs = PointerSerializer(many=True)
-    dependencies = serializers.ListField(child=serializers.IntegerField(), help_text="Run ids, ascending.")
-    stale = serializers.ListField(child=StrictCharField(), help_text="Staleness messages.")
-    unresolved_dependencies = serializers.ListField(child=StrictCharField())
-    notes = StrictCharField()
-    git_hash = StrictCharField()
-    git_tags = serializers.ListField(child=StrictCharField())
-    code_snapshot = StrictCharField()
-    test_results = serializers.JSONField(allow_null=True)
-    created_at = serializers.DateTimeField(help_text="When the write was accepted.")
-
-
-class PendingRunSerializer(serializers.Serializer):
-    """A run write not committed yet: queued, or failed with its error."""
-
-    id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=Write.Status.choices, help_text="queued or failed.")
-    error = StrictCharField(required=False, help_text="Failed writes only: why the commit failed.")
-    component = StrictCharField(required=False)
-    start_timestamp = serializers.DateTimeField(required=False)
-    end_timestamp = serializers.DateTimeField(required=False)
-    created_at = serializers.DateTimeField(help_text="When the write was accepted.")
-
-
-class RunAcceptedSerializer(serializers.Serializer):
-    id = serializers.IntegerField(help_text="The accepted write's id; the run keeps it.")
-    status = serializers.ChoiceField(choices=Write.Status.choices)
-
-
-class RunBatchAcceptedSerializer(serializers.Serializer):
-    runs = RunAcceptedSerializer(many=True)
-
-
-class RunBatchCommittedSerializer(serializers.Serializer):
-    runs = RunSerializer(many=True)
-
-
-MAX_BIGINT = 2**63 - 1
 UNFLAG_NEEDS_TARGET = 'Give "output_id", or "all": true.'
 UNFLAG_TWO_TARGETS = 'Give "output_id" or "all": true, not both.'
-
-
-class RunPageQuerySerializer(serializers.Serializer):
-    before = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_BIGINT, help_text="Only runs after this run in the list."
-    )
-    after = serializers.IntegerField(
-        required=False, min_value=1, max_value=MAX_BIGINT, help_text="Only runs before this run in the list."
-    )
-
-
-class RunListQuerySerializer(RunPageQuerySerializer):
-    component = StrictCharField(required=False)
-
-
-class HistoryQuerySerializer(RunPageQuerySerializer):
-    date_lower = QueryDateTimeField(required=False, help_text="Inclusive; ISO 8601, UTC without a zone.")
-    date_upper = QueryDateTimeField(required=False, help_text="Inclusive; ISO 8601, UTC without a zone.")
-
-
-class TraceQuerySerializer(serializers.Serializer):
-    output_id = StrictCharField(max_length=POINTER_NAME_MAX_LENGTH)
-    depth = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
-    format = serializers.ChoiceField(choices=["json", "tree"], required=False, default="json")
 
 
 class FlagSerializer(InputSerializer):
@@ -350,130 +254,3 @@ class UnflagSerializer(InputSerializer):
         if attrs.get("output_id") and attrs["all"]:
             raise serializers.ValidationError({"all": [UNFLAG_TWO_TARGETS]})
         return attrs
-
-
-class FlagResultSerializer(serializers.Serializer):
-    output_id = StrictCharField(required=False)
-    flag = serializers.BooleanField(help_text="The flag the pointers now carry.")
-    pointers = serializers.IntegerField(help_text="How many pointers changed or were set.")
-
-
-class TraceNodeSerializer(serializers.Serializer):
-    depth = serializers.IntegerField(help_text="Hops from the root on the shortest path.")
-    run = RunSerializer()
-
-
-class WebTraceNodeSerializer(serializers.Serializer):
-    """A node of format=tree: a run (componentrun_{id}) or one of its outputs (iopointer_{name})."""
-
-    id = serializers.CharField(help_text='"componentrun_{id}" or "iopointer_{name}".')
-    # (label, parent and run: declared fields that the stubs take for Field's own attributes)
-    label = serializers.CharField(help_text="The run's component, or the pointer's name.")  # type: ignore[assignment]
-    hasCaret = serializers.BooleanField(help_text="true for runs, false for output pointers.")  # noqa: N815
-    isExpanded = serializers.BooleanField(required=False, help_text="Runs only: true.")  # noqa: N815
-    stale = serializers.ListField(child=serializers.CharField(), required=False, help_text="Runs only.")
-    parent = serializers.CharField(required=False, help_text="Pointers only: the id of their run's node.")  # type: ignore[assignment]
-    icon = serializers.ChoiceField(
-        ["database", "function", "flow-end"],
-        required=False,
-        help_text="Pointers only, by type: DATA database, MODEL function, ENDPOINT flow-end.",
-    )
-    childNodes = serializers.ListField(  # noqa: N815
-        child=serializers.DictField(),
-        required=False,
-        help_text="Runs only: output pointers sorted by name, then dependencies by ascending id, "
-        "nodes of this same shape. A run met again through another path has none.",
-    )
-
-
-class TraceSerializer(serializers.Serializer):
-    output_id = StrictCharField()
-    root = serializers.IntegerField()  # type: ignore[assignment]  # a declared field, not Field.root
-    nodes = TraceNodeSerializer(many=True, help_text="Depth-first pre-order, dependencies in ascending id.")
-    edges = serializers.ListField(
-        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
-        help_text="[run id, id of the run it depends on], both in nodes.",
-    )
-
-
-CURSOR_INVALID = "Not a cursor of this endpoint: give the one its next link carries."
-IMPACT_CURSOR = re.compile(r"([0-9]{1,9})\.([0-9]{1,18})")
-
-
-@extend_schema_field({"type": "string", "pattern": "^[0-9]{1,9}\\.[0-9]{1,18}$"})
-class ImpactCursorField(StrictCharField):
-    """A page's position: "{depth}.{run id}" of the last run of the page before."""
-
-    def to_internal_value(self, data: Any) -> tuple[int, int]:  # type: ignore[override]
-        text = super().to_internal_value(data)
-        match = IMPACT_CURSOR.fullmatch(text)
-        if match is None:
-            raise serializers.ValidationError(CURSOR_INVALID)
-        return int(match[1]), int(match[2])
-
-
-class RunImpactQuerySerializer(serializers.Serializer):
-    depth = serializers.IntegerField(
-        required=False, min_value=0, max_value=2**31 - 1, help_text="At most N hops."
-    )
-    cursor = ImpactCursorField(required=False, help_text="From a next link.")
-
-
-class ImpactQuerySerializer(RunImpactQuerySerializer):
-    output_id = StrictCharField(max_length=POINTER_NAME_MAX_LENGTH)
-
-
-class ImpactOutputsSerializer(serializers.Serializer):
-    DATA = serializers.IntegerField()
-    MODEL = serializers.IntegerField()
-    ENDPOINT = serializers.IntegerField()
-    UNKNOWN = serializers.IntegerField()
-
-
-class ImpactSerializer(serializers.Serializer):
-    output_id = StrictCharField(required=False, help_text="GET /api/v1/impact/ only.")
-    run = serializers.IntegerField(required=False, help_text="GET /api/v1/runs/{id}/impact/ only.")
-    nodes = TraceNodeSerializer(
-        many=True, help_text="Each run once at its shortest depth (hops), by depth then id; paged."
-    )
-    edges = serializers.ListField(
-        child=serializers.ListField(child=serializers.IntegerField(), min_length=2, max_length=2),
-        help_text="[run id, id of the run it depends on]: the listed runs' dependencies that are downstream too.",
-    )
-    outputs = ImpactOutputsSerializer(
-        allow_null=True,
-        help_text="Distinct pointers output by every downstream run, by type: on the first page; null on the pages after.",
-    )
-    next = serializers.CharField(allow_null=True)
-
-
-class ReviewRunSerializer(serializers.Serializer):
-    run = RunSerializer()
-    count = serializers.IntegerField(help_text="Flagged outputs whose trace holds this run.")
-
-
-class ReviewSerializer(serializers.Serializer):
-    flagged = serializers.ListField(child=StrictCharField(), help_text="Flagged output names, sorted.")
-    runs = ReviewRunSerializer(many=True, help_text="By count descending, then id descending.")
-
-
-@extend_schema_serializer(many=False)  # a page, though list views answer it: not an array of pages
-class RunPageSerializer(serializers.Serializer):
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = RunSerializer(many=True)
-
-
-class QueueSerializer(serializers.Serializer):
-    pending = serializers.IntegerField(help_text="Accepted writes not committed yet.")
-    failed = serializers.IntegerField(
-        help_text="Writes whose commit failed; manage.py retry_failed requeues them."
-    )
-    oldest_pending_id = serializers.IntegerField(
-        allow_null=True,
-        help_text="Id of the oldest pending write; null when none. Writes are committed in id "
-        "order, so every lower id is committed or failed.",
-    )
-    oldest_pending_age_seconds = serializers.FloatField(
-        allow_null=True, help_text="Seconds the oldest pending write has waited; null when none."
-    )

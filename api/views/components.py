@@ -31,7 +31,8 @@ from api.serializers.components import (
     TagPageSerializer,
     component_body,
 )
-from api.serializers.runs import HistoryQuerySerializer, RunPageSerializer
+from api.serializers.run_queries import HistoryQuerySerializer
+from api.serializers.run_responses import RunPageSerializer
 from api.views.runs import run_page_response
 from components.selectors import component_get, component_list, tag_list
 from components.services import component_tags_add

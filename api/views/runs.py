@@ -33,11 +33,15 @@ from api.serializers.plain_runs import (
     plain_run_from_json,
     plain_run_payload,
 )
-from api.serializers.runs import (
+from api.serializers.run_queries import (
     MAX_BIGINT,
-    FlagResultSerializer,
-    FlagSerializer,
     ImpactQuerySerializer,
+    RunImpactQuerySerializer,
+    RunListQuerySerializer,
+    TraceQuerySerializer,
+)
+from api.serializers.run_responses import (
+    FlagResultSerializer,
     ImpactSerializer,
     PendingRunSerializer,
     QueueSerializer,
@@ -45,18 +49,18 @@ from api.serializers.runs import (
     RunAcceptedSerializer,
     RunBatchAcceptedSerializer,
     RunBatchCommittedSerializer,
-    RunBatchSerializer,
-    RunCreateSerializer,
-    RunImpactQuerySerializer,
-    RunListQuerySerializer,
     RunPageSerializer,
     RunSerializer,
-    RunUpdateSerializer,
-    TraceQuerySerializer,
     TraceSerializer,
-    UnflagSerializer,
     WebTraceNodeSerializer,
-    run_payload,
+)
+from api.serializers.runs import (
+    FlagSerializer,
+    RunBatchSerializer,
+    RunCreateSerializer,
+    RunUpdateSerializer,
+    UnflagSerializer,
+    run_write_payload,
 )
 from api.web_trace import tree_json, web_trace
 from common.errors import RUN_NOT_COMMITTED, RUN_NOT_FOUND, Conflict, DependencyUnresolved, NotFound
@@ -237,7 +241,7 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
         if payload is None:
             payload = plain_run_payload(request.data)
         if payload is None:
-            payload = run_payload(validated(RunCreateSerializer, request.data))
+            payload = run_write_payload(validated(RunCreateSerializer, request.data))
         return submit_runs(request, [payload], batch=False)
 
     @extend_schema(
@@ -257,7 +261,7 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
         if payloads is None:
             payloads = plain_batch_payloads(request.data)
         if payloads is None:
-            payloads = [run_payload(run) for run in validated(RunBatchSerializer, request.data)["runs"]]
+            payloads = [run_write_payload(run) for run in validated(RunBatchSerializer, request.data)["runs"]]
         return submit_runs(request, payloads, batch=True)
 
     @extend_schema(

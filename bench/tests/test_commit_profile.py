@@ -6,7 +6,7 @@ from bench.commit_profile import profile, report
 from components.models import Component
 from ingest.accept import writes_accept
 from runs.models import Run, RunDependency, Write
-from tests.factories import run_payload
+from tests.factories import run_request_body
 
 
 def test_it_commits_the_queue_the_workers_way_then_copies_as_many_runs_past_every_id(live_db):
@@ -26,6 +26,6 @@ def test_it_commits_the_queue_the_workers_way_then_copies_as_many_runs_past_ever
     ours = Run.objects.order_by("id")[:60]
     assert RunDependency.objects.filter(run__in=ours).count() == 59
     # The limit's rows took ids the sequences had moved past: what is accepted next is newer.
-    (next_id,) = writes_accept(kind=Write.Kind.RUN, payloads=[run_payload("etl")]).write_ids
+    (next_id,) = writes_accept(kind=Write.Kind.RUN, payloads=[run_request_body("etl")]).write_ids
     assert next_id > Run.objects.order_by("-id").values_list("id", flat=True).first()
     assert "median ms: ours" in report(result)

@@ -2,7 +2,7 @@
 process's own writes are committed (so a read sees every write made before it, as with
 mltrace); their JSON back to mltrace's entities, and their errors to mltrace's.
 
-_payloads.py is the other way: mltrace's entities to the server's JSON.
+_request_bodies.py is the other way: mltrace's entities to the server's JSON.
 """
 
 from __future__ import annotations

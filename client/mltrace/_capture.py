@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, cast
 
 from mltrace import _git
-from mltrace._payloads import value_text
+from mltrace._request_bodies import value_text
 from mltrace.db.models import PointerTypeEnum
 from mltrace.entities.io_pointer import IOPointer
 

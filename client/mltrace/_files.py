@@ -9,7 +9,7 @@ import string
 import time
 
 from mltrace import _capture
-from mltrace._payloads import value_text
+from mltrace._request_bodies import value_text
 
 
 def load(pathname: str):

@@ -24,10 +24,10 @@ from mltrace import _answers, _capture, _git, _state
 from mltrace._config import normalize_url, url_with_host
 from mltrace._files import load as load  # mltrace.client.load, as in mltrace 0.17
 from mltrace._files import save as save  # mltrace.client.save, as in mltrace 0.17
-from mltrace._payloads import (
+from mltrace._request_bodies import (
     completeness_message,
-    component_payload,
-    run_payload,
+    component_request_body,
+    run_request_body,
     timestamp_text,
     value_text,
 )
@@ -118,7 +118,7 @@ def clean_db():
 
 def create_component(name: str, description: str, owner: str, tags: list[str] = []):  # noqa: B006
     """Creates a component, or adds tags to it and replaces non-empty description and owner."""
-    payload = component_payload(name, description, owner, tags)
+    payload = component_request_body(name, description, owner, tags)
     key = (_state.settings.server_url, payload["name"])
     fields = json.dumps(payload, sort_keys=True)
     if _sent_components.get(key) == fields and not _state.settings.sync:
@@ -129,7 +129,7 @@ def create_component(name: str, description: str, owner: str, tags: list[str] = 
 
 def tag_component(component_name: str, tags: list[str]):
     """Adds tags to an existing component. Raises RuntimeError if there is none of that name."""
-    payload = component_payload(component_name, "", "", tags)
+    payload = component_request_body(component_name, "", "", tags)
     path = f"/api/v1/components/{_quote(component_name)}/"
     if not payload.get("tags"):
         _answers.read(path, missing=f'Component with name "{component_name}" not found.')
@@ -156,7 +156,7 @@ def log_component_run(
         raise RuntimeError(message)
     if message:
         logger.info(message)
-    payload = run_payload(
+    payload = run_request_body(
         component_run,
         infer_dependencies=bool(set_dependencies_from_inputs),
         staleness_threshold=staleness_threshold,

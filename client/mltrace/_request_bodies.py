@@ -60,7 +60,7 @@ def value_text(value: Any) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def pointer_payload(pointer: Any, side: str) -> Any:
+def pointer_request_body(pointer: Any, side: str) -> Any:
     """A name, or {"name", "value", "pointer_type"} when the value or the type must be said."""
     if isinstance(pointer, dict):  # as get_history returns them
         pointer = IOPointer(
@@ -109,13 +109,13 @@ def completeness_message(run: ComponentRun) -> tuple[bool, str]:
     return ok, message
 
 
-def run_payload(
+def run_request_body(
     run: ComponentRun,
     *,
     infer_dependencies: bool = True,
     staleness_threshold: int = DEFAULT_STALENESS_THRESHOLD,
 ) -> dict[str, Any]:
-    """The server's run payload, a copy that later changes to `run` do not reach."""
+    """The request body of a run, a copy that later changes to `run` do not reach."""
     name = component_name(run.component_name)
     start, end = run.start_timestamp, run.end_timestamp
     if not isinstance(start, datetime) or not isinstance(end, datetime):
@@ -127,32 +127,32 @@ def run_payload(
         raise TypeError("staleness_threshold is a number of seconds (int).")
     if staleness_threshold < 0:
         raise ValueError("staleness_threshold must not be negative.")
-    payload: dict[str, Any] = {
+    body: dict[str, Any] = {
         "component": name,
         "start_timestamp": timestamp_text(start),
         "end_timestamp": timestamp_text(end),
     }
     if run.inputs:
-        payload["inputs"] = [pointer_payload(pointer, "input") for pointer in run.inputs]
+        body["inputs"] = [pointer_request_body(pointer, "input") for pointer in run.inputs]
     if run.outputs:
-        payload["outputs"] = [pointer_payload(pointer, "output") for pointer in run.outputs]
+        body["outputs"] = [pointer_request_body(pointer, "output") for pointer in run.outputs]
     if run.dependencies:
-        payload["dependencies"] = [component_name(dep) for dep in run.dependencies]
+        body["dependencies"] = [component_name(dep) for dep in run.dependencies]
     if not infer_dependencies:
-        payload["infer_dependencies"] = False
+        body["infer_dependencies"] = False
     if staleness_threshold != DEFAULT_STALENESS_THRESHOLD:
-        payload["staleness_threshold"] = staleness_threshold
+        body["staleness_threshold"] = staleness_threshold
     if run.notes:
-        payload["notes"] = _check_text("notes", run.notes)
+        body["notes"] = _check_text("notes", run.notes)
     if run.git_hash:
-        payload["git_hash"] = _check_text("git_hash", run.git_hash, maximum=GIT_HASH_MAX)
+        body["git_hash"] = _check_text("git_hash", run.git_hash, maximum=GIT_HASH_MAX)
     if run.git_tags:
-        payload["git_tags"] = [_check_text("A git tag", tag, maximum=TAG_MAX) for tag in run.git_tags]
+        body["git_tags"] = [_check_text("A git tag", tag, maximum=TAG_MAX) for tag in run.git_tags]
     if run.code_snapshot:
-        payload["code_snapshot"] = _check_text("code_snapshot", run.code_snapshot)
+        body["code_snapshot"] = _check_text("code_snapshot", run.code_snapshot)
     if run.test_results is not None:
-        payload["test_results"] = json_copy("test_results", run.test_results)
-    return payload
+        body["test_results"] = json_copy("test_results", run.test_results)
+    return body
 
 
 def json_copy(what: str, value: Any) -> Any:
@@ -175,13 +175,13 @@ def json_copy(what: str, value: Any) -> Any:
     return copy
 
 
-def component_payload(name: Any, description: Any, owner: Any, tags: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = {"name": component_name(name)}
+def component_request_body(name: Any, description: Any, owner: Any, tags: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": component_name(name)}
     if description:
-        payload["description"] = _check_text("A component description", description)
+        body["description"] = _check_text("A component description", description)
     if owner:
-        payload["owner"] = _check_text("A component owner", owner, maximum=OWNER_MAX)
+        body["owner"] = _check_text("A component owner", owner, maximum=OWNER_MAX)
     tags = list(tags or [])
     if tags:
-        payload["tags"] = [_check_text("A tag", tag, maximum=TAG_MAX, allow_empty=False) for tag in tags]
-    return payload
+        body["tags"] = [_check_text("A tag", tag, maximum=TAG_MAX, allow_empty=False) for tag in tags]
+    return body
