@@ -294,10 +294,17 @@ def test_components_are_edited_not_added_in_the_admin_and_keep_their_counts(admi
     assert component.last_run_at is not None
 
 
-def test_tags_list_with_their_component_counts(admin_client_, pipeline):
+def test_tags_list_with_their_component_counts(admin_client_, pipeline, api):
+    tagged = {"name": "train", "tags": ["nightly", "gpu"]}
+    assert api.post("/api/v1/components/?sync=true", tagged, format="json").status_code == 200
     page = text(admin_client_.get("/admin/components/tag/"))
 
     assert "nightly" in page
+    # Each tag's row, its count in the components column: nightly tags etl and train.
+    rows = re.findall(
+        r'<th class="field-name"><a [^>]*>([^<]+)</a></th><td class="field-component_count">(\d+)</td>', page
+    )
+    assert rows == [("gpu", "1"), ("nightly", "2")]
 
 
 def test_django_qs_task_pages_stay_reachable(admin_client_):

@@ -127,30 +127,45 @@ def test_an_accepted_write_is_enqueued_after_its_transaction_commits(api, live_d
 
 
 def test_writes_accepted_while_a_commit_task_is_pending_are_committed_by_it(
-    api, live_db, web_broker, settings
+    api, live_db, web_broker, settings, monkeypatch
 ):
     import threading
     import time
+    from types import SimpleNamespace
 
+    from ingest import flag as commit_flag
     from ingest.tasks import commit_task
 
-    # The flag's life must outlast the three accepts below, on a busy machine too.
-    settings.MLTRACE_COMMIT_DELAY_MS = 5000
+    # The flag outlives the accepts below however slow the machine is: the test ends it.
+    settings.MLTRACE_COMMIT_DELAY_MS = 600_000
+    # The task sleeps out its flag's life; here that sleep tells it began and ends early once
+    # the flag is gone, and the task looks at the flag again, as after a real sleep.
+    waiting, flag_gone = threading.Event(), threading.Event()
+
+    def sleep(seconds: float) -> None:
+        waiting.set()
+        flag_gone.wait(seconds)
+
+    monkeypatch.setattr(commit_flag, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
     redis = web_broker.connection
     first = api.post("/api/v1/runs/", run_request_body("a"), format="json").json()["id"]
     sets_before = redis.info("commandstats")["cmdstat_set"]["calls"]
     # The first accept's task starts and waits for its flag to expire: accepts go on meanwhile.
     task = threading.Thread(target=commit_task, args=(first,))
-    started = time.monotonic()
     task.start()
+    wait_until(waiting.is_set, timeout=30, what="the task to wait for its flag")
     later = [api.post("/api/v1/runs/", run_request_body(c), format="json").json()["id"] for c in "bcd"]
     assert task.is_alive()
 
     # No task for them, nor a question to Redis: this process saw the flag up.
     assert web_broker.queue_size() == 1
     assert redis.info("commandstats")["cmdstat_set"]["calls"] == sets_before
+    # The task has not read the queue while its flag is up.
+    assert set(Write.objects.filter(id__in=[first, *later]).values_list("status", flat=True)) == {"queued"}
+    assert redis.delete(f"mltrace:{web_broker.list_key}:commit-pending") == 1  # as its expiry would
+    flag_gone.set()
     task.join(30)
-    assert time.monotonic() - started >= 1.0
+    assert not task.is_alive()
     # The pending task read the queue after its flag expired, so after every one of them.
     statuses = dict(Write.objects.filter(id__in=[first, *later]).values_list("id", "status"))
     assert statuses == {i: "committed" for i in [first, *later]}

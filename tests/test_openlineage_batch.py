@@ -9,6 +9,7 @@ import copy
 import pytest
 from django.test import override_settings
 
+from api.views.openlineage import BATCH_SIZE, NOT_AN_ARRAY
 from ingest.queue import backlog_commit
 from runs.models import OpenLineageEvent, OpenLineageRun, Run, Write
 from tests.openlineage_api import ol_run, send, send_all, trace
@@ -151,9 +152,10 @@ def test_the_batch_count_takes_one_query_or_two_when_a_run_has_ended(api, django
 
 
 @pytest.mark.parametrize("body", [{}, [], "events"])
-def test_a_batch_that_is_not_a_non_empty_array_is_a_400(api, body):
+def test_a_batch_that_is_not_a_non_empty_array_is_a_400(api, body, settings):
     response = send(api, body, path="/api/v1/lineage/batch")
-    assert response.status_code == 400 and "detail" in response.json()
+    detail = BATCH_SIZE.format(limit=settings.MLTRACE_MAX_BATCH_RUNS, count=0) if body == [] else NOT_AN_ARRAY
+    assert response.status_code == 400 and response.json() == {"detail": detail}
 
 
 @override_settings(MLTRACE_MAX_BATCH_RUNS=3)

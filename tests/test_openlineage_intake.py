@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from api.exceptions import NO_SUCH_ENDPOINT
 from runs.models import OpenLineageEvent, Write
+from runs.openlineage import NOT_AN_EVENT, NOT_AN_OBJECT
 from tests.openlineage_api import send, send_all
 from tests.openlineage_events import at, event, run_uuid, spark_job
 
@@ -42,9 +44,11 @@ def test_a_bad_event_is_a_400_naming_the_field_and_nothing_is_recorded(api, chan
 
 
 def test_a_body_that_is_no_event_is_a_400(api):
-    assert send(api, [1, 2]).status_code == 400
+    not_an_object = send(api, [1, 2])
+    assert not_an_object.status_code == 400
+    assert not_an_object.json() == {"event": [NOT_AN_OBJECT]}
     response = send(api, {"eventTime": at(0)})
-    assert response.status_code == 400 and "run" in response.json()
+    assert response.status_code == 400 and response.json() == {"run": [NOT_AN_EVENT]}
     assert not Write.objects.exists()
 
 
@@ -89,6 +93,7 @@ def test_every_event_is_kept_as_received(api):
 def test_the_endpoints_are_served_exactly_without_a_trailing_slash(api):
     response = send(api, event("START", run_uuid("s"), "j", 0), path="/api/v1/lineage/")
     assert response.status_code == 404
+    assert response.json() == {"detail": NO_SUCH_ENDPOINT.format(path="/api/v1/lineage/")}
     assert send(api, [event("START", run_uuid("s"), "j", 0)], path="/api/v1/lineage/batch").status_code == 200
 
 

@@ -21,7 +21,7 @@ from api.serializers.plain_runs import (
     plain_batch_from_json,
     plain_batch_payloads,
     plain_run_from_json,
-    plain_run_payload,
+    plain_run_write_payload,
 )
 from api.serializers.runs import RunBatchSerializer, RunCreateSerializer, run_write_payload
 from bench import payloads as pipeline_payloads
@@ -147,7 +147,7 @@ def runs(draw):
     }
 )
 def test_a_plain_payload_is_the_serializers_payload(run):
-    plain = plain_run_payload(run)
+    plain = plain_run_write_payload(run)
     if plain is not None:
         assert plain == drf_payload(run)
         # Stored as JSON: the same text, so the same payload_bytes and the same commit.
@@ -224,7 +224,7 @@ def test_the_runs_pipelines_log_take_the_plain_path():
 
     stream = pipeline_payloads.pipeline(start=dt.datetime(2026, 12, 1, tzinfo=dt.UTC))
     batch = [next(stream) for _ in range(300)]
-    assert all(plain_run_payload(run) is not None for run in batch)
+    assert all(plain_run_write_payload(run) is not None for run in batch)
     assert plain_batch_payloads({"runs": batch}) == drf_batch({"runs": batch})
     assert plain_batch_from_json(body({"runs": batch})) == drf_batch({"runs": batch})
     full = {
@@ -242,8 +242,8 @@ def test_the_runs_pipelines_log_take_the_plain_path():
         "code_snapshot": "print(1)",
         "test_results": {"accuracy": 0.93, "runs": [1, 2]},
     }
-    assert plain_run_payload(full) == drf_payload(full)
-    assert plain_run_payload(full)["start_timestamp"] == "2026-12-01T09:00:00+00:00"
+    assert plain_run_write_payload(full) == drf_payload(full)
+    assert plain_run_write_payload(full)["start_timestamp"] == "2026-12-01T09:00:00+00:00"
 
 
 @pytest.mark.parametrize(
@@ -267,5 +267,5 @@ def test_what_the_serializers_refuse_never_takes_the_plain_path(change):
     }
     run.update(change)
     assert drf_payload(run) is None
-    assert plain_run_payload(run) is None
+    assert plain_run_write_payload(run) is None
     assert plain_batch_payloads({"runs": [run]}) is None

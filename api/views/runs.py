@@ -31,7 +31,7 @@ from api.serializers.plain_runs import (
     plain_batch_from_json,
     plain_batch_payloads,
     plain_run_from_json,
-    plain_run_payload,
+    plain_run_write_payload,
 )
 from api.serializers.run_queries import (
     MAX_BIGINT,
@@ -239,7 +239,7 @@ class RunViewSet(KnownQueryParameters, viewsets.ViewSet):
         body = json_body(request)
         payload = plain_run_from_json(body) if body is not None else None
         if payload is None:
-            payload = plain_run_payload(request.data)
+            payload = plain_run_write_payload(request.data)
         if payload is None:
             payload = run_write_payload(validated(RunCreateSerializer, request.data))
         return submit_runs(request, [payload], batch=False)
