@@ -18,6 +18,7 @@ COPY api ./api
 COPY ingest ./ingest
 COPY runs ./runs
 COPY components ./components
+COPY monitoring ./monitoring
 COPY common ./common
 COPY templates ./templates
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \

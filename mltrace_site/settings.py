@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "api.apps.ApiConfig",
     "components",
     "runs",
+    "monitoring",
 ]
 
 MIDDLEWARE = [

@@ -90,6 +90,8 @@ class Write(models.Model):
         COMPONENT = "component"
         RUN = "run"
         OPENLINEAGE = "openlineage", "OpenLineage event"  # as received
+        OUTPUT = "output"  # a task's outputs (monitoring)
+        FEEDBACK = "feedback"  # a task's feedback (monitoring)
 
     class Status(models.TextChoices):
         QUEUED = "queued"

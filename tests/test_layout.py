@@ -6,6 +6,7 @@ and the ones below it:
     mltrace_site   the project: settings, root URLconf, wsgi, commands; nothing imports it
     api            HTTP: views, serializers, routing, the exception handler, the dashboard
     ingest         the accepted-write log: accept, locks, idempotency, commit, tasks, brokers
+    monitoring     the domain: tasks, their outputs and feedback, metrics (it may use runs)
     runs           the domain: runs, pointers, lineage reads (it may use components)
     components     the domain: components and tags
     common         helpers that import no app
@@ -24,7 +25,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ["mltrace_site", "api", "ingest", "runs", "components", "common"]
+LAYERS = ["mltrace_site", "api", "ingest", "monitoring", "runs", "components", "common"]
 SERVER_PACKAGES = tuple(LAYERS)
 
 
