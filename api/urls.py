@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 from api.views.components import ComponentViewSet, TagViewSet
 from api.views.openlineage import OpenLineageBatchView, OpenLineageRunsView, OpenLineageView
 from api.views.runs import FlagView, ImpactView, QueueView, ReviewView, RunViewSet, TraceView, UnflagView
+from api.views.task_writes import TaskFeedbackWriteView, TaskOutputsWriteView
 
 router = SimpleRouter()
 router.register("components", ComponentViewSet, basename="component")
@@ -27,4 +28,8 @@ urlpatterns = [
     path("lineage", OpenLineageView.as_view(), name="openlineage"),
     path("lineage/batch", OpenLineageBatchView.as_view(), name="openlineage-batch"),
     path("lineage/runs/", OpenLineageRunsView.as_view(), name="openlineage-runs"),
+    # Monitoring: writes. <path:task> takes a "/" too, so that a name holding one (sent as
+    # %2F) is a 400 that says why, not a 404.
+    path("tasks/<path:task>/outputs/", TaskOutputsWriteView.as_view(), name="task-outputs"),
+    path("tasks/<path:task>/feedback/", TaskFeedbackWriteView.as_view(), name="task-feedback"),
 ]

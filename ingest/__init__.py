@@ -18,6 +18,7 @@ Its modules, top to bottom: each imports only the modules below it in this list
     materialize.py  the order-free half of a run write: its pointers, links and materialized form
     batch.py        apply one batch in order: its events made writes (openlineage.py), planned, inserted
     openlineage.py  one batch's OpenLineage events and the run and component writes they make
+    predictions.py  one batch's outputs and feedback folded into their tasks' predictions and counts
     pointers.py     pointers made or retyped so that each has its first mention's type
     locks.py        the accept lock and the commit lock
     idempotency.py  Idempotency-Key answers
@@ -31,5 +32,5 @@ caller's transaction); *resolving* is applying the oldest queued writes under th
 lock, and a write is *committed* when it is applied and marked committed in the write log in
 that one transaction, which SQL's COMMIT then ends.
 
-It imports the domain (components, runs) and common; nothing below imports it.
+It imports the domain (monitoring, runs, components) and common; nothing below imports it.
 """

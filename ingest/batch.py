@@ -60,7 +60,9 @@ from components.models import Component
 from components.services import tags_get_or_create
 from ingest.openlineage import OpenLineageBatch
 from ingest.pointers import pointer_ids
+from ingest.predictions import PREDICTION_KINDS, predictions_apply
 from ingest.sql import copy_id_pairs, copy_rows, runs_in_windows
+from monitoring.models import Task
 from runs.models import (
     Run,
     RunDependency,
@@ -163,6 +165,11 @@ class CommittedRun:
     id: int
 
 
+# What applying a write gives: its object (a component, a run, the task of outputs or
+# feedback; None for an event that makes nothing) and whether the write created it.
+Applied = tuple[Component | CommittedRun | Task | None, bool]
+
+
 @dataclass
 class PlannedRun:
     write: AcceptedWrite
@@ -175,9 +182,7 @@ class PlannedRun:
     stale: list[str] = field(default_factory=list)
 
 
-def batch_apply(
-    writes: Sequence[AcceptedWrite], *, refuse_unresolved: bool
-) -> list[tuple[Component | CommittedRun, bool]]:
+def batch_apply(writes: Sequence[AcceptedWrite], *, refuse_unresolved: bool) -> list[Applied]:
     """Applies accepted writes in acceptance order (their rows into the domain's tables, in the
     caller's transaction); returns (object, created) for each.
 
@@ -185,6 +190,8 @@ def batch_apply(
     DependencyUnresolved (its `index` says which write) before anything is written. Otherwise
     the run is written with the name in unresolved_dependencies.
     """
+    if any(write.kind in PREDICTION_KINDS for write in writes):
+        return _batch_apply_with_predictions(writes, refuse_unresolved=refuse_unresolved)
     if len(writes) > 1 and Run.objects.filter(id__gt=writes[0].id).exists():
         # A retried write older than committed runs: what it may see differs from what the
         # writes after it may see, so each is applied on its own.
@@ -202,6 +209,26 @@ def batch_apply(
     return events.results(derived, results)
 
 
+def _batch_apply_with_predictions(
+    writes: Sequence[AcceptedWrite], *, refuse_unresolved: bool
+) -> list[Applied]:
+    """batch_apply for a batch holding outputs or feedback: those are folded into their tasks'
+    predictions (ingest/predictions.py), the others applied as always. The two touch no row of
+    each other's, so each applied in acceptance order among its own is the batch in that order."""
+    others = [(index, write) for index, write in enumerate(writes) if write.kind not in PREDICTION_KINDS]
+    results: list[Applied] = []
+    if others:
+        try:
+            results = batch_apply([write for _, write in others], refuse_unresolved=refuse_unresolved)
+        except DependencyUnresolved as exc:
+            if exc.index is not None:
+                exc.index = others[exc.index][0]  # its index in this batch
+            raise
+    predictions = iter(predictions_apply([w for w in writes if w.kind in PREDICTION_KINDS]))
+    by_index = dict(zip((index for index, _ in others), results, strict=True))
+    return [by_index[index] if index in by_index else next(predictions) for index in range(len(writes))]
+
+
 class BatchWriter:
     """Writes one batch: plans every write in memory, in acceptance order, then inserts the
     rows of all of them in bulk."""
@@ -212,7 +239,7 @@ class BatchWriter:
         # Everything committed before this batch has a lower id than all of it.
         self.bound = writes[0].id if writes else 0
 
-    def write(self) -> list[tuple[Component | CommittedRun, bool]]:
+    def write(self) -> list[Applied]:
         """Plans every write in memory, in acceptance order, then inserts the batch in bulk."""
         runs = [w for w in self.writes if w.kind == Write.Kind.RUN]
         self.components = self._load_components()

@@ -13,6 +13,14 @@ from common.timestamps import iso_utc
 from runs.models import Run, Write
 from runs.selectors import run_bodies
 
+# What a write that is not a run is, in NOT_A_RUN.
+WRITE_KIND_NAMES: dict[str, str] = {
+    Write.Kind.COMPONENT: "a component write",
+    Write.Kind.OPENLINEAGE: "an OpenLineage event",
+    Write.Kind.OUTPUT: "a task's outputs",
+    Write.Kind.FEEDBACK: "a task's feedback",
+}
+
 
 def pending_write_body(write: Write) -> dict[str, Any]:
     """The body of a run write that is not committed: queued, or failed with its error."""
@@ -37,7 +45,7 @@ def run_get(*, run_id: int) -> dict[str, Any]:
     if write is None:
         raise NotFound(RUN_NOT_FOUND.format(id=run_id))
     if write.kind != Write.Kind.RUN:
-        kind = "an OpenLineage event" if write.kind == Write.Kind.OPENLINEAGE else "a component write"
+        kind = WRITE_KIND_NAMES.get(write.kind, "a component write")
         raise NotFound(NOT_A_RUN.format(id=run_id, kind=kind))
     if write.status == Write.Status.COMMITTED:
         # Committed by a worker between the two reads above: the run exists now.

@@ -229,6 +229,8 @@ MLTRACE_MAX_BATCH_RUNS = env_int("MLTRACE_MAX_BATCH_RUNS", 1000, minimum=1)
 MLTRACE_MAX_PAGE_BYTES = env_int("MLTRACE_MAX_PAGE_BYTES", 8 * 1024 * 1024, minimum=1)
 # Inputs and outputs of all the runs of one batch.
 MLTRACE_MAX_BATCH_POINTERS = env_int("MLTRACE_MAX_BATCH_POINTERS", 100_000, minimum=1)
+# Items (outputs, or feedback) of one POST to a monitored task: one write holds them all.
+MLTRACE_MAX_BATCH_OUTPUTS = env_int("MLTRACE_MAX_BATCH_OUTPUTS", 10_000, minimum=1)
 # How deep test_results may nest arrays and objects; a whole body may nest 16 levels more.
 MLTRACE_MAX_JSON_DEPTH = env_int("MLTRACE_MAX_JSON_DEPTH", 64, minimum=1)
 
