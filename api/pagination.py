@@ -26,8 +26,8 @@ LIMIT_PARAMETER = OpenApiParameter(
 )
 
 
-def parse_limit(request: Request, *, default: int = DEFAULT_LIMIT) -> int:
-    """The `limit` query parameter: default when absent, capped at MAX_LIMIT, 400 when not an
+def parse_limit(request: Request, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
+    """The `limit` query parameter: default when absent, capped at `maximum`, 400 when not an
     integer >= 1 (an empty one included)."""
     raw = request.query_params.get("limit")
     if raw is None:
@@ -37,8 +37,8 @@ def parse_limit(request: Request, *, default: int = DEFAULT_LIMIT) -> int:
     except ValueError:
         limit = 0
     if limit < 1:
-        raise serializers.ValidationError({"limit": [LIMIT_INVALID.format(max=MAX_LIMIT)]})
-    return min(limit, MAX_LIMIT)
+        raise serializers.ValidationError({"limit": [LIMIT_INVALID.format(max=maximum)]})
+    return min(limit, maximum)
 
 
 # The largest id a `before`, `after` or impact cursor can carry: what a link may take.

@@ -8,7 +8,8 @@ from rest_framework.routers import SimpleRouter
 from api.views.components import ComponentViewSet, TagViewSet
 from api.views.openlineage import OpenLineageBatchView, OpenLineageRunsView, OpenLineageView
 from api.views.runs import FlagView, ImpactView, QueueView, ReviewView, RunViewSet, TraceView, UnflagView
-from api.views.task_writes import TaskFeedbackWriteView, TaskOutputsWriteView
+from api.views.task_reads import TaskListView, TaskMetricsView, TaskPairsView, TaskSeriesView, TaskView
+from api.views.tasks import TaskFeedbackView, TaskOutputsView
 
 router = SimpleRouter()
 router.register("components", ComponentViewSet, basename="component")
@@ -28,8 +29,13 @@ urlpatterns = [
     path("lineage", OpenLineageView.as_view(), name="openlineage"),
     path("lineage/batch", OpenLineageBatchView.as_view(), name="openlineage-batch"),
     path("lineage/runs/", OpenLineageRunsView.as_view(), name="openlineage-runs"),
-    # Monitoring: writes. <path:task> takes a "/" too, so that a name holding one (sent as
-    # %2F) is a 400 that says why, not a 404.
-    path("tasks/<path:task>/outputs/", TaskOutputsWriteView.as_view(), name="task-outputs"),
-    path("tasks/<path:task>/feedback/", TaskFeedbackWriteView.as_view(), name="task-feedback"),
+    # Monitoring. <path:task> takes a "/" too, so that a name holding one (sent as %2F) is a
+    # 400 that says why on a write, not a 404; the paths with a suffix come first.
+    path("tasks/", TaskListView.as_view(), name="tasks"),
+    path("tasks/<path:task>/outputs/", TaskOutputsView.as_view(), name="task-outputs"),
+    path("tasks/<path:task>/feedback/", TaskFeedbackView.as_view(), name="task-feedback"),
+    path("tasks/<path:task>/pairs/", TaskPairsView.as_view(), name="task-pairs"),
+    path("tasks/<path:task>/metrics/", TaskMetricsView.as_view(), name="task-metrics"),
+    path("tasks/<path:task>/series/", TaskSeriesView.as_view(), name="task-series"),
+    path("tasks/<path:task>/", TaskView.as_view(), name="task"),
 ]

@@ -17,6 +17,7 @@ OUTPUT_NOT_FOUND = "No committed run has an output named {name!r}."
 POINTER_NOT_FOUND = "No IO pointer is named {name!r}."
 DEPENDENCY_UNRESOLVED = "Component {name!r} has no run accepted before this one."
 NOT_A_RUN = "Write {id} is {kind}, not a run."
+TASK_NOT_FOUND = "Unknown task: {name}."
 IDEMPOTENCY_KEY_REUSED = "This Idempotency-Key was already used with a different request."
 
 

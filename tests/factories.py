@@ -63,3 +63,37 @@ def nothing_written() -> bool:
         or IOPointer.objects.exists()
         or Component.objects.exists()
     )
+
+
+def create_predictions(
+    task_name: str,
+    rows: list[tuple[float | None, float | None]],
+    *,
+    start: dt.datetime = BASE_TIME,
+    step: dt.timedelta = dt.timedelta(seconds=1),
+    prefix: str = "",
+) -> list[Any]:
+    """Monitoring rows written directly, as a commit leaves them: (output, feedback) each,
+    None where that side is missing; the i-th output and feedback at start + i * step, the
+    identifiers prefix + "0", "1", ...; the task's counts set to match."""
+    from monitoring.models import Prediction, Task
+
+    task, _ = Task.objects.get_or_create(name=task_name, defaults={"created_at": start})
+    made = Prediction.objects.bulk_create(
+        Prediction(
+            task=task,
+            identifier=f"{prefix}{index}",
+            output=output,
+            output_at=start + index * step if output is not None else None,
+            feedback=feedback,
+            feedback_at=start + index * step if feedback is not None else None,
+        )
+        for index, (output, feedback) in enumerate(rows)
+    )
+    everything = Prediction.objects.filter(task=task)
+    task.output_count = everything.filter(output__isnull=False).count()
+    task.feedback_count = everything.filter(feedback__isnull=False).count()
+    task.pair_count = everything.filter(output__isnull=False, feedback__isnull=False).count()
+    task.last_output_at = max((p.output_at for p in everything if p.output_at), default=None)
+    task.save()
+    return made

@@ -15,7 +15,7 @@ from django.http import HttpResponse
 from openapi_core import OpenAPI
 from openapi_core.contrib.django import DjangoOpenAPIRequest, DjangoOpenAPIResponse
 
-from tests.factories import run_request_body
+from tests.factories import create_predictions, run_request_body
 
 pytestmark = pytest.mark.django_db
 
@@ -127,5 +127,29 @@ def test_error_answers_match_the_schema(api, anon, openapi, settings):
         api.post("/api/v1/runs/", "component=etl", content_type="text/plain"),  # 415
     ]
     assert [a.status_code for a in answers] == [400, 400, 401, 404, 404, 409, 409, 413, 415]
+    for answer in answers:
+        conforms(openapi, answer)
+
+
+def test_task_read_answers_match_the_schema(api, openapi):
+    create_predictions("scores", [(0.2, 0.0), (0.9, 1.0), (0.4, None), (None, 1.0)])
+    create_predictions("labels", [(0.0, 1.0), (2.0, 2.0)])
+    answers = [
+        api.get("/api/v1/tasks/"),
+        api.get("/api/v1/tasks/?limit=1"),
+        api.get("/api/v1/tasks/scores/"),
+        api.get("/api/v1/tasks/scores/outputs/?limit=1"),
+        api.get("/api/v1/tasks/scores/feedback/?window_seconds=60"),
+        api.get("/api/v1/tasks/scores/pairs/?window_pairs=1&limit=1"),
+        api.get("/api/v1/tasks/scores/metrics/?metric=roc_auc&window_pairs=2"),
+        api.get("/api/v1/tasks/scores/metrics/?metric=r2&window_seconds=60"),  # empty: null, reason
+        api.get("/api/v1/tasks/labels/metrics/?metric=confusion_matrix"),
+        api.get("/api/v1/tasks/labels/metrics/?metric=precision"),  # not binary: null, reason
+        api.get("/api/v1/tasks/scores/series/?metric=f1&bucket=hour&start=2024-01-01&end=2024-01-02"),
+        api.get("/api/v1/tasks/nothing/"),  # 404
+        api.get("/api/v1/tasks/scores/metrics/?metric=auc"),  # 400
+        api.get("/api/v1/tasks/scores/pairs/?before=x"),  # 400
+    ]
+    assert [a.status_code for a in answers] == [200] * 11 + [404, 400, 400]
     for answer in answers:
         conforms(openapi, answer)

@@ -24,6 +24,13 @@ CONTRACT = {
     "/api/v1/unflag/": {"post"},
     "/api/v1/review/": {"get"},
     "/api/v1/queue/": {"get"},
+    "/api/v1/tasks/": {"get"},
+    "/api/v1/tasks/{task}/": {"get"},
+    "/api/v1/tasks/{task}/outputs/": {"get"},
+    "/api/v1/tasks/{task}/feedback/": {"get"},
+    "/api/v1/tasks/{task}/pairs/": {"get"},
+    "/api/v1/tasks/{task}/metrics/": {"get"},
+    "/api/v1/tasks/{task}/series/": {"get"},
 }
 
 
@@ -114,7 +121,7 @@ def _query_parameters(schema: dict) -> list[tuple[str, str, dict, dict]]:
     parameter of every operation of the served schema."""
     found = []
     for path, operations in schema["paths"].items():
-        url = path.replace("{id}", "1").replace("{name}", "etl")
+        url = path.replace("{id}", "1").replace("{name}", "etl").replace("{task}", "etl")
         for method, operation in operations.items():
             for parameter in operation.get("parameters", []):
                 if parameter["in"] == "query":
@@ -191,4 +198,8 @@ def test_every_query_parameter_given_empty_is_a_400_naming_it_as_the_schema_says
         "/api/v1/runs/1/impact/",
         "/api/v1/impact/",
         "/api/v1/lineage/runs/",
+        "/api/v1/tasks/",
+        "/api/v1/tasks/etl/outputs/",
+        "/api/v1/tasks/etl/feedback/",
+        "/api/v1/tasks/etl/pairs/",
     }
