@@ -3,7 +3,7 @@
 Every request needs a user. Then each request needs one scope:
 - read: GET (and HEAD, OPTIONS) of anything;
 - write: accepting runs and components (POST of runs, batches, components, tags);
-- admin: flag and unflag, and PATCH of runs and components.
+- admin: flag and unflag (a task's flag too), and PATCH of runs and components.
 A token has the scopes its TokenGrant lists; one without a grant, or with no scopes listed,
 has them all: the tokens `make run` and `create_api_token` without --scope make. A session
 (the dashboard's login) has what the admin would let its user do: the same Django permission

@@ -8,6 +8,7 @@ from rest_framework.routers import SimpleRouter
 from api.views.components import ComponentViewSet, TagViewSet
 from api.views.openlineage import OpenLineageBatchView, OpenLineageRunsView, OpenLineageView
 from api.views.runs import FlagView, ImpactView, QueueView, ReviewView, RunViewSet, TraceView, UnflagView
+from api.views.task_flag import TaskFlagView
 from api.views.task_reads import TaskListView, TaskMetricsView, TaskPairsView, TaskSeriesView, TaskView
 from api.views.tasks import TaskFeedbackView, TaskOutputsView
 
@@ -37,5 +38,6 @@ urlpatterns = [
     path("tasks/<path:task>/pairs/", TaskPairsView.as_view(), name="task-pairs"),
     path("tasks/<path:task>/metrics/", TaskMetricsView.as_view(), name="task-metrics"),
     path("tasks/<path:task>/series/", TaskSeriesView.as_view(), name="task-series"),
+    path("tasks/<path:task>/flag/", TaskFlagView.as_view(), name="task-flag"),
     path("tasks/<path:task>/", TaskView.as_view(), name="task"),
 ]

@@ -18,6 +18,10 @@ POINTER_NOT_FOUND = "No IO pointer is named {name!r}."
 DEPENDENCY_UNRESOLVED = "Component {name!r} has no run accepted before this one."
 NOT_A_RUN = "Write {id} is {kind}, not a run."
 TASK_NOT_FOUND = "Unknown task: {name}."
+TOO_MANY_DISAGREEING = (
+    "The window holds more than {max:,} disagreeing pairs; a call flags at most {max:,}: "
+    "narrow it with window_seconds or window_pairs."
+)
 IDEMPOTENCY_KEY_REUSED = "This Idempotency-Key was already used with a different request."
 
 

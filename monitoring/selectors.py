@@ -7,11 +7,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-from django.db.models import Q, QuerySet
-from django.db.models.functions import TruncDay, TruncHour, TruncMinute
+from django.db.models import F, FloatField, Q, QuerySet, Value
+from django.db.models.functions import Abs, TruncDay, TruncHour, TruncMinute
+from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
-from common.errors import TASK_NOT_FOUND, NotFound
+from common.errors import TASK_NOT_FOUND, TOO_MANY_DISAGREEING, InvalidInput, NotFound
 from monitoring.metrics import MetricValue, bucket_start, bucket_sums, from_sums, metric_compute
 from monitoring.models import Prediction, Task
 
@@ -24,6 +25,8 @@ BUCKET_SIZES = {
 _TRUNCATE = {"minute": TruncMinute, "hour": TruncHour, "day": TruncDay}
 # A page's position: the (time, id) of the last row of the page before.
 Keyset = tuple[dt.datetime, int]
+# At most this many disagreeing pairs are flagged by one call (POST .../flag/); more is a 400.
+MAX_FLAG_OUTPUTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,47 @@ def window_pairs(*, task: Task, window: Window, now: dt.datetime | None = None) 
         latest = pairs.order_by("-output_at", "-id").values("id")[: window.pairs]
         return pairs.filter(id__in=latest)
     return pairs
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """When a pair disagrees: `mismatch` (classification) output != feedback; else (regression)
+    |feedback - output| > `threshold`."""
+
+    mismatch: bool = False
+    threshold: float | None = None
+
+
+def _disagreeing(pairs: QuerySet[Prediction], disagreement: Disagreement) -> QuerySet[Prediction]:
+    if disagreement.mismatch:
+        return pairs.filter(~Q(output=F("feedback")))
+    threshold = disagreement.threshold
+    if threshold is None:
+        raise ValueError("a disagreement is a mismatch or a threshold")
+    # Halves: |f/2 - o/2| > t/2 is |f - o| > t (halving a double is exact), and f - o of two
+    # finite doubles may overflow, which PostgreSQL raises as an error.
+    half = Value(0.5, output_field=FloatField())
+    distance = Abs(F("feedback") * half - F("output") * half)
+    return pairs.filter(GreaterThan(distance, Value(threshold / 2, output_field=FloatField())))
+
+
+def disagreeing_identifiers(
+    *,
+    task: Task,
+    window: Window,
+    disagreement: Disagreement,
+    limit: int | None = None,
+    now: dt.datetime | None = None,
+) -> list[str]:
+    """The identifiers of the window's pairs that disagree, newest output first (ties by id).
+    Raises InvalidInput when there are more than `limit` (MAX_FLAG_OUTPUTS): one query, LIMIT
+    limit + 1."""
+    limit = MAX_FLAG_OUTPUTS if limit is None else limit
+    pairs = _disagreeing(window_pairs(task=task, window=window, now=now), disagreement)
+    identifiers = list(pairs.order_by("-output_at", "-id").values_list("identifier", flat=True)[: limit + 1])
+    if len(identifiers) > limit:
+        raise InvalidInput(TOO_MANY_DISAGREEING.format(max=limit))
+    return identifiers
 
 
 def pairs_page(

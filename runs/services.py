@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -57,6 +58,75 @@ def pointers_flag(*, name: str, flag: bool, user: Any = None) -> int:
             detail={"pointers": len(ids)},
         )
         return len(ids)
+
+    return retry_once_on_deadlock(flag_them)
+
+
+@dataclass(frozen=True)
+class NamesFlagged:
+    """What flagging a list of names did: pointers flagged now and already flagged, the names
+    whose pointers were flagged now (in the order given), the names with no pointer."""
+
+    flagged: int
+    already_flagged: int
+    names_flagged: list[str]
+    not_pointers: list[str]
+
+
+def pointers_flag_names(
+    *, names: list[str], user: Any = None, detail: dict[str, Any] | None = None
+) -> NamesFlagged:
+    """Flags every pointer of each name, as pointers_flag does for one name, in one transaction.
+
+    A name with no pointer is counted, not an error. One edit is recorded for each name whose
+    pointers it flagged now (action flag, the name, {"pointers": flagged now, **detail}); a name
+    whose pointers were all flagged already records nothing, so calling again changes nothing.
+    """
+    wanted = list(dict.fromkeys(names))
+
+    def flag_them() -> NamesFlagged:
+        named: list[int] = []
+        for some in chunked(wanted):
+            named += IOPointer.objects.filter(
+                **one_of("name_hash", [pointer_name_hash(name) for name in some]), **one_of("name", some)
+            ).values_list("id", flat=True)
+        rows: list[tuple[int, str, bool]] = []
+        for chunk in chunked(sorted(set(named))):
+            # Locked in ascending id order, chunk after chunk, as every flag and unflag does.
+            rows += (
+                IOPointer.objects.filter(**one_of("id", chunk))
+                .order_by("id")
+                .select_for_update()
+                .values_list("id", "name", "flag")
+            )
+        # Pointers a name has that this call flags; those flagged already.
+        now: dict[str, int] = {}
+        already = 0
+        for _, name, was_flagged in rows:
+            if was_flagged:
+                already += 1
+            else:
+                now[name] = now.get(name, 0) + 1
+        _update_flags([row_id for row_id, _, flagged in rows if not flagged], flag=True)
+        at = timezone.now()
+        Edit.objects.bulk_create(
+            Edit(
+                at=at,
+                user=user,
+                action=Edit.Action.FLAG,
+                target=name,
+                detail={"pointers": now[name], **(detail or {})},
+            )
+            for name in wanted
+            if name in now
+        )
+        found = {name for _, name, _ in rows}
+        return NamesFlagged(
+            flagged=sum(now.values()),
+            already_flagged=already,
+            names_flagged=[name for name in wanted if name in now],
+            not_pointers=[name for name in wanted if name not in found],
+        )
 
     return retry_once_on_deadlock(flag_them)
 

@@ -153,3 +153,23 @@ def test_task_read_answers_match_the_schema(api, openapi):
     assert [a.status_code for a in answers] == [200] * 11 + [404, 400, 400]
     for answer in answers:
         conforms(openapi, answer)
+
+
+def test_task_flag_answers_match_the_schema(api, openapi):
+    api.post(
+        "/api/v1/runs/?sync=true",
+        run_request_body("infer", outputs=[{"name": "pred_1", "value": "", "pointer_type": "ENDPOINT"}]),
+        format="json",
+    )
+    create_predictions("scores", [(2.0, 2.0), (1.0, 0.0)], prefix="pred_")
+    answers = [
+        api.post("/api/v1/tasks/scores/flag/", {"mismatch": True}, format="json"),
+        api.post("/api/v1/tasks/scores/flag/", {"threshold": 0.5, "window_pairs": 2}, format="json"),
+        api.post("/api/v1/tasks/scores/flag/", {"threshold": 0.5, "window_seconds": 60}, format="json"),
+        api.post("/api/v1/tasks/scores/flag/", {}, format="json"),
+        api.post("/api/v1/tasks/nothing/flag/", {"mismatch": True}, format="json"),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 400, 404]
+    assert answers[0].json()["outputs"] == ["pred_1"]
+    for answer in answers:
+        conforms(openapi, answer)

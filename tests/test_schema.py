@@ -31,6 +31,7 @@ CONTRACT = {
     "/api/v1/tasks/{task}/pairs/": {"get"},
     "/api/v1/tasks/{task}/metrics/": {"get"},
     "/api/v1/tasks/{task}/series/": {"get"},
+    "/api/v1/tasks/{task}/flag/": {"post"},
 }
 
 
