@@ -1,6 +1,7 @@
 """mltrace, the lineage and tracing library for ML pipelines, as a client of the mltrace server.
 
-The same API as mltrace 0.17. Point it at a server with MLTRACE_SERVER_URL and MLTRACE_TOKEN
+The same API as mltrace 0.17, and later mltrace's monitoring (Task, Metric, log_output,
+log_feedback, compute_metric). Point it at a server with MLTRACE_SERVER_URL and MLTRACE_TOKEN
 (or mltrace.set_server(url, token)); writes are sent in the background, reads see them.
 """
 
@@ -9,6 +10,7 @@ from mltrace.client import (
     add_notes_to_component_run,
     backtrace,
     clean_db,
+    compute_metric,
     create_component,
     create_random_ids,
     flag_output_id,
@@ -27,6 +29,8 @@ from mltrace.client import (
     impact,
     load,
     log_component_run,
+    log_feedback,
+    log_output,
     register,
     review_flagged_outputs,
     save,
@@ -41,7 +45,17 @@ from mltrace.client import (
     web_trace,
 )
 from mltrace.db import PointerTypeEnum
-from mltrace.entities import Component, ComponentRun, IOPointer, Test, components, tests
+from mltrace.entities import (
+    Component,
+    ComponentRun,
+    IOPointer,
+    Metric,
+    Task,
+    Test,
+    components,
+    supported_sklearn_metrics,
+    tests,
+)
 from mltrace.errors import NotSupported, RefusedWrite, ServerError, ServerUnreachable
 
 __all__ = [
@@ -79,6 +93,13 @@ __all__ = [
     "tests",
     "load",
     "save",
+    # mltrace's monitoring (after 0.17):
+    "log_output",
+    "log_feedback",
+    "compute_metric",
+    "Task",
+    "supported_sklearn_metrics",
+    "Metric",
     # Ours, beyond mltrace 0.17:
     "__version__",
     "flush",
@@ -93,7 +114,7 @@ __all__ = [
     "ServerUnreachable",
 ]
 
-# Functions of later mltrace releases (labels, metrics, monitoring) that 0.17 did not have.
+# Functions of later mltrace (labels, get_tags) that 0.17 did not have and this client lacks.
 _LATER_MLTRACE = frozenset(
     (
         "retract_label",
@@ -101,13 +122,7 @@ _LATER_MLTRACE = frozenset(
         "retract_labels",
         "retrieve_io_pointers_for_label",
         "get_labels",
-        "log_output",
-        "log_feedback",
-        "compute_metric",
         "get_tags",
-        "Task",
-        "Metric",
-        "supported_sklearn_metrics",
     )
 )
 
@@ -117,8 +132,8 @@ def __getattr__(name):
 
         def not_supported(*args, **kwargs):
             raise NotSupported(
-                f"mltrace.{name} is not supported: this client implements mltrace 0.17's API, "
-                "which has no labels, metrics or monitoring."
+                f"mltrace.{name} is not supported: this client implements mltrace 0.17's API "
+                "and later mltrace's monitoring (Task, Metric, log_output), not its labels."
             )
 
         not_supported.__name__ = name

@@ -28,7 +28,11 @@ _component_of_run: dict[int, str] = {}
 
 
 class Missing(Exception):
-    """A 404 from a read."""
+    """A 404 from a read; `error` is the ServerError that says what the server answered."""
+
+    def __init__(self, error: ServerError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 # --- requests, after this process's writes -----------------------------------------------
@@ -74,25 +78,25 @@ def read(path: str, params: dict | None = None, *, missing: str | None = None) -
         if exc.status == 404 and missing is not None:
             raise RuntimeError(missing) from None
         if exc.status == 404:
-            raise Missing() from None
+            raise Missing(exc) from None
         raise
 
 
-def pages(path: str, params: dict, limit: int | None) -> list:
+def pages(path: str, params: dict, limit: int | None, *, page_limit: int = PAGE_LIMIT) -> list:
     """The results of a paged list, following `next` until `limit` (None: all of them)."""
     wait_for_own_writes()
     transport = _state.sender().transport
     results: list = []
     params = {key: value for key, value in params.items() if value is not None}
     while limit is None or len(results) < limit:
-        wanted = PAGE_LIMIT if limit is None else min(PAGE_LIMIT, limit - len(results))
+        wanted = page_limit if limit is None else min(page_limit, limit - len(results))
         try:
             page = transport.get_json(
                 path, {**params, "limit": wanted}, give_up_after=_state.settings.read_give_up_seconds
             )
         except ServerError as exc:
             if exc.status == 404:
-                raise Missing() from None
+                raise Missing(exc) from None
             raise
         results += page["results"]
         if not page.get("next"):

@@ -6,6 +6,7 @@ MLTRACE_TOKEN          the API token (`make run` prints one)
 MLTRACE_SYNC           1: each write waits for its commit (?sync=true)
 MLTRACE_BUFFER_SIZE    writes held in memory before a write call waits (10,000)
 MLTRACE_BATCH_RUNS     runs per request (1,000, the server's default limit)
+MLTRACE_BATCH_OUTPUTS  outputs (or feedback) per request (10,000, the server's default limit)
 MLTRACE_FLUSH_TIMEOUT  seconds the exit flush waits for the server (30)
 MLTRACE_READ_TIMEOUT   seconds a read keeps trying a server that does not answer (30)
 """
@@ -95,6 +96,7 @@ class Settings:
     sync: bool = field(default_factory=lambda: _env_bool("MLTRACE_SYNC"))
     buffer_size: int = field(default_factory=lambda: _env_int("MLTRACE_BUFFER_SIZE", 10_000))
     batch_runs: int = field(default_factory=lambda: _env_int("MLTRACE_BATCH_RUNS", 1000))
+    batch_outputs: int = field(default_factory=lambda: _env_int("MLTRACE_BATCH_OUTPUTS", 10_000))
     flush_timeout: float = field(default_factory=lambda: _env_float("MLTRACE_FLUSH_TIMEOUT", 30.0))
     # Called in the sender's thread with each write the server refused (a RefusedWrite).
     error_callback: Callable | None = None

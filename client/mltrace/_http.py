@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import urllib3
 
@@ -169,6 +169,13 @@ class Transport:
 
     def close(self) -> None:
         self.pool.clear()
+
+
+def path_segment(name: str) -> str:
+    """A name (a task's, say) as one segment of a URL path: '/' and the rest quoted, and '.'
+    and '..' too, which a URL would resolve."""
+    segment = quote(name, safe="")
+    return segment.replace(".", "%2E") if name in (".", "..") else segment
 
 
 def error_for(url: str, response: Response) -> ServerError:

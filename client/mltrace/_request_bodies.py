@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,6 +27,8 @@ TAG_MAX = 255
 # the repr is longer than this (mltrace 0.17 stored every value as a digest).
 VALUE_REPR_MAX = 1024
 DEFAULT_STALENESS_THRESHOLD = 60 * 60 * 24 * 30
+TASK_NAME_MAX = 255
+IDENTIFIER_MAX = 255
 
 
 def _check_text(what: str, text: Any, *, maximum: int | None = None, allow_empty: bool = True) -> str:
@@ -185,3 +189,71 @@ def component_request_body(name: Any, description: Any, owner: Any, tags: Any) -
     if tags:
         body["tags"] = [_check_text("A tag", tag, maximum=TAG_MAX, allow_empty=False) for tag in tags]
     return body
+
+
+# --- monitoring: a task's outputs and feedback ------------------------------------------
+
+
+def task_name(name: Any) -> str:
+    """A task name as the server takes it: 1-255 characters, no '/' (it is a URL path segment)."""
+    _check_text("A task name", name, maximum=TASK_NAME_MAX, allow_empty=False)
+    if "/" in name:
+        raise ValueError(f"A task name cannot contain '/' (it is a part of the server's URLs): {name!r}.")
+    return name
+
+
+def identifier_text(identifier: Any) -> str:
+    """An output's identifier: a string of 1-255 characters (an int is taken as its digits)."""
+    if isinstance(identifier, numbers.Integral) and not isinstance(identifier, bool):
+        identifier = str(int(identifier))
+    return _check_text("An identifier", identifier, maximum=IDENTIFIER_MAX, allow_empty=False)
+
+
+def number_value(what: str, value: Any) -> float:
+    """An output's or a feedback's value: a finite real number (a bool is not one)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be a number, not {type(value).__name__}.")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError(f"{what} is too large for a float: {value!r}.") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be a finite number, not {number}.")
+    return number
+
+
+def monitoring_items(kind: str, task: str, identifiers: Any, values: Any) -> list[dict[str, Any]]:
+    """The buffered writes of outputs or feedback: {"task", "identifier", "value", "timestamp"}
+    each, timestamped now (UTC). Checks every item before any is written."""
+    if isinstance(identifiers, (str, bytes)) or isinstance(values, (str, bytes)):
+        raise TypeError(f"identifiers and {kind} values are lists, one identifier for each value.")
+    identifiers, values = list(identifiers), list(values)
+    if len(identifiers) != len(values):
+        raise ValueError(
+            f"{len(values)} {kind} values and {len(identifiers)} identifiers: there must be one "
+            "identifier for each value."
+        )
+    now = timestamp_text(datetime.now(timezone.utc))
+    items = []
+    for identifier, value in zip(identifiers, values):
+        text = identifier_text(identifier)
+        items.append(
+            {
+                "task": task,
+                "identifier": text,
+                "value": number_value(f"The {kind} value for {text!r}", value),
+                "timestamp": now,
+            }
+        )
+    return items
+
+
+def window_size(what: str, size: Any) -> int | None:
+    """A window (seconds or pairs) as mltrace took it: None or 0 for no window, else a count."""
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+        raise TypeError(f"{what} must be an int, not {type(size).__name__}.")
+    if size < 0:
+        raise ValueError(f"{what} must not be negative, not {size}.")
+    return int(size) or None

@@ -7,6 +7,13 @@ background thread takes the buffer in order: consecutive runs go out as one
 so one process's writes keep the order it made them in, and the lineage the server infers
 is the one synchronous logging would give.
 
+Monitoring's writes (a task's outputs and feedback, one buffered write per item) that follow
+each other in the buffer are taken together, up to MLTRACE_BATCH_OUTPUTS (10,000), and sent
+as one `POST /api/v1/tasks/{task}/outputs/` (or `/feedback/`) per task and kind, the items in
+the order they were made. Items of different tasks, or an output and a feedback, change
+different things on the server, so their relative order does not matter; runs and
+components before and after them keep their places.
+
 Each request body carries an Idempotency-Key that every retry of that body reuses, so a
 request whose answer was lost (a timeout, a restart, a proxy's 500) is never accepted twice.
 Outages are waited out for as long as they last. A write the server refuses (a 400, or a
@@ -25,16 +32,22 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 from mltrace._config import Settings
-from mltrace._http import Response, Retargeted, Transport, backoff, error_for
+from mltrace._http import Response, Retargeted, Transport, backoff, error_for, path_segment
 from mltrace.errors import RefusedWrite, ServerError
 
 logger = logging.getLogger("mltrace")
 
 RUN = "run"
 COMPONENT = "component"
+OUTPUT = "output"
+FEEDBACK = "feedback"
+MONITORING = frozenset((OUTPUT, FEEDBACK))
+# The list a request body of each kind holds its writes in.
+BATCH_FIELDS = {RUN: "runs", OUTPUT: "outputs", FEEDBACK: "feedback"}
 # A body answered HTTP 500 is tried this many times, with its key, before it is split (or,
 # alone, refused).
 SERVER_ERROR_ATTEMPTS = 3
@@ -91,18 +104,23 @@ class Sender:
 
     def put(self, kind: str, payload: dict) -> None:
         """Buffers one write; waits while the buffer is full (with a warning, never a drop)."""
+        self.put_many(kind, (payload,))
+
+    def put_many(self, kind: str, payloads: Iterable[dict]) -> None:
+        """Buffers writes of one kind, in order, as put() does each."""
         with self.lock:
             if self.thread is None:
                 self._start()
-            # The error callback runs in the sending thread: waiting there would wait for
-            # itself. Its writes go over the bound instead.
-            full = self.in_flight + len(self.buffer) >= self.settings.buffer_size
-            if full and not self._in_sending_thread():
-                self._wait_for_room()
-            self.buffer.append((self.next_seq, kind, payload))
-            self.next_seq += 1
-            if len(self.buffer) == 1:
-                self.has_work.notify()
+            for payload in payloads:
+                # The error callback runs in the sending thread: waiting there would wait
+                # for itself. Its writes go over the bound instead.
+                full = self.in_flight + len(self.buffer) >= self.settings.buffer_size
+                if full and not self._in_sending_thread():
+                    self._wait_for_room()
+                self.buffer.append((self.next_seq, kind, payload))
+                self.next_seq += 1
+                if len(self.buffer) == 1:
+                    self.has_work.notify()
 
     def _in_sending_thread(self) -> bool:
         return threading.current_thread() is self.thread
@@ -188,6 +206,32 @@ class Sender:
         self.wait_sent()
         path = "/api/v1/runs/" if kind == RUN else "/api/v1/components/"
         body = json.dumps(payload, ensure_ascii=False).encode()
+        write_id = self._post_now(kind, path, body)
+        # The synchronous door commits everything queued before it: this process's writes too.
+        with self.lock:
+            if kind == RUN:
+                self.last_accepted_id = max(self.last_accepted_id, write_id)
+            self.committed_through = self.last_accepted_id
+
+    def send_items_now(self, kind: str, payloads: list[dict]) -> None:
+        """Sends outputs or feedback (of one task) with ?sync=true, after every buffered write,
+        as few requests as the server's limits allow, and returns once they are committed."""
+        self.wait_sent()
+        if not payloads:
+            return
+        path = monitoring_path(kind, payloads[0]["task"])
+        encoded = [_item_body(payload) for payload in payloads]
+        size = self.settings.batch_outputs
+        for first in range(0, len(encoded), size):
+            part = encoded[first : first + size]
+            for start, end in _chunks_by_size(part, self.settings.max_request_bytes):
+                write_id = self._post_now(kind, path, _batch_body(kind, part[start:end]))
+                with self.lock:
+                    self.last_accepted_id = max(self.last_accepted_id, write_id)
+                    self.committed_through = self.last_accepted_id
+
+    def _post_now(self, kind: str, path: str, body: bytes) -> Any:
+        """POSTs one body with ?sync=true; the id of the committed write."""
         key = uuid.uuid4().hex
         while True:
             transport = self.transport
@@ -207,11 +251,8 @@ class Sender:
             raise ValueError(f"the mltrace server refused this {kind}: {response.error_text()}")
         if response.status not in (200, 201):
             raise error_for(transport.url, response)
-        # The synchronous door commits everything queued before it: this process's writes too.
-        with self.lock:
-            if kind == RUN:
-                self.last_accepted_id = max(self.last_accepted_id, response.json()["id"])
-            self.committed_through = self.last_accepted_id
+        answer = response.json()
+        return answer.get("id", 0) if isinstance(answer, dict) else 0
 
     # --- the sending thread --------------------------------------------------------------
 
@@ -246,11 +287,17 @@ class Sender:
                 self.progress.notify_all()
 
     def _take(self) -> list[tuple[int, str, dict]]:
+        """The next writes to send: consecutive runs, or consecutive outputs and feedback,
+        up to their batch limit; a component write alone."""
         first = self.buffer.popleft()
         batch = [first]
         if first[1] == RUN:
             limit = self.settings.batch_runs
             while self.buffer and len(batch) < limit and self.buffer[0][1] == RUN:
+                batch.append(self.buffer.popleft())
+        elif first[1] in MONITORING:
+            limit = self.settings.batch_outputs
+            while self.buffer and len(batch) < limit and self.buffer[0][1] in MONITORING:
                 batch.append(self.buffer.popleft())
         return batch
 
@@ -264,40 +311,76 @@ class Sender:
                 return [response.json()["id"]]
             self._refuse(COMPONENT, payload, response)
             return [None]
+        if batch[0][1] in MONITORING:
+            return self._send_items(batch)
         payloads = [payload for _, _, payload in batch]
         encoded = [
             json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() for payload in payloads
         ]
         ids: list[int | None] = []
         for start, end in _chunks_by_size(encoded, self.settings.max_request_bytes):
-            ids += self._send_runs(payloads[start:end], encoded[start:end])
+            ids += self._send_batch(RUN, "/api/v1/runs/batch/", payloads[start:end], encoded[start:end])
         return ids
 
-    def _send_runs(self, payloads: list[dict], encoded: list[bytes]) -> list[int | None]:
-        body = b'{"runs":[' + b",".join(encoded) + b"]}"
-        response = self._post("/api/v1/runs/batch/", body)
+    def _send_items(self, batch: list[tuple[int, str, dict]]) -> list[int | None]:
+        """Outputs and feedback: one request (or as few as the size bound allows) per task and
+        kind, each holding its items in the order they were made."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index, (_, kind, payload) in enumerate(batch):
+            groups.setdefault((kind, payload["task"]), []).append(index)
+        ids: list[int | None] = [None] * len(batch)
+        for (kind, task), indexes in groups.items():
+            path = monitoring_path(kind, task)
+            payloads = [batch[i][2] for i in indexes]
+            encoded = [_item_body(payload) for payload in payloads]
+            sent: list[int | None] = []
+            for start, end in _chunks_by_size(encoded, self.settings.max_request_bytes):
+                sent += self._send_batch(kind, path, payloads[start:end], encoded[start:end])
+            for i, write_id in zip(indexes, sent):
+                ids[i] = write_id
+        return ids
+
+    def _send_batch(
+        self, kind: str, path: str, payloads: list[dict], encoded: list[bytes]
+    ) -> list[int | None]:
+        """One batch request: the server's id for each write, None where it was refused.
+
+        A run batch is many writes (an id each); an output or feedback batch is one write
+        holding every item, refused whole if any item is bad."""
+        response = self._post(path, _batch_body(kind, encoded))
         if response.status == 202:
-            return [run["id"] for run in response.json()["runs"]]
+            answer = response.json()
+            if kind == RUN:
+                return [run["id"] for run in answer["runs"]]
+            return [answer["id"]] * len(payloads)
         if response.status == 400:
-            refused = _refused_indexes(response.json(), len(payloads))
+            refused = _refused_indexes(response.json(), len(payloads), BATCH_FIELDS[kind])
             if refused:
                 for index, error in refused.items():
-                    self._refuse(RUN, payloads[index], response, error)
+                    self._refuse(kind, payloads[index], response, error)
                 keep = [i for i in range(len(payloads)) if i not in refused]
                 ids: list[int | None] = [None] * len(payloads)
                 if keep:
-                    resent = self._send_runs([payloads[i] for i in keep], [encoded[i] for i in keep])
+                    resent = self._send_batch(
+                        kind, path, [payloads[i] for i in keep], [encoded[i] for i in keep]
+                    )
                     for i, write_id in zip(keep, resent):
                         ids[i] = write_id
                 return ids
+            if kind in MONITORING:
+                # A 400 that names no item is about the request itself (its task): no part
+                # of it would be taken.
+                for payload in payloads:
+                    self._refuse(kind, payload, response)
+                return [None] * len(payloads)
         if len(payloads) > 1:
             # A 413, a 400 that names no index, or a 500 that stayed: halve the batch until
             # the write behind it stands alone.
             middle = len(payloads) // 2
-            return self._send_runs(payloads[:middle], encoded[:middle]) + self._send_runs(
-                payloads[middle:], encoded[middle:]
+            return self._send_batch(kind, path, payloads[:middle], encoded[:middle]) + self._send_batch(
+                kind, path, payloads[middle:], encoded[middle:]
             )
-        self._refuse(RUN, payloads[0], response)
+        self._refuse(kind, payloads[0], response)
         return [None]
 
     def _post(self, path: str, body: bytes) -> Response:
@@ -372,9 +455,24 @@ def _chunks_by_size(encoded: list[bytes], limit: int) -> list[tuple[int, int]]:
     return chunks
 
 
-def _refused_indexes(body: Any, count: int) -> dict[int, Any]:
+def monitoring_path(kind: str, task: str) -> str:
+    """Where a task's outputs (or feedback) are written."""
+    return f"/api/v1/tasks/{path_segment(task)}/{BATCH_FIELDS[kind]}/"
+
+
+def _item_body(payload: dict) -> bytes:
+    """An output or feedback item as a request body holds it (its task is in the URL)."""
+    item = {"identifier": payload["identifier"], "value": payload["value"], "timestamp": payload["timestamp"]}
+    return json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _batch_body(kind: str, encoded: list[bytes]) -> bytes:
+    return b'{"' + BATCH_FIELDS[kind].encode() + b'":[' + b",".join(encoded) + b"]}"
+
+
+def _refused_indexes(body: Any, count: int, field: str = "runs") -> dict[int, Any]:
     """{index: errors} from a batch's 400 ({"runs": {"3": {...}}}); {} if it names none."""
-    errors = body.get("runs") if isinstance(body, dict) else None
+    errors = body.get(field) if isinstance(body, dict) else None
     if not isinstance(errors, dict):
         return {}
     refused = {}

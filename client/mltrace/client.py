@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Callable
 from urllib.parse import parse_qs, quote, urlsplit
 
-from mltrace import _answers, _capture, _git, _state
+from mltrace import _answers, _capture, _git, _monitoring, _state
 from mltrace._config import normalize_url, url_with_host
 from mltrace._files import load as load  # mltrace.client.load, as in mltrace 0.17
 from mltrace._files import save as save  # mltrace.client.save, as in mltrace 0.17
@@ -31,7 +31,7 @@ from mltrace._request_bodies import (
     timestamp_text,
     value_text,
 )
-from mltrace._sender import COMPONENT, RUN
+from mltrace._sender import COMPONENT, FEEDBACK, OUTPUT, RUN
 from mltrace.entities.base_component import Component
 from mltrace.entities.component_run import ComponentRun
 from mltrace.entities.io_pointer import IOPointer
@@ -414,6 +414,38 @@ def review_flagged_outputs():
     body = _answers.read("/api/v1/review/")
     runs = _answers.component_runs([item["run"] for item in body["runs"]], pointers_as_objects=True)
     return list(body["flagged"]), [(run, item["count"]) for run, item in zip(runs, body["runs"])]
+
+
+# --------------- Monitoring (mltrace after 0.17) ------------------ #
+
+
+def log_output(
+    task_name: str,
+    identifier: str,
+    val: float,
+):
+    """Logs a task's output (a prediction) under identifier; buffered as runs are."""
+    _monitoring.log(OUTPUT, task_name, [identifier], [val])
+
+
+def log_feedback(
+    task_name: str,
+    identifier: str,
+    val: float,
+):
+    """Logs the feedback (the true value) for a task's identifier; buffered as runs are."""
+    _monitoring.log(FEEDBACK, task_name, [identifier], [val])
+
+
+def compute_metric(
+    task_name: str,
+    metric_fn: Callable | str,
+    window_size: int | None = None,
+):
+    """metric_fn(y_true, y_pred) of the task's pairs whose output was logged in the last
+    window_size seconds (None: every pair), and returns it; a supported metric's name is
+    computed by the server."""
+    return _monitoring.compute(task_name, metric_fn, _monitoring.seconds(window_size))
 
 
 # --------------- The callers' arguments as the server takes them ------------------ #

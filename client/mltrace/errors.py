@@ -27,11 +27,14 @@ class NotSupported(NotImplementedError):
 class RefusedWrite:
     """A write the server refused (HTTP 4xx): passed to the error callback, and logged."""
 
-    kind: str  # "run" or "component"
+    kind: str  # "run", "component", "output" or "feedback"
     payload: dict
     status: int
     error: Any  # the server's error body for this write
 
     def describe(self) -> str:
-        what = self.payload.get("component") or self.payload.get("name") or "?"
-        return f"{self.kind} write of {what!r} (HTTP {self.status}): {self.error}"
+        if "task" in self.payload:  # an output or a feedback: one item of a task
+            what = f"{self.payload.get('identifier')!r} to task {self.payload['task']!r}"
+        else:
+            what = repr(self.payload.get("component") or self.payload.get("name") or "?")
+        return f"{self.kind} write of {what} (HTTP {self.status}): {self.error}"

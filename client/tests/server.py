@@ -198,12 +198,13 @@ class Server:
             connection.close()
 
     def reset(self) -> None:
-        """Empties every table of lineage and of the write log; ids start at 1 again."""
+        """Empties every table of lineage, of monitoring and of the write log; ids start at 1 again."""
         tables = [
             row[0]
             for row in self.query(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                "AND (tablename LIKE 'components\\_%%' OR tablename LIKE 'runs\\_%%')"
+                "AND (tablename LIKE 'components\\_%%' OR tablename LIKE 'runs\\_%%' "
+                "OR tablename LIKE 'monitoring\\_%%')"
             )
         ]
         self.query("TRUNCATE " + ", ".join(f'"{table}"' for table in tables) + " RESTART IDENTITY CASCADE")

@@ -246,3 +246,89 @@ def test_impact_prints_the_runs_downstream_as_a_tree(pipeline):
     ]
     body = json.loads(cli("impact", "model.pkl", "--json"))
     assert [(n["depth"], n["run"]["id"]) for n in body["nodes"]] == [(1, 4), (1, 5)]
+
+
+# --- monitoring: tasks and metrics (not in mltrace's CLI) --------------------------------
+
+
+@pytest.fixture
+def monitored():
+    """churn: outputs a-d, feedback a, b and e, so pairs a (1, 1) and b (0, 1); fraud: feedback only."""
+    churn = mltrace.Task("churn")
+    churn.logOutputs([1, 0], ["a", "b"])
+    churn.logOutputs([1, 1], ["c", "d"])
+    churn.logFeedbacks([1, 1, 0], ["a", "b", "e"])
+    mltrace.Task("fraud").logFeedback(1, "x")
+    mltrace.flush()
+
+
+def test_tasks_lists_outputs_feedback_pairs_and_the_feedback_share(monitored):
+    assert cli("tasks") == (
+        "name   outputs  feedback  pairs  feedback share\n"
+        "churn        4         3      2           50.0%\n"
+        "fraud        0         1      0               -\n"
+    )
+    tasks = json.loads(cli("tasks", "--json"))
+    assert [(t["name"], t["outputs"], t["feedback"], t["pairs"], t["feedback_share"]) for t in tasks] == [
+        ("churn", 4, 3, 2, 0.5),
+        ("fraud", 0, 1, 0, None),
+    ]
+
+
+def test_tasks_without_any():
+    assert cli("tasks") == "No tasks.\n"
+    assert json.loads(cli("tasks", "--json")) == []
+
+
+def test_metrics_of_a_task_over_every_pair_or_a_window(monitored):
+    assert cli("metrics", "churn", "--metric", "accuracy") == "churn: 2 pairs (all)\naccuracy  0.5\n"
+    # The last pair by output time: b, logged after a (output 0, feedback 1).
+    assert cli("metrics", "churn", "--metric", "accuracy", "--window-pairs", "1") == (
+        "churn: 1 pair (the last 1 by output time)\naccuracy  0\n"
+    )
+    assert cli("metrics", "churn", "--metric", "mean_absolute_error", "--window-seconds", "3600") == (
+        "churn: 2 pairs (output in the last 3600 seconds)\nmean_absolute_error  0.5\n"
+    )
+
+
+def test_metrics_without_metric_computes_every_supported_one(monitored):
+    lines = cli("metrics", "churn").splitlines()
+
+    assert lines[0] == "churn: 2 pairs (all)"
+    assert [line.split()[0] for line in lines[1:]] == list(mltrace.supported_sklearn_metrics)
+    assert "accuracy               0.5" in lines
+    assert "recall                 0.5" in lines
+    assert "precision              1" in lines
+    (roc_auc,) = [line for line in lines if line.startswith("roc_auc ")]
+    assert roc_auc.startswith("roc_auc                undefined: ")  # one class of feedback
+    (matrix,) = [line for line in lines if line.startswith("confusion_matrix ")]
+    assert matrix.startswith("confusion_matrix       [[0, 0], [1, 1]] (labels [")
+
+    body = json.loads(cli("metrics", "churn", "--json"))
+    assert list(body) == list(mltrace.supported_sklearn_metrics)
+    assert {key: body["accuracy"][key] for key in ("task", "metric", "value", "pairs", "window")} == {
+        "task": "churn",
+        "metric": "accuracy",
+        "value": 0.5,
+        "pairs": 2,
+        "window": None,
+    }
+    assert body["confusion_matrix"]["value"] == [[0, 0], [1, 1]]
+    assert body["roc_auc"]["value"] is None and body["roc_auc"]["reason"]
+    windowed = json.loads(cli("metrics", "churn", "--metric", "f1", "--window-pairs", "2", "--json"))
+    assert windowed["f1"]["window"] == {"pairs": 2}
+    assert windowed["f1"]["value"] == pytest.approx(2 / 3)
+
+
+def test_metrics_errors_are_one_line(monitored):
+    result = CliRunner().invoke(mltrace_cli, ["metrics", "nobody"])
+    assert (result.exit_code, result.output) == (1, "Error: Unknown task: nobody.\n")
+    result = CliRunner().invoke(
+        mltrace_cli, ["metrics", "churn", "--window-seconds", "60", "--window-pairs", "10"]
+    )
+    assert (result.exit_code, result.output) == (
+        1,
+        "Error: Give --window-seconds or --window-pairs, not both.\n",
+    )
+    result = CliRunner().invoke(mltrace_cli, ["metrics", "churn", "--metric", "nope"])
+    assert result.exit_code == 2 and "'nope' is not one of 'accuracy', 'precision'" in result.output

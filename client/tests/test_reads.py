@@ -302,12 +302,12 @@ def test_io_pointers_and_random_ids():
 def test_what_mltrace_017_lacks_or_a_server_cannot_do_says_so():
     with pytest.raises(NotImplementedError, match="clean_db"):
         mltrace.clean_db()
-    with pytest.raises(NotImplementedError, match="no labels, metrics or monitoring"):
+    with pytest.raises(NotImplementedError, match="not its labels"):
         mltrace.get_labels()
-    from mltrace import compute_metric
+    from mltrace import get_tags
 
     with pytest.raises(mltrace.NotSupported):
-        compute_metric("accuracy")
+        get_tags()
     with pytest.raises(AttributeError):
         mltrace.not_a_function  # noqa: B018
 

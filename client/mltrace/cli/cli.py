@@ -8,6 +8,8 @@
     mltrace flag OUTPUT_ID / unflag (--output_id ID | --all)
     mltrace review [--limit 5]          the runs behind flagged outputs, likeliest first
     mltrace components [--owner] [--tag] / tags
+    mltrace tasks                       monitored tasks: outputs, feedback, pairs
+    mltrace metrics TASK [--metric NAME] [--window-seconds N | --window-pairs N]
 
 Every command takes --server URL and --token (or MLTRACE_SERVER_URL and MLTRACE_TOKEN),
 mltrace's --address HOST, and --json for machine-readable output. Errors are one line on
@@ -24,7 +26,7 @@ from typing import Any, Callable
 import click
 
 import mltrace
-from mltrace import _state, client
+from mltrace import _monitoring, _request_bodies, _state, client
 from mltrace.errors import NotSupported, ServerError
 
 # A command answers quickly or says why not: it does not wait out an outage as writes do.
@@ -374,6 +376,104 @@ def tags(as_json: bool) -> None:
         return
     click.echo(all_tags)
     click.echo()
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    """Aligned columns, the numbers (`right`) flush right."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(
+            cell.rjust(width) if i in right else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths))
+        ).rstrip()
+        for row in [header, *rows]
+    ]
+
+
+def _share(share: Any) -> str:
+    return "-" if share is None else f"{share:.1%}"
+
+
+@mltrace_cli.command("tasks")
+@server_options
+def tasks(as_json: bool) -> None:
+    """Monitored tasks: their outputs, feedback, pairs and the share of outputs with feedback."""
+    all_tasks = _monitoring.tasks()
+    if as_json:
+        _echo_json(all_tasks)
+        return
+    if not all_tasks:
+        click.echo("No tasks.")
+        return
+    rows = [
+        [t["name"], str(t["outputs"]), str(t["feedback"]), str(t["pairs"]), _share(t["feedback_share"])]
+        for t in all_tasks
+    ]
+    for line in _table(["name", "outputs", "feedback", "pairs", "feedback share"], rows, {1, 2, 3, 4}):
+        click.echo(line)
+
+
+def _window_text(window: dict[str, int]) -> str:
+    if "window_seconds" in window:
+        return f"output in the last {window['window_seconds']} seconds"
+    if "window_pairs" in window:
+        return f"the last {window['window_pairs']} by output time"
+    return "all"
+
+
+def _value_text(answer: dict) -> str:
+    value = answer["value"]
+    if value is None:
+        return f"undefined: {answer.get('reason') or 'no value'}"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if answer.get("labels") is not None:
+        return f"{json.dumps(value)} (labels {json.dumps(answer['labels'])})"
+    return json.dumps(value)
+
+
+@mltrace_cli.command("metrics")
+@click.argument("task_name")
+@click.option(
+    "--metric",
+    type=click.Choice(list(mltrace.supported_sklearn_metrics)),
+    help="One metric (default: every supported metric).",
+)
+@click.option(
+    "--window-seconds",
+    type=click.IntRange(min=1),
+    help="The pairs whose output was logged in the last N seconds.",
+)
+@click.option("--window-pairs", type=click.IntRange(min=1), help="The N pairs with the latest outputs.")
+@server_options
+def metrics(
+    task_name: str, metric: str | None, window_seconds: int | None, window_pairs: int | None, as_json: bool
+) -> None:
+    """Metrics of a task's pairs (feedback as y_true, outputs as y_pred), computed by the server,
+    over every pair or a window by output time. Not in mltrace."""
+    if window_seconds is not None and window_pairs is not None:
+        raise click.ClickException("Give --window-seconds or --window-pairs, not both.")
+    task_name = _request_bodies.task_name(task_name)
+    window: dict[str, int] = {}
+    if window_seconds is not None:
+        window["window_seconds"] = window_seconds
+    if window_pairs is not None:
+        window["window_pairs"] = window_pairs
+    names = [metric] if metric else list(mltrace.supported_sklearn_metrics)
+    answers = {}
+    for name in names:
+        answer = _monitoring.metric_answer(task_name, name, window)
+        if answer is None:
+            raise click.ClickException(f"Unknown task: {task_name}.")
+        answers[name] = answer
+    if as_json:
+        _echo_json(answers)
+        return
+    pairs = answers[names[0]]["pairs"]
+    click.echo(f"{task_name}: {pairs} {'pair' if pairs == 1 else 'pairs'} ({_window_text(window)})")
+    width = max(len(name) for name in names)
+    for name, answer in answers.items():
+        click.echo(f"{name.ljust(width)}  {_value_text(answer)}")
 
 
 @mltrace_cli.command("clear")

@@ -3,6 +3,8 @@ from mltrace.entities.base_component import Component
 from mltrace.entities.base_test import Test
 from mltrace.entities.component_run import ComponentRun
 from mltrace.entities.io_pointer import IOPointer
+from mltrace.entities.metrics import Metric, supported_sklearn_metrics
+from mltrace.entities.task import Task
 
 __all__ = [
     "Component",
@@ -11,4 +13,7 @@ __all__ = [
     "components",
     "Test",
     "tests",
+    "Task",
+    "supported_sklearn_metrics",
+    "Metric",
 ]
