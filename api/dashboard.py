@@ -2,8 +2,8 @@
 
 Besides the model pages (api/admin/: components, runs, pointers, tags, accepted writes,
 django-q's tasks) the index links to Trace (an output's lineage), Review (flagged outputs and
-the runs behind them) and Recent (the newest runs), which live here with the helpers that
-build them. Every page answers in a bounded number of queries at a million runs.
+the runs behind them) and Recent (the newest runs), and to Monitor (monitored tasks, their metrics and a task's
+metrics charted over time), which live here with the helpers that build them. Every page answers in a bounded number of queries at a million runs.
 
 The site lives outside api/admin/ on purpose: Django imports it (AdminConfig.default_site)
 the first time anything touches admin.site, and api/admin/ registers its admins on admin.site
@@ -12,15 +12,20 @@ as it is imported, so a site inside that package would be built twice and lose t
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from common.errors import MltraceError
+
+if TYPE_CHECKING:  # the models load after this module: its reads import them when called
+    from monitoring.selectors import Bucket
 
 RECENT_PAGE = 50
 POINTERS_SHOWN = 20
@@ -29,6 +34,64 @@ RUNS_SHOWN = 500
 # Runs drawn on each side of the Trace page's graph, nearest first; the rest are counted.
 GRAPH_RUNS_SHOWN = 500
 DIRECTIONS = ("upstream", "downstream", "both")
+# Tasks a Monitor page lists; ?after=<name> pages on.
+TASKS_PAGE = 50
+# The window of the metrics the Monitor pages show: each task's latest pairs.
+MONITOR_WINDOW_PAIRS = 1000
+# A task's charts: the range back from now (GET range) and the bucket (GET bucket).
+MONITOR_RANGES = {
+    "hour": ("last hour", dt.timedelta(hours=1)),
+    "day": ("last day", dt.timedelta(days=1)),
+    "week": ("last week", dt.timedelta(days=7)),
+    "30d": ("last 30 days", dt.timedelta(days=30)),
+}
+MONITOR_BUCKETS: tuple[Bucket, ...] = ("minute", "hour", "day")
+DEFAULT_RANGE = "day"
+DEFAULT_BUCKET: Bucket = "hour"
+# Metrics the task page shows beside the series ones (over the window, not per bucket).
+WINDOW_ONLY_METRICS = ("roc_auc", "median_absolute_error", "mutual_info_score")
+
+
+def metric_cell(name: str, value: Any) -> dict[str, Any]:
+    """A metric as a table cell shows it: 4 significant digits, or a dash and the reason."""
+    if value.value is None:
+        return {"name": name, "text": "\u2014", "reason": value.reason, "value": None}
+    return {"name": name, "text": f"{value.value:.4g}", "reason": None, "value": value.value}
+
+
+def task_row(task: Any) -> dict[str, Any]:
+    """A task's counts and the share of its outputs that have feedback (None without outputs)."""
+    share = task.pair_count / task.output_count if task.output_count else None
+    return {
+        "name": task.name,
+        "outputs": task.output_count,
+        "feedback": task.feedback_count,
+        "pairs": task.pair_count,
+        "share": share,
+        "share_text": "\u2014" if share is None else f"{share:.1%}",
+        "last_output_at": task.last_output_at,
+    }
+
+
+def monitor_chart(buckets: list[tuple[dt.datetime, Any]], metrics: tuple[str, ...]) -> dict[str, Any]:
+    """The task page's chart data: bucket starts (epoch seconds), pairs per bucket, and each
+    metric per bucket (null where undefined); a metric undefined in every bucket is left out,
+    with the reason of its latest bucket."""
+    from monitoring.metrics import from_sums
+
+    drawn, left_out = [], []
+    for name in metrics:
+        values = [from_sums(name, sums) for _, sums in buckets]
+        if any(v.value is not None for v in values):
+            drawn.append({"name": name, "values": [v.value for v in values]})
+        else:
+            left_out.append({"name": name, "reason": values[-1].reason if values else None})
+    return {
+        "t": [int(at.timestamp()) for at, _ in buckets],
+        "pairs": [sums.n for _, sums in buckets],
+        "metrics": drawn,
+        "left_out": left_out,
+    }
 
 
 def trace_graph(
@@ -106,6 +169,8 @@ class MltraceAdminSite(admin.AdminSite):
             path("lineage/review/", self.admin_view(self.review_view), name="mltrace-review"),
             path("lineage/recent/", self.admin_view(self.recent_view), name="mltrace-recent"),
             path("lineage/flag/", self.admin_view(self.flag_view), name="mltrace-flag"),
+            path("monitor/", self.admin_view(self.monitor_view), name="mltrace-monitor"),
+            path("monitor/<str:task>/", self.admin_view(self.monitor_task_view), name="mltrace-monitor-task"),
             *super().get_urls(),
         ]
 
@@ -248,3 +313,103 @@ class MltraceAdminSite(admin.AdminSite):
             verb = "Flagged" if flag else "Unflagged"
             messages.success(request, f"{verb} {output_id} ({count} pointer{'s' if count != 1 else ''}).")
         return HttpResponseRedirect(back)
+
+    def monitor_view(self, request: HttpRequest) -> HttpResponse:
+        """The tasks by name, TASKS_PAGE at a time (?after=<name>), each with its counts, the
+        share of its outputs that have feedback and its series metrics over its latest
+        MONITOR_WINDOW_PAIRS pairs: one query for the page's tasks, one for all their metrics."""
+        from monitoring.metrics import SERIES_METRICS, from_sums
+        from monitoring.selectors import latest_pairs_sums, task_list
+
+        tasks = task_list()
+        after = request.GET.get("after", "")
+        if after:
+            tasks = tasks.filter(name__gt=after)
+        page = list(tasks[: TASKS_PAGE + 1])
+        more, page = len(page) > TASKS_PAGE, page[:TASKS_PAGE]
+        sums = latest_pairs_sums(tasks=[t for t in page if t.pair_count], pairs=MONITOR_WINDOW_PAIRS)
+        rows = []
+        for task in page:
+            row = task_row(task)
+            found = sums.get(task.id)
+            row["metrics"] = [
+                metric_cell(name, from_sums(name, found))
+                if found is not None
+                else {"name": name, "text": "\u2014", "reason": "no pairs yet", "value": None}
+                for name in SERIES_METRICS
+            ]
+            rows.append(row)
+        return self.page(
+            request,
+            "admin/mltrace/monitor.html",
+            "Monitor",
+            tasks=rows,
+            metrics=SERIES_METRICS,
+            window_pairs=MONITOR_WINDOW_PAIRS,
+            next_after=page[-1].name if more else None,
+        )
+
+    def monitor_task_view(self, request: HttpRequest, task: str) -> HttpResponse:
+        """A task's counts, every scalar metric over its latest MONITOR_WINDOW_PAIRS pairs, and
+        its series metrics per bucket (GET bucket) over a range back from now (GET range),
+        charted with the pairs per bucket; a bounded number of queries whatever the data."""
+        from api.serializers.task_reads import MAX_SERIES_BUCKETS
+        from monitoring.metrics import SERIES_METRICS, from_sums
+        from monitoring.models import Task
+        from monitoring.selectors import (
+            Window,
+            bucket_count,
+            latest_pairs_sums,
+            task_bucket_sums,
+            task_metric,
+        )
+
+        found = Task.objects.filter(name=task).first()
+        if found is None:
+            raise Http404(f"Unknown task: {task}.")
+        range_key = request.GET.get("range", DEFAULT_RANGE)
+        if range_key not in MONITOR_RANGES:
+            range_key = DEFAULT_RANGE
+        asked = request.GET.get("bucket", DEFAULT_BUCKET)
+        bucket: Bucket = next((b for b in MONITOR_BUCKETS if b == asked), DEFAULT_BUCKET)
+        end = timezone.now()
+        start = end - MONITOR_RANGES[range_key][1]
+        window: list[dict[str, Any]] = []
+        if found.pair_count:
+            sums = latest_pairs_sums(tasks=[found], pairs=MONITOR_WINDOW_PAIRS).get(found.id)
+            if sums is not None:
+                window = [metric_cell(name, from_sums(name, sums)) for name in SERIES_METRICS]
+                window += [
+                    metric_cell(
+                        name,
+                        task_metric(task=found.name, metric=name, window=Window(pairs=MONITOR_WINDOW_PAIRS)),
+                    )
+                    for name in WINDOW_ONLY_METRICS
+                ]
+        chart, error = None, None
+        count = bucket_count(bucket=bucket, start=start, end=end)
+        if count > MAX_SERIES_BUCKETS:
+            error = (
+                f"The {MONITOR_RANGES[range_key][0]} holds {count:,} {bucket} buckets; at most "
+                f"{MAX_SERIES_BUCKETS:,}: choose a larger bucket or a shorter range."
+            )
+        elif found.pair_count:
+            buckets = task_bucket_sums(task=found, bucket=bucket, start=start, end=end)
+            if buckets:
+                chart = monitor_chart(buckets, SERIES_METRICS)
+                chart.update(start=int(start.timestamp()), end=int(end.timestamp()), bucket=bucket)
+        return self.page(
+            request,
+            "admin/mltrace/monitor_task.html",
+            found.name,
+            task=task_row(found),
+            window=window,
+            window_pairs=MONITOR_WINDOW_PAIRS,
+            ranges=[(key, label) for key, (label, _) in MONITOR_RANGES.items()],
+            range_key=range_key,
+            range_label=MONITOR_RANGES[range_key][0],
+            buckets=MONITOR_BUCKETS,
+            bucket=bucket,
+            chart=chart,
+            error=error,
+        )

@@ -210,6 +210,12 @@ def bucket_sums(pairs: QuerySet[Any]) -> list[tuple[Any, Sums]]:
     """(bucket, sums) for each non-empty bucket of the pairs (output, feedback, bucket), in
     bucket order."""
     inner, params = _inner(pairs)
+    return grouped_sums(inner, params)
+
+
+def grouped_sums(inner: str, params: tuple[Any, ...]) -> list[tuple[Any, Sums]]:
+    """(bucket, sums) for each bucket of the rows (output, feedback, bucket) that the SQL
+    `inner` selects, in bucket order: one query, however many buckets."""
     sql = _SUMS.format(
         inner=inner,
         largest=LARGEST_VALUE,

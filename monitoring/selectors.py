@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from django.db.models import F, FloatField, Q, QuerySet, Value
 from django.db.models.functions import Abs, TruncDay, TruncHour, TruncMinute
@@ -13,7 +13,15 @@ from django.db.models.lookups import GreaterThan
 from django.utils import timezone
 
 from common.errors import TASK_NOT_FOUND, TOO_MANY_DISAGREEING, InvalidInput, NotFound
-from monitoring.metrics import MetricValue, bucket_start, bucket_sums, from_sums, metric_compute
+from monitoring.metrics import (
+    MetricValue,
+    Sums,
+    bucket_start,
+    bucket_sums,
+    from_sums,
+    grouped_sums,
+    metric_compute,
+)
 from monitoring.models import Prediction, Task
 
 Bucket = Literal["minute", "hour", "day"]
@@ -195,10 +203,38 @@ def task_series(
 ) -> list[SeriesPoint]:
     """The metric per UTC bucket of output time, for each bucket in [start, end) holding pairs."""
     found = task_get(name=task)
+    return [
+        SeriesPoint(at, from_sums(metric, sums))
+        for at, sums in task_bucket_sums(task=found, bucket=bucket, start=start, end=end)
+    ]
+
+
+def task_bucket_sums(
+    *, task: Task, bucket: Bucket, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, Sums]]:
+    """(bucket start, sums) per UTC bucket of output time in [start, end) holding pairs, in
+    one query: every series metric of every bucket comes from them (metrics.from_sums)."""
     pairs = (
-        _pairs_of(found)
+        _pairs_of(task)
         .filter(output_at__gte=start, output_at__lt=end)
         .annotate(bucket=_TRUNCATE[bucket]("output_at", tzinfo=dt.UTC))
         .values("output", "feedback", "bucket")
     )
-    return [SeriesPoint(bucket_start(key), from_sums(metric, sums)) for key, sums in bucket_sums(pairs)]
+    return [(bucket_start(key), sums) for key, sums in bucket_sums(pairs)]
+
+
+def latest_pairs_sums(*, tasks: list[Task], pairs: int) -> dict[int, Sums]:
+    """{task id: sums} of each task's `pairs` latest pairs (the window Window(pairs=...)), for
+    all the tasks in one query, each task's part read by the pair index and LIMITed. A task
+    without pairs is absent."""
+    parts: list[str] = []
+    params: list[Any] = []
+    for task in tasks:
+        latest = _pairs_of(task).order_by("-output_at", "-id").values("output", "feedback")[:pairs]
+        sql, part_params = latest.query.sql_with_params()
+        # The id is an integer from the database, not text from a request.
+        parts.append(f"SELECT w.output, w.feedback, {int(task.id)} AS bucket FROM ({sql}) w")
+        params.extend(part_params)
+    if not parts:
+        return {}
+    return {int(key): sums for key, sums in grouped_sums(" UNION ALL ".join(parts), tuple(params))}

@@ -11,6 +11,10 @@ NUL is not generated: every string refuses it with a 400 (docs/API.md).
 An OpenLineage eventTime names a real instant (no month 13, no offset of 25 hours), which
 the schema's pattern cannot say.
 
+A monitoring window is the last N seconds or the last N pairs, not both; a flag call names a
+mismatch or a threshold, not both, and `mismatch` is only ever true; a series ends after it
+starts and spans at most 1,000 buckets.
+
 A run ends no earlier than it starts, and a ?sync=true run's explicit dependencies name
 components that have runs. The server answers 400 to either, which is right; without these
 hooks schemathesis would generate such bodies as valid and count the 400 against the server.
@@ -50,9 +54,60 @@ def _event_time_real(event: Any) -> None:
             event["eventTime"] = "2024-05-01T12:00:00Z"
 
 
+def _whole(value: Any, highest: int) -> bool:
+    try:
+        return not isinstance(value, bool) and 1 <= int(value) <= highest and float(value) == int(value)
+    except (TypeError, ValueError):
+        return False
+
+
+def _one_window(params: Any) -> None:
+    """Both windows given: drop one that is valid, so that a negative case stays negative."""
+    if isinstance(params, dict) and "window_seconds" in params and "window_pairs" in params:
+        if _whole(params["window_pairs"], 10_000_000):
+            del params["window_pairs"]
+        else:
+            del params["window_seconds"]
+
+
+def _one_disagreement(body: Any) -> None:
+    """Exactly one of "mismatch": true and "threshold", keeping a threshold (valid or not) and
+    any value of the wrong type, so that a negative case stays negative."""
+    if not isinstance(body, dict):
+        return
+    if "threshold" in body:
+        if isinstance(body.get("mismatch"), bool):  # a mismatch of the wrong type stays
+            del body["mismatch"]
+    elif body.get("mismatch") is False or "mismatch" not in body:
+        body["mismatch"] = True
+
+
+def _an_hour_long(query: Any) -> None:
+    """A series of a valid start and end ends an hour after its start (at most 60 buckets)."""
+    import datetime as dt
+
+    if not (
+        isinstance(query, dict) and isinstance(query.get("start"), str) and isinstance(query.get("end"), str)
+    ):
+        return
+    try:
+        start = dt.datetime.fromisoformat(query["start"].replace("Z", "+00:00"))
+        dt.datetime.fromisoformat(query["end"].replace("Z", "+00:00"))
+    except ValueError:
+        return  # a negative case keeps its own times
+    query["end"] = (start + dt.timedelta(hours=1)).isoformat()
+
+
 @schemathesis.hook
 def map_case(ctx: Any, case: Any) -> Any:
     path, body, query = case.operation.path, case.body, case.query or {}
+    if path.startswith("/api/v1/tasks/{task}/"):
+        _one_window(query)
+        if path.endswith("/flag/"):
+            _one_window(body)
+            _one_disagreement(body)
+        if path.endswith("/series/"):
+            _an_hour_long(query)
     if path == "/api/v1/lineage":
         _event_time_real(body)
     if path == "/api/v1/runs/":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 
 import pytest
@@ -11,7 +13,7 @@ from django.urls import reverse
 from bench.seed import seed
 from components.models import Component
 from runs.models import IOPointer, Run, Write
-from tests.factories import log_run, moment, run_request_body
+from tests.factories import create_predictions, log_run, moment, run_request_body
 
 pytestmark = pytest.mark.django_db
 DAY = 24 * 3600
@@ -64,7 +66,7 @@ def text(response) -> str:
 def test_the_index_links_the_lineage_pages_and_django_q(admin_client_):
     page = text(admin_client_.get("/admin/"))
 
-    for name in ("mltrace-trace", "mltrace-review", "mltrace-recent"):
+    for name in ("mltrace-trace", "mltrace-review", "mltrace-recent", "mltrace-monitor"):
         assert f'href="{reverse(f"admin:{name}")}"' in page
     for model in ("Components", "Runs", "IO pointers", "Tags", "Accepted writes"):
         assert model in page
@@ -329,6 +331,7 @@ PAGES = [
     "/admin/runs/write/",
     "/admin/lineage/review/",
     "/admin/lineage/recent/",
+    "/admin/monitor/",
 ]
 
 
@@ -472,3 +475,148 @@ def test_the_trace_page_shows_downstream_runs_and_what_the_graph_leaves_out(admi
     assert "5 runs downstream of raw.csv" in text(
         admin_client_.get("/admin/lineage/trace/", {"output_id": "raw.csv", "direction": "both"})
     )
+
+
+# --- Monitor: tasks, their metrics and a task's metrics over time ---------------------------
+
+# output, feedback: 5 outputs, 5 feedback, 4 pairs (accuracy 2/4, precision 2/3, recall 2/3).
+CHURN = [(1, 1), (0, 1), (1, 0), (1, 1), (1, None), (None, 0)]
+
+
+def cells(page: str, task: str) -> dict[str, str]:
+    """The Monitor list's row of a task: {class or metric name: the cell's text}."""
+    row = re.search(rf'<tr data-task="{task}">(.*?)</tr>', page).group(1)
+    found = {}
+    for attributes, content in re.findall(r"<td([^>]*)>(.*?)</td>", row):
+        key = re.search(r'data-metric="([^"]+)"', attributes) or re.search(r'class="number (\w+)', attributes)
+        if key:
+            found[key.group(1)] = re.sub(r"<[^>]+>", "", content).strip()
+    return found
+
+
+def chart_data(page: str) -> dict:
+    return json.loads(
+        re.search(r'<script id="chart-data" type="application/json">(.*?)</script>', page).group(1)
+    )
+
+
+def test_the_monitor_page_lists_tasks_with_counts_share_and_metrics(admin_client_, monkeypatch):
+    from api import dashboard
+
+    create_predictions("churn", CHURN)
+    create_predictions("price", [(1.5, 2.0), (3.0, 3.0)])
+    create_predictions("fresh", [(0.5, None)])
+
+    page = text(admin_client_.get("/admin/monitor/"))
+
+    assert "latest 1000 pairs" in page
+    assert re.findall(r'<tr data-task="([^"]+)">', page) == ["churn", "fresh", "price"]
+    churn = cells(page, "churn")
+    assert (churn["outputs"], churn["feedback"], churn["share"]) == ("5", "5", "80.0%")
+    assert (churn["accuracy"], churn["precision"], churn["recall"], churn["f1"]) == (
+        "0.5",
+        "0.6667",
+        "0.6667",
+        "0.6667",
+    )
+    price = cells(page, "price")
+    assert (price["outputs"], price["feedback"], price["share"]) == ("2", "2", "100.0%")
+    assert (price["mean_absolute_error"], price["mean_squared_error"]) == ("0.25", "0.125")
+    assert price["accuracy"] == "\u2014" and 'title="accuracy compares class labels' in page
+    fresh = cells(page, "fresh")
+    assert (fresh["outputs"], fresh["feedback"], fresh["share"], fresh["accuracy"]) == (
+        "1",
+        "0",
+        "0.0%",
+        "\u2014",
+    )
+    assert f'href="{reverse("admin:mltrace-monitor-task", args=["churn"])}"' in page
+
+    monkeypatch.setattr(dashboard, "MONITOR_WINDOW_PAIRS", 1)  # the latest pair alone: (1, 1)
+    assert cells(text(admin_client_.get("/admin/monitor/")), "churn")["accuracy"] == "1"
+
+
+def test_the_monitor_page_pages_tasks_in_a_bounded_number_of_queries(
+    admin_client_, monkeypatch, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from api import dashboard
+
+    for i in range(3):
+        create_predictions(f"task-{i:02}", CHURN)
+    with CaptureQueriesContext(connection) as few:
+        text(admin_client_.get("/admin/monitor/"))
+    for i in range(3, 12):
+        create_predictions(f"task-{i:02}", CHURN * 3, prefix="x")
+    with django_assert_max_num_queries(len(few)):  # the same queries for 12 tasks as for 3
+        page = text(admin_client_.get("/admin/monitor/"))
+    assert len(few) <= 6 and page.count("<tr data-task=") == 12
+
+    monkeypatch.setattr(dashboard, "TASKS_PAGE", 5)
+    first = text(admin_client_.get("/admin/monitor/"))
+    after = re.search(r'href="(\?after=[^"]+)" id="next"', first).group(1)
+    second = text(admin_client_.get(f"/admin/monitor/{after}"))
+    assert re.findall(r'<tr data-task="([^"]+)">', first) == [f"task-{i:02}" for i in range(5)]
+    assert re.findall(r'<tr data-task="([^"]+)">', second) == [f"task-{i:02}" for i in range(5, 10)]
+
+
+def test_a_task_page_shows_counts_metrics_and_a_series_per_bucket(
+    admin_client_, django_assert_max_num_queries
+):
+    from django.utils import timezone
+
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=3)
+    # 4 pairs in one hour, then 2 (both right) two hours later; the old pair is outside the day.
+    create_predictions("churn", CHURN, start=hour, step=dt.timedelta(minutes=1))
+    create_predictions("churn", [(1, 1), (0, 0)], start=hour + dt.timedelta(hours=2), prefix="b")
+    create_predictions("churn", [(0, 1)], start=hour - dt.timedelta(days=3), prefix="old")
+
+    with django_assert_max_num_queries(16):  # a constant: the data never adds queries
+        page = text(admin_client_.get("/admin/monitor/churn/"))
+
+    summary = re.search(r'<table class="mltrace" id="summary">(.*?)</table>', page).group(1)
+    assert ">8<" in summary and ">7<" in summary and ">87.5%<" in summary  # 7 pairs of 8 outputs
+    window = dict(re.findall(r'data-metric="([^"]+)">([^<]*)', page))
+    assert window["accuracy"].strip() == "0.5714"  # 4 of the 7 pairs
+    assert window["roc_auc"].strip() and window["roc_auc"].strip() != "\u2014"
+    assert "median_absolute_error" in window and "mutual_info_score" in window
+    data = chart_data(page)
+    assert data["bucket"] == "hour" and data["t"] == [int(hour.timestamp()), int(hour.timestamp()) + 7200]
+    assert data["pairs"] == [4, 2]
+    series = {m["name"]: m["values"] for m in data["metrics"]}
+    assert series["accuracy"] == [0.5, 1.0] and series["precision"] == [2 / 3, 1.0]
+    assert "mean_squared_error" in series and data["left_out"] == []
+    assert 'src="/static/mltrace/vendor/uPlot.iife.min.js"' in page
+
+    week = chart_data(text(admin_client_.get("/admin/monitor/churn/?range=week&bucket=day")))
+    assert sum(week["pairs"]) == 7 and week["bucket"] == "day"
+    refused = text(admin_client_.get("/admin/monitor/churn/?range=day&bucket=minute"))
+    assert "holds 1,441 minute buckets; at most 1,000" in refused and "chart-data" not in refused
+    fallback = text(admin_client_.get("/admin/monitor/churn/?range=year&bucket=second"))
+    assert chart_data(fallback)["bucket"] == "hour"
+
+
+def test_a_task_page_draws_only_the_metrics_defined_somewhere(admin_client_):
+    from django.utils import timezone
+
+    create_predictions("price", [(1.5, 2.0), (3.0, 3.0)], start=timezone.now() - dt.timedelta(minutes=5))
+
+    data = chart_data(text(admin_client_.get("/admin/monitor/price/?range=hour&bucket=minute")))
+
+    drawn = {m["name"] for m in data["metrics"]}
+    assert drawn == {"mean_absolute_error", "mean_squared_error", "r2", "explained_variance"}
+    assert {m["name"] for m in data["left_out"]} == {"accuracy", "precision", "recall", "f1"}
+
+
+def test_an_unknown_task_is_a_404_and_an_empty_one_says_it_has_no_pairs(admin_client_):
+    create_predictions("fresh", [(0.5, None), (None, 1.0)])
+    create_predictions("old", [(1, 1)])  # in 2024: no pair in the last day
+
+    assert admin_client_.get("/admin/monitor/nothing/").status_code == 404
+    fresh = text(admin_client_.get("/admin/monitor/fresh/"))
+    assert "There are no pairs yet" in fresh and "chart-data" not in fresh and 'id="window"' not in fresh
+    old = text(admin_client_.get("/admin/monitor/old/"))
+    assert "There are no pairs in the last day" in old and "chart-data" not in old
+    assert 'data-metric="accuracy">1<' in old  # the latest pairs, however old

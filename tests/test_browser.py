@@ -180,3 +180,74 @@ def test_the_trace_page_draws_a_diamond_both_ways_as_a_graph(live_server, api, d
     ]
     for name in ("upstream", "downstream"):
         assert (SCREENSHOTS / f"trace-graph-{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (.ci/run installs it)")
+def test_a_task_page_charts_its_metrics_and_pairs_per_hour(live_server, django_user_model):
+    pytest.importorskip("playwright", reason="playwright is in requirements-dev.txt")
+    import datetime as dt
+
+    from django.utils import timezone
+    from playwright.sync_api import sync_playwright
+
+    from tests.factories import create_predictions
+
+    django_user_model.objects.create_superuser("ana", password="correct horse")
+    # A churn model over the last day, a pair a minute, drifting: more wrong answers each hour.
+    rows = []
+    for i in range(23 * 60):
+        output = 1 if (i * 7) % 10 < 6 else 0
+        wrong = (i * 37) % 100 < 4 + 2 * (i // 60)
+        rows.append((output, 1 - output if wrong else output))
+    start = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(hours=23)
+    create_predictions("churn", rows + [(1, None)] * 40, start=start, step=dt.timedelta(minutes=1))
+    requested: list[str] = []
+    errors: list[str] = []
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1300})
+        page.on("request", lambda request: requested.append(request.url))
+        # Chromium asks for /favicon.ico on its own (the admin has none): not the page's error.
+        page.on(
+            "console",
+            lambda message: (
+                errors.append(f"{message.text} {message.location.get('url')}")
+                if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico")
+                else None
+            ),
+        )
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.goto(f"{live_server.url}/admin/")
+        page.fill("#id_username", "ana")
+        page.fill("#id_password", "correct horse")
+        page.click("input[type=submit]")
+        page.wait_for_selector("text=Monitoring")
+
+        page.get_by_role("link", name="Monitor", exact=True).click()
+        page.get_by_role("link", name="churn", exact=True).click()
+        page.wait_for_selector("#charts .chart canvas")
+        drawn = page.evaluate(
+            """() => window.mltraceCharts.map(chart => ({
+                series: chart.series[1].label,
+                points: chart.data[0].length,
+                width: chart.ctx.canvas.width,
+                height: chart.ctx.canvas.height,
+            }))"""
+        )
+        legend = page.locator("#charts .u-legend .u-series:nth-child(2) .u-label").all_inner_texts()
+        titles = page.locator("#charts .u-title").all_inner_texts()
+        page.screenshot(path=str(SCREENSHOTS / "monitor.png"))
+        browser.close()
+
+    assert errors == []
+    metrics = ["accuracy", "precision", "recall", "f1", "mean_absolute_error", "mean_squared_error", "r2"]
+    assert [chart["series"] for chart in drawn] == [*metrics, "explained_variance", "pairs"]
+    assert legend == [*metrics, "explained_variance", "pairs"]
+    assert titles[0] == "accuracy per hour" and titles[-1] == "pairs per hour"
+    assert all(
+        chart["points"] in (23, 24) and chart["width"] > 300 and chart["height"] > 100 for chart in drawn
+    )
+    assert requested and all(url.startswith(live_server.url) for url in requested)
+    assert (SCREENSHOTS / "monitor.png").stat().st_size > 10_000

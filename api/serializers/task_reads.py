@@ -102,17 +102,26 @@ class MetricQuerySerializer(WindowQuerySerializer):
     metric = metric_field()
 
 
+class SeriesMetricField(serializers.ChoiceField):
+    """A metric a series computes: the schema lists only those; a metric computed over a
+    window only is refused with a message that says so."""
+
+    def __init__(self) -> None:
+        super().__init__(choices=SERIES_METRICS, error_messages={"invalid_choice": UNKNOWN_METRIC})
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and data in METRICS and data not in SERIES_METRICS:
+            raise serializers.ValidationError(NOT_A_SERIES_METRIC.format(metric=data))
+        return super().to_internal_value(data)
+
+
 class SeriesQuerySerializer(serializers.Serializer):
-    metric = metric_field()
+    metric = SeriesMetricField()
     bucket = serializers.ChoiceField(choices=list(BUCKET_SIZES))
     start = QueryDateTimeField(help_text="Inclusive; ISO 8601, UTC without a zone.")
     end = QueryDateTimeField(help_text="Exclusive; ISO 8601, UTC without a zone.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs["metric"] not in SERIES_METRICS:
-            raise serializers.ValidationError(
-                {"metric": [NOT_A_SERIES_METRIC.format(metric=attrs["metric"])]}
-            )
         if attrs["end"] <= attrs["start"]:
             raise serializers.ValidationError({"end": [END_NOT_AFTER_START]})
         count = bucket_count(bucket=attrs["bucket"], start=attrs["start"], end=attrs["end"])
