@@ -171,6 +171,11 @@ class MltraceAdminSite(admin.AdminSite):
             path("lineage/flag/", self.admin_view(self.flag_view), name="mltrace-flag"),
             path("monitor/", self.admin_view(self.monitor_view), name="mltrace-monitor"),
             path("monitor/<str:task>/", self.admin_view(self.monitor_task_view), name="mltrace-monitor-task"),
+            path(
+                "monitor/<str:task>/flag/",
+                self.admin_view(self.monitor_flag_view),
+                name="mltrace-monitor-flag",
+            ),
             *super().get_urls(),
         ]
 
@@ -312,6 +317,52 @@ class MltraceAdminSite(admin.AdminSite):
         else:
             verb = "Flagged" if flag else "Unflagged"
             messages.success(request, f"{verb} {output_id} ({count} pointer{'s' if count != 1 else ''}).")
+        return HttpResponseRedirect(back)
+
+    def monitor_flag_view(self, request: HttpRequest, task: str) -> HttpResponse:
+        """POST disagreement (mismatch, or threshold with its value) and window_pairs: flags the
+        outputs of the task's latest pairs whose feedback disagrees, as
+        POST /api/v1/tasks/{task}/flag/ does; back to the task's page with what it did."""
+        import math
+
+        from monitoring.models import Task
+        from monitoring.selectors import Disagreement, Window, disagreeing_identifiers
+        from runs.services import pointers_flag_names
+
+        back = reverse("admin:mltrace-monitor-task", args=[task])
+        found = Task.objects.filter(name=task).first()
+        if found is None:
+            raise Http404(f"Unknown task: {task}.")
+        if request.method != "POST":
+            return HttpResponseRedirect(back)
+        if not request.user.has_perm("runs.change_iopointer"):
+            messages.error(request, "You may not flag outputs.")
+            return HttpResponseRedirect(back)
+        try:
+            pairs = int(request.POST.get("window_pairs", MONITOR_WINDOW_PAIRS))
+            threshold = float(request.POST.get("threshold") or 0)
+        except ValueError:
+            messages.error(request, "The window is a whole number of pairs and the threshold a number.")
+            return HttpResponseRedirect(back)
+        if not 1 <= pairs <= 10_000_000 or not math.isfinite(threshold) or threshold < 0:
+            messages.error(request, "The window holds 1 to 10,000,000 pairs; the threshold is 0 or more.")
+            return HttpResponseRedirect(back)
+        if request.POST.get("disagreement") == "threshold":
+            disagreement, what = Disagreement(threshold=threshold), f"an error over {threshold:g}"
+        else:
+            disagreement, what = Disagreement(mismatch=True), "a mismatch"
+        try:
+            names = disagreeing_identifiers(task=found, window=Window(pairs=pairs), disagreement=disagreement)
+            done = pointers_flag_names(names=names, user=request.user, detail={"task": found.name})
+        except MltraceError as exc:
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(back)
+        messages.success(
+            request,
+            f"Of the latest {pairs:,} pairs, {len(names):,} show {what}: {done.flagged:,} pointers "
+            f"flagged now, {done.already_flagged:,} flagged already, {len(done.not_pointers):,} "
+            "identifiers name no pointer. Review ranks the runs behind them.",
+        )
         return HttpResponseRedirect(back)
 
     def monitor_view(self, request: HttpRequest) -> HttpResponse:

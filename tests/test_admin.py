@@ -13,7 +13,7 @@ from django.urls import reverse
 from bench.seed import seed
 from components.models import Component
 from runs.models import IOPointer, Run, Write
-from tests.factories import create_predictions, log_run, moment, run_request_body
+from tests.factories import BASE_TIME, create_predictions, log_run, moment, run_request_body
 
 pytestmark = pytest.mark.django_db
 DAY = 24 * 3600
@@ -620,3 +620,33 @@ def test_an_unknown_task_is_a_404_and_an_empty_one_says_it_has_no_pairs(admin_cl
     old = text(admin_client_.get("/admin/monitor/old/"))
     assert "There are no pairs in the last day" in old and "chart-data" not in old
     assert 'data-metric="accuracy">1<' in old  # the latest pairs, however old
+
+
+def test_the_monitor_page_flags_the_outputs_whose_feedback_disagrees(
+    admin_client_, pipeline, django_user_model
+):
+    # pred_1 is answered wrongly, pred_0 rightly; pred_90 disagrees but names no pointer.
+    create_predictions("churn", [(1.0, 1.0), (1.0, 0.0)], prefix="pred_")  # pred_0, pred_1
+    create_predictions("churn", [(0.0, 1.0)], prefix="pred_9", start=BASE_TIME + dt.timedelta(seconds=5))
+    page = text(admin_client_.get("/admin/monitor/churn/"))
+    assert 'id="flag-form"' in page and 'action="/admin/monitor/churn/flag/"' in page
+
+    response = admin_client_.post("/admin/monitor/churn/flag/", {"disagreement": "mismatch"}, follow=True)
+
+    assert response.redirect_chain == [("/admin/monitor/churn/", 302)]
+    assert (
+        "Of the latest 1,000 pairs, 2 show a mismatch: 1 pointers flagged now, 0 flagged already, "
+        "1 identifiers name no pointer." in text(response)
+    )
+    assert list(IOPointer.objects.filter(flag=True).values_list("name", flat=True)) == ["pred_1"]
+    # A threshold no error passes flags nothing more; a user without the permission is refused.
+    again = admin_client_.post(
+        "/admin/monitor/churn/flag/", {"disagreement": "threshold", "threshold": "1"}, follow=True
+    )
+    assert "0 show an error over 1: 0 pointers flagged now" in text(again)
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    client = Client()
+    client.force_login(viewer)
+    refused = client.post("/admin/monitor/churn/flag/", {"disagreement": "mismatch"}, follow=True)
+    assert "You may not flag outputs." in text(refused)
+    assert admin_client_.post("/admin/monitor/nope/flag/", {}).status_code == 404
