@@ -7,8 +7,9 @@ write its last item, and the same for feedback; timestamps default to the write'
 
 The queries per batch do not grow with its items: the batch's tasks read in one query and the
 missing ones inserted in one, each task's rows for the batch's identifiers read in one query
-(per CHUNK identifiers), the folded rows upserted in one statement (per CHUNK rows), each task's
-latest output time read from its index, and the tasks' counts written in one UPDATE.
+(per CHUNK identifiers), the folded rows upserted in one statement (ingest/sql.py's
+upsert_rows, after a COPY on PostgreSQL), each task's latest output time read from its index,
+and the tasks' counts written in one UPDATE.
 
 Each side of a row keeps the id of the write that set it (output_write, feedback_write), and an
 item replaces a side only when its write is not older: so a failed write retried after later
@@ -25,9 +26,12 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from django.db import connection
 from django.db.models import Max
 
-from common.lookups import CHUNK, chunked
+from common.db import on_postgres
+from common.lookups import chunked
+from ingest.sql import rows_of_keys, upsert_rows
 from monitoring.models import Prediction, Task
 from runs.models import Write
 
@@ -38,8 +42,9 @@ PREDICTION_KINDS = frozenset({Write.Kind.OUTPUT, Write.Kind.FEEDBACK})
 ROW_COLUMNS = ("output", "output_at", "output_write", "feedback", "feedback_at", "feedback_write")
 # Where each kind's side starts in a row's state.
 SIDE = {Write.Kind.OUTPUT: 0, Write.Kind.FEEDBACK: 3}
-# Rows per upsert statement: 8 values a row stay under SQLite's 32,766 parameters.
-UPSERT_ROWS = CHUNK // 2
+# The upsert's columns: the key, then the state.
+UPSERT_COLUMNS = ["task_id", "identifier", *ROW_COLUMNS]
+TABLE = Prediction._meta.db_table
 
 
 def predictions_apply(writes: Sequence[Any]) -> list[tuple[Task, bool]]:
@@ -94,9 +99,9 @@ def _rows_read(
             continue
         task_id = tasks[name].id
         for chunk in chunked(named):
-            for identifier, *state in Prediction.objects.filter(
-                task_id=task_id, identifier__in=chunk
-            ).values_list("identifier", *ROW_COLUMNS):
+            for identifier, *state in rows_of_keys(
+                TABLE, list(ROW_COLUMNS), scope="task_id", scope_value=task_id, key="identifier", keys=chunk
+            ):
                 rows[(task_id, identifier)] = state
     return rows
 
@@ -107,39 +112,49 @@ def _fold(
     """Folds the writes' items into `rows` in acceptance order (a side set by a later write is
     kept); returns the keys whose state changed."""
     changed: set[tuple[int, str]] = set()
+    add, get, parse = changed.add, rows.get, dt.datetime.fromisoformat
+    width = len(ROW_COLUMNS)
     for write in sorted(writes, key=lambda w: w.id):
         side = SIDE[write.kind]
+        by = side + 2  # the write that set this side
+        write_id, accepted_at = write.id, write.accepted_at
         task_id = tasks[write.payload["task"]].id
         for identifier, value, timestamp in write.payload["items"]:
             key = (task_id, identifier)
-            state = rows.get(key)
+            state = get(key)
             if state is None:
-                state = rows[key] = [None] * len(ROW_COLUMNS)
-            elif state[side + 2] is not None and state[side + 2] > write.id:
+                state = rows[key] = [None] * width
+            elif state[by] is not None and state[by] > write_id:
                 continue  # set by a write accepted later (this one is a retried failed write)
-            at = dt.datetime.fromisoformat(timestamp) if timestamp is not None else write.accepted_at
-            state[side : side + 3] = [float(value), at, write.id]
-            changed.add(key)
+            state[side] = float(value)
+            state[side + 1] = accepted_at if timestamp is None else parse(timestamp)
+            state[by] = write_id
+            add(key)
     return changed
 
 
 def _rows_upsert(rows: dict[tuple[int, str], list[Any]], changed: set[tuple[int, str]]) -> None:
     """Inserts or replaces the changed rows, whole: under the commit lock the folded state is
-    the row's new state, both sides, so one statement serves outputs and feedback alike."""
-    for chunk in chunked(sorted(changed), UPSERT_ROWS):
-        Prediction.objects.bulk_create(
-            [
-                Prediction(
-                    task_id=task_id,
-                    identifier=identifier,
-                    **dict(zip(ROW_COLUMNS, rows[(task_id, identifier)], strict=True)),
-                )
-                for task_id, identifier in chunk
-            ],
-            update_conflicts=True,
-            unique_fields=["task", "identifier"],
-            update_fields=list(ROW_COLUMNS),
-        )
+    the row's new state, both sides, so one statement serves outputs and feedback alike.
+
+    Plain tuples through ingest/sql.py's upsert_rows, in key order: bulk_create built a
+    Prediction and prepared eight values field by field for every row, two thirds of the
+    commit. Datetimes are adapted as DateTimeField adapts them (on PostgreSQL, as they are).
+    """
+    tuples = [(*key, *rows[key]) for key in sorted(changed)]
+    if not on_postgres():
+        adapt = connection.ops.adapt_datetimefield_value
+        tuples = [
+            (task_id, identifier, output, _adapted(adapt, output_at), output_write)
+            + (feedback, _adapted(adapt, feedback_at), feedback_write)
+            for task_id, identifier, output, output_at, output_write, feedback, feedback_at, feedback_write in tuples
+        ]
+    upsert_rows(TABLE, UPSERT_COLUMNS, tuples, conflict=["task_id", "identifier"])
+
+
+def _adapted(adapt: Any, value: Any) -> Any:
+    """A datetime as DateTimeField stores it; None, or a value read as stored (text), as it is."""
+    return value if value is None or isinstance(value, str) else adapt(value)
 
 
 def _counts_update(

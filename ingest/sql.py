@@ -369,3 +369,78 @@ def runs_in_windows(
     with connection.cursor() as cursor:
         cursor.execute(compose(template, runs=run_table, components=component_table), params)
         return cursor.fetchall()
+
+
+def upsert_rows(table: str, columns: list[str], rows: list[tuple], *, conflict: list[str]) -> None:
+    """INSERT rows, replacing the columns not in `conflict` of any row whose `conflict` columns
+    match one already stored (ON CONFLICT ... DO UPDATE). No two rows may share those columns.
+
+    Django's bulk_create(update_conflicts=True) builds a model instance and prepares every
+    value of every row: for the 30,000 predictions of a batch of outputs, two thirds of its
+    commit. On PostgreSQL the rows are staged with COPY (as insert_new_returning's), then
+    moved in one INSERT ... SELECT in their order; where COPY is refused, execute_values; on
+    SQLite (3.24 or later) an executemany of the same upsert. Values must already be in the
+    database's form: datetimes as adapt_datetimefield_value gives them.
+    """
+    if not rows:
+        return
+    updated = [column for column in columns if column not in conflict]
+    assignments = ", ".join(f"{{u{i}}} = EXCLUDED.{{u{i}}}" for i in range(len(updated)))
+    names: dict[str, str | list[str]] = {
+        "table": table,
+        "stage": f"stage_{table}",
+        "columns": columns,
+        "conflict": conflict,
+        **{f"u{i}": column for i, column in enumerate(updated)},
+    }
+    upsert = " ON CONFLICT ({conflict}) DO UPDATE SET " + assignments
+    with connection.cursor() as cursor:
+        if _can_copy():
+            cursor.execute(
+                compose(
+                    "CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS"
+                    " SELECT 0::bigint AS n, {columns} FROM {table} WITH NO DATA",
+                    **names,
+                )
+            )
+            cursor.cursor.copy_expert(
+                compose("COPY {stage} (n, {columns}) FROM STDIN", **names),
+                copy_text([(n, *row) for n, row in enumerate(rows)]),
+            )
+            cursor.execute(
+                compose(
+                    "WITH staged AS (DELETE FROM {stage} RETURNING *)"
+                    " INSERT INTO {table} ({columns}) SELECT {columns} FROM staged ORDER BY n" + upsert,
+                    **names,
+                )
+            )
+            return
+        if on_postgres():
+            from psycopg2.extras import execute_values
+
+            sql = compose("INSERT INTO {table} ({columns}) VALUES %s" + upsert, **names)
+            execute_values(cursor.cursor, sql, rows, page_size=2000)
+            return
+        marks = ", ".join(["%s"] * len(columns))
+        cursor.executemany(
+            compose("INSERT INTO {table} ({columns}) VALUES (" + marks + ")" + upsert, **names), rows
+        )
+
+
+def rows_of_keys(
+    table: str, columns: list[str], *, scope: str, scope_value: Any, key: str, keys: list
+) -> list[tuple]:
+    """(key, *columns) of the rows of `table` where `scope` = scope_value and `key` is one of
+    `keys`, as the driver gives them (no ORM conversion: SQLite's datetimes naive UTC, as
+    stored). One array parameter on PostgreSQL; on SQLite one per key (keep keys to CHUNK)."""
+    if not keys:
+        return []
+    names: dict[str, str | list[str]] = {"table": table, "columns": columns, "scope": scope, "key": key}
+    select = "SELECT {key}, {columns} FROM {table} WHERE {scope} = %s AND "
+    with connection.cursor() as cursor:
+        if on_postgres():
+            cursor.execute(compose(select + "{key} = ANY(%s)", **names), [scope_value, list(keys)])
+        else:
+            marks = ", ".join(["%s"] * len(keys))
+            cursor.execute(compose(select + "{key} IN (" + marks + ")", **names), [scope_value, *keys])
+        return cursor.fetchall()

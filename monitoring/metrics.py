@@ -89,7 +89,8 @@ class MetricValue:
 
 @dataclass(frozen=True)
 class Sums:
-    """The window's sums and counts that the aggregate metrics are made of."""
+    """The window's sums and counts that the aggregate metrics are made of (those one metric
+    reads when computed for it, the others zero)."""
 
     n: int
     equal: int
@@ -121,38 +122,102 @@ def _number(value: Any) -> float:
 
 # Arithmetic reads only the pairs whose values are within ±LARGEST_VALUE ("fits"): their
 # squares and sums stay finite (PostgreSQL raises on an overflow, SQLite gives infinity).
-_SUMS = """
+_FITS = f"CASE WHEN ABS(output) <= {LARGEST_VALUE} AND ABS(feedback) <= {LARGEST_VALUE} THEN 1 ELSE 0 END"
+# The columns of Sums, in _sums_of's order: (name, aggregate over the pairs p and the means m).
+_COLUMNS = (
+    ("n", "COUNT(*)"),
+    ("equal", "SUM(CASE WHEN p.output = p.feedback THEN 1 ELSE 0 END)"),
+    ("abs_error", "SUM(CASE WHEN p.fits = 1 THEN ABS(p.feedback - p.output) END)"),
+    ("squared", "SUM(CASE WHEN p.fits = 1 THEN (p.feedback - p.output) * (p.feedback - p.output) END)"),
+    ("dev_f", "SUM(CASE WHEN p.fits = 1 THEN (p.feedback - m.mean_f) * (p.feedback - m.mean_f) END)"),
+    (
+        "dev_d",
+        "SUM(CASE WHEN p.fits = 1 THEN (p.feedback - p.output - m.mean_d) * (p.feedback - p.output - m.mean_d) END)",
+    ),
+    ("min_f", "MIN(p.feedback)"),
+    ("max_f", "MAX(p.feedback)"),
+    ("min_d", "MIN(CASE WHEN p.fits = 1 THEN p.feedback - p.output END)"),
+    ("max_d", "MAX(CASE WHEN p.fits = 1 THEN p.feedback - p.output END)"),
+    ("tp", "SUM(CASE WHEN p.output = 1 AND p.feedback = 1 THEN 1 ELSE 0 END)"),
+    ("fp", "SUM(CASE WHEN p.output = 1 AND p.feedback = 0 THEN 1 ELSE 0 END)"),
+    ("fn", "SUM(CASE WHEN p.output = 0 AND p.feedback = 1 THEN 1 ELSE 0 END)"),
+    ("nb", "SUM(CASE WHEN p.output IN (0, 1) AND p.feedback IN (0, 1) THEN 0 ELSE 1 END)"),
+    ("fnb", "SUM(CASE WHEN p.feedback IN (0, 1) THEN 0 ELSE 1 END)"),
+    ("nw", "SUM(CASE WHEN p.output = ROUND(p.output) AND p.feedback = ROUND(p.feedback) THEN 0 ELSE 1 END)"),
+    ("large", "SUM(1 - p.fits)"),
+)
+# The columns each metric reads (from_sums and metric_compute); the others are not computed.
+# Only the deviations (r2, explained_variance) need the means, so a second pass.
+_NEEDS: dict[str, frozenset[str]] = {
+    "accuracy": frozenset({"equal", "nw"}),
+    "precision": frozenset({"tp", "fp", "fn", "nb"}),
+    "recall": frozenset({"tp", "fp", "fn", "nb"}),
+    "f1": frozenset({"tp", "fp", "fn", "nb"}),
+    "roc_auc": frozenset({"fnb"}),
+    "mean_absolute_error": frozenset({"abs_error", "large"}),
+    "mean_squared_error": frozenset({"squared", "large"}),
+    "median_absolute_error": frozenset({"large"}),
+    "r2": frozenset({"squared", "dev_f", "min_f", "max_f", "large"}),
+    "explained_variance": frozenset({"dev_f", "dev_d", "min_f", "max_f", "min_d", "max_d", "large"}),
+    "confusion_matrix": frozenset({"nw"}),
+    "mutual_info_score": frozenset(),
+}
+_MEANS = frozenset({"dev_f", "dev_d"})
+
+# One pass: the CTEs are each read once, so PostgreSQL inlines them into one scan.
+_ONE_PASS = """
 WITH r AS ({inner}),
-p AS (
-    SELECT r.*, CASE WHEN ABS(output) <= {largest} AND ABS(feedback) <= {largest} THEN 1 ELSE 0 END AS fits
-    FROM r
-),
+p AS (SELECT r.*, {fits} AS fits FROM r)
+SELECT {key}{columns}
+FROM p
+{group}
+"""
+# Two passes, for the deviations from the means: the window is read for the means, then again
+# for the sums (PostgreSQL materializes it).
+_TWO_PASS = """
+WITH r AS ({inner}),
+p AS (SELECT r.*, {fits} AS fits FROM r),
 m AS (
     SELECT {m_key}
         AVG(CASE WHEN fits = 1 THEN feedback END) AS mean_f,
         AVG(CASE WHEN fits = 1 THEN feedback - output END) AS mean_d
     FROM p {m_group}
 )
-SELECT {p_key}
-    COUNT(*),
-    SUM(CASE WHEN p.output = p.feedback THEN 1 ELSE 0 END),
-    SUM(CASE WHEN p.fits = 1 THEN ABS(p.feedback - p.output) END),
-    SUM(CASE WHEN p.fits = 1 THEN (p.feedback - p.output) * (p.feedback - p.output) END),
-    SUM(CASE WHEN p.fits = 1 THEN (p.feedback - m.mean_f) * (p.feedback - m.mean_f) END),
-    SUM(CASE WHEN p.fits = 1 THEN (p.feedback - p.output - m.mean_d) * (p.feedback - p.output - m.mean_d) END),
-    MIN(p.feedback), MAX(p.feedback),
-    MIN(CASE WHEN p.fits = 1 THEN p.feedback - p.output END),
-    MAX(CASE WHEN p.fits = 1 THEN p.feedback - p.output END),
-    SUM(CASE WHEN p.output = 1 AND p.feedback = 1 THEN 1 ELSE 0 END),
-    SUM(CASE WHEN p.output = 1 AND p.feedback = 0 THEN 1 ELSE 0 END),
-    SUM(CASE WHEN p.output = 0 AND p.feedback = 1 THEN 1 ELSE 0 END),
-    SUM(CASE WHEN p.output IN (0, 1) AND p.feedback IN (0, 1) THEN 0 ELSE 1 END),
-    SUM(CASE WHEN p.feedback IN (0, 1) THEN 0 ELSE 1 END),
-    SUM(CASE WHEN p.output = ROUND(p.output) AND p.feedback = ROUND(p.feedback) THEN 0 ELSE 1 END),
-    SUM(1 - p.fits)
+SELECT {key}{columns}
 FROM p {join}
-{p_group}
+{group}
 """
+
+# Every sum in two passes, with the placeholders of the query as it was before the one-pass
+# form (bench/monitoring.py builds its EXPLAIN from it): what grouped_sums runs for the admin.
+_SUMS = (
+    _TWO_PASS.replace("{fits}", _FITS)
+    .replace("{key}", "{p_key}")
+    .replace("{group}", "{p_group}")
+    .replace("{columns}", ", ".join(sql for _, sql in _COLUMNS))
+)
+
+
+def _sums_sql(inner: str, metric: str | None, *, grouped: bool) -> str:
+    """The query of the sums `metric` reads (every column when None, the others NULL), in one
+    pass unless they include deviations from the means; per bucket when `grouped`."""
+    every = frozenset(name for name, _ in _COLUMNS)
+    needs = every if metric is None else _NEEDS.get(metric, every)
+    columns = ", ".join(sql if name == "n" or name in needs else "NULL" for name, sql in _COLUMNS)
+    key = "p.bucket, " if grouped else ""
+    group = "GROUP BY p.bucket ORDER BY p.bucket" if grouped else ""
+    if not needs & _MEANS:
+        return _ONE_PASS.format(inner=inner, fits=_FITS, key=key, columns=columns, group=group)
+    return _TWO_PASS.format(
+        inner=inner,
+        fits=_FITS,
+        m_key="bucket," if grouped else "",
+        m_group="GROUP BY bucket" if grouped else "",
+        key=key,
+        columns=columns,
+        join="JOIN m ON m.bucket = p.bucket" if grouped else "CROSS JOIN m",
+        group=group,
+    )
 
 
 def _sums_of(row: tuple[Any, ...]) -> Sums:
@@ -195,38 +260,29 @@ def _sums_of(row: tuple[Any, ...]) -> Sums:
     )
 
 
-def window_sums(pairs: QuerySet[Any]) -> Sums:
-    """The sums and counts of the pairs (output, feedback), in two passes over them."""
+def window_sums(pairs: QuerySet[Any], metric: str | None = None) -> Sums:
+    """The sums and counts of the pairs (output, feedback): those `metric` reads (the others
+    zero), every one when None; one pass over the pairs, two for r2 and explained_variance."""
     inner, params = _inner(pairs)
-    sql = _SUMS.format(
-        inner=inner, largest=LARGEST_VALUE, m_key="", m_group="", p_key="", join="CROSS JOIN m", p_group=""
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_sums_sql(inner, metric, grouped=False), params)
         return _sums_of(cursor.fetchone())
 
 
-def bucket_sums(pairs: QuerySet[Any]) -> list[tuple[Any, Sums]]:
+def bucket_sums(pairs: QuerySet[Any], metric: str | None = None) -> list[tuple[Any, Sums]]:
     """(bucket, sums) for each non-empty bucket of the pairs (output, feedback, bucket), in
-    bucket order."""
+    bucket order: the sums `metric` reads, every one when None."""
     inner, params = _inner(pairs)
-    return grouped_sums(inner, params)
+    return grouped_sums(inner, params, metric)
 
 
-def grouped_sums(inner: str, params: tuple[Any, ...]) -> list[tuple[Any, Sums]]:
+def grouped_sums(inner: str, params: tuple[Any, ...], metric: str | None = None) -> list[tuple[Any, Sums]]:
     """(bucket, sums) for each bucket of the rows (output, feedback, bucket) that the SQL
-    `inner` selects, in bucket order: one query, however many buckets."""
-    sql = _SUMS.format(
-        inner=inner,
-        largest=LARGEST_VALUE,
-        m_key="bucket,",
-        m_group="GROUP BY bucket",
-        p_key="p.bucket,",
-        join="JOIN m ON m.bucket = p.bucket",
-        p_group="GROUP BY p.bucket ORDER BY p.bucket",
-    )
+    `inner` selects, in bucket order: one query, however many buckets. The sums are those
+    `metric` reads (the others zero; one GROUP BY pass unless they need the means), every one
+    when None."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_sums_sql(inner, metric, grouped=True), params)
         return [(row[0], _sums_of(row[1:])) for row in cursor.fetchall()]
 
 
@@ -384,7 +440,7 @@ def mutual_info(cells: dict[tuple[float, float], int]) -> float:
 
 def metric_compute(pairs: QuerySet[Any], metric: str) -> MetricValue:
     """The metric over the pairs, a queryset of values (output, feedback)."""
-    sums = window_sums(pairs)
+    sums = window_sums(pairs, metric)
     n = sums.n
     if n == 0:
         return MetricValue(None, 0, NO_PAIRS, labels=[] if metric == "confusion_matrix" else None)

@@ -205,22 +205,23 @@ def task_series(
     found = task_get(name=task)
     return [
         SeriesPoint(at, from_sums(metric, sums))
-        for at, sums in task_bucket_sums(task=found, bucket=bucket, start=start, end=end)
+        for at, sums in task_bucket_sums(task=found, bucket=bucket, start=start, end=end, metric=metric)
     ]
 
 
 def task_bucket_sums(
-    *, task: Task, bucket: Bucket, start: dt.datetime, end: dt.datetime
+    *, task: Task, bucket: Bucket, start: dt.datetime, end: dt.datetime, metric: str | None = None
 ) -> list[tuple[dt.datetime, Sums]]:
     """(bucket start, sums) per UTC bucket of output time in [start, end) holding pairs, in
-    one query: every series metric of every bucket comes from them (metrics.from_sums)."""
+    one query: every series metric of every bucket comes from them (metrics.from_sums), or
+    only `metric` when given (its sums alone, in one pass unless it needs the means)."""
     pairs = (
         _pairs_of(task)
         .filter(output_at__gte=start, output_at__lt=end)
         .annotate(bucket=_TRUNCATE[bucket]("output_at", tzinfo=dt.UTC))
         .values("output", "feedback", "bucket")
     )
-    return [(bucket_start(key), sums) for key, sums in bucket_sums(pairs)]
+    return [(bucket_start(key), sums) for key, sums in bucket_sums(pairs, metric)]
 
 
 def latest_pairs_sums(*, tasks: list[Task], pairs: int) -> dict[int, Sums]:

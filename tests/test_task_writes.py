@@ -529,3 +529,72 @@ def test_the_answers_match_the_schema(api, openapi):  # noqa: F811
     assert [a.status_code for a in answers] == [202, 201, 202, 201, 400]
     for answer in answers:
         conforms(openapi, answer)
+
+
+def test_the_upsert_stores_values_as_the_orm_does(api):
+    """The commit writes plain tuples (ingest/sql.py, upsert_rows): its stored columns, read
+    raw, are what Django's own save gives the same values, on either backend."""
+    from django.db import connection
+
+    assert outputs(api, "stored", ("a", 0.1, T0), ("b", 2.5), sync=True).status_code == 201
+    assert (
+        feedback(api, "stored", ("a", 1e-7, "2026-12-07T11:30:00.000123+02:00"), sync=True).status_code == 201
+    )
+    task = Task.objects.get(name="stored")
+    a, b = (
+        Prediction.objects.get(task=task, identifier="a"),
+        Prediction.objects.get(task=task, identifier="b"),
+    )
+    for row in (a, b):  # saved again by the ORM under new identifiers, for comparison
+        Prediction.objects.create(
+            **{f.attname: getattr(row, f.attname) for f in Prediction._meta.fields if f.attname != "id"}
+            | {"identifier": f"orm-{row.identifier}"}
+        )
+    assert a.output_at == dt.datetime.fromisoformat(T0)
+    assert a.feedback_at == dt.datetime(2026, 12, 7, 9, 30, 0, 123, tzinfo=dt.UTC)
+    columns = "output, output_at, output_write, feedback, feedback_at, feedback_write"
+    with connection.cursor() as cursor:
+        for name in ("a", "b"):
+            stored = []
+            for identifier in (name, f"orm-{name}"):
+                cursor.execute(
+                    f"SELECT {columns} FROM monitoring_prediction WHERE task_id = %s AND identifier = %s",
+                    [task.id, identifier],
+                )
+                stored.append(cursor.fetchone())
+            assert stored[0] == stored[1]
+
+
+def test_the_writes_hold_on_sqlite_too(tmp_path):
+    """The embedded default (DATABASE_URL unset) runs the same upsert: this module's tests
+    that need no live processes, run again on SQLite."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.live import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["MLTRACE_VAR_DIR"] = str(tmp_path)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore",
+            __file__,
+            "-k",
+            "not sqlite",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert " passed" in result.stdout and " failed" not in result.stdout
