@@ -27,8 +27,19 @@ from typing import Any
 import schemathesis
 
 
+def _is_time(value: Any) -> bool:
+    import datetime as dt
+
+    try:
+        dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return False
+    return True
+
+
 def _run_in_order(run: Any) -> None:
-    if isinstance(run, dict) and "start_timestamp" in run and "end_timestamp" in run:
+    """A run of a valid start and end ends when it starts; an invalid end stays (a negative case)."""
+    if isinstance(run, dict) and "start_timestamp" in run and _is_time(run.get("end_timestamp")):
         run["end_timestamp"] = run["start_timestamp"]
 
 
