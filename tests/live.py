@@ -255,3 +255,14 @@ def serves(url: str) -> bool:
         return http("GET", url).status_code == 200
     except OSError:
         return False
+
+
+def pytest_on_sqlite(module: str, selection: str, var_dir: Path) -> subprocess.CompletedProcess[str]:
+    """Runs the tests of `module` that `selection` (-k) picks again in a pytest of its own on
+    the embedded default: DATABASE_URL and REDIS_URL unset, its SQLite file under var_dir."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["MLTRACE_VAR_DIR"] = str(var_dir)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore"]
+    return subprocess.run(
+        [*command, module, "-k", selection], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600
+    )

@@ -499,37 +499,13 @@ def test_a_series_refuses_other_metrics_too_many_buckets_and_an_empty_range(api)
 def test_the_metrics_agree_with_scikit_learn_on_sqlite_too(tmp_path):
     """The embedded default (DATABASE_URL unset) runs the same SQL: a share of this module's
     tests, run again on SQLite."""
-    import os
-    import subprocess
-    import sys
+    from tests.live import pytest_on_sqlite
 
-    from tests.live import ROOT
-
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env["MLTRACE_VAR_DIR"] = str(tmp_path)
     chosen = (
         "((agree and (101 or 251 or tied)) or confusion_matrix_has or series or window_pairs"
         " or an_empty_window_is) and not sqlite"
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "ignore",
-            __file__,
-            "-k",
-            chosen,
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
+    result = pytest_on_sqlite(__file__, chosen, tmp_path)
 
     assert result.returncode == 0, result.stdout[-3000:]
     assert " passed" in result.stdout and "failed" not in result.stdout

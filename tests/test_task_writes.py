@@ -568,33 +568,8 @@ def test_the_upsert_stores_values_as_the_orm_does(api):
 def test_the_writes_hold_on_sqlite_too(tmp_path):
     """The embedded default (DATABASE_URL unset) runs the same upsert: this module's tests
     that need no live processes, run again on SQLite."""
-    import os
-    import subprocess
-    import sys
+    from tests.live import pytest_on_sqlite
 
-    from tests.live import ROOT
-
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env["MLTRACE_VAR_DIR"] = str(tmp_path)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "ignore",
-            __file__,
-            "-k",
-            "not sqlite",
-        ],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = pytest_on_sqlite(__file__, "not sqlite", tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout and " failed" not in result.stdout
